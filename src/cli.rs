@@ -1,0 +1,307 @@
+//! The command line of `vecpar-coord`, defined once (clap derive): help,
+//! completions and parsing all come from here.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cpus::PinSpec;
+use crate::fault::{FaultSpec, OnFault};
+use crate::ipc::Sync;
+use crate::kernel::{Dtype, Op, Simd, Stores};
+use crate::mode::Mode;
+use crate::shm::Backend;
+
+const EXAMPLES: &str = "\
+Examples:
+  Add two arrays of 10^6 doubles across 8 worker processes, STREAM-style:
+      vecpar-coord --procs 8
+  The same in threads and in one thread, to compare:
+      vecpar-coord --procs 8 --mode threads
+      vecpar-coord --mode serial
+  Memory bandwidth (arrays far larger than the caches), non-temporal stores:
+      vecpar-coord --len 1e8 --stores nontemporal
+  Kill worker 1 with a wild pointer in round 2, then recover by respawning it:
+      vecpar-coord --procs 4 --inject-fault 1:segv@2 --on-fault retry
+  Machine-readable results on stdout:
+      vecpar-coord --export-json - | jq .summary
+  Scaling study with a plot, and the isolation experiment:
+      vecpar-coord sweep --procs 1,2,4,8 --plot scaling.svg
+      vecpar-coord isolation
+
+Exit codes: 0 validated, 1 runtime error, 2 usage error, 3 validation failed,
+4 worker lost, 130/143 interrupted by SIGINT/SIGTERM.";
+
+/// vecpar: vector operations across worker processes over OS shared memory.
+///
+/// The coordinator maps arrays a, b and c into shared memory, starts worker
+/// processes (vecpar-worker) that each compute one chunk of c = a + b (or
+/// another STREAM kernel) with SIMD, times the rounds, and checks every
+/// element. The same kernels and chunks also run on threads and on one
+/// thread, so processes and threads can be compared side by side.
+#[derive(Debug, Parser)]
+#[command(name = "vecpar-coord", version, after_long_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A study to run instead of a single measurement.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of a single run.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Output options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+}
+
+/// Shells with completion scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU bash
+    Bash,
+    /// Z shell
+    Zsh,
+    /// fish
+    Fish,
+}
+
+/// `--simd`: a level, or the widest this CPU has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SimdChoice {
+    /// The widest level this CPU supports
+    Auto,
+    /// One element per instruction
+    Scalar,
+    /// 128-bit vectors (x86_64)
+    Sse2,
+    /// 256-bit vectors (x86_64)
+    Avx2,
+    /// 512-bit vectors (x86_64)
+    Avx512,
+    /// 128-bit vectors (aarch64)
+    Neon,
+}
+
+impl SimdChoice {
+    /// The level, or `None` for auto.
+    pub fn level(self) -> Option<Simd> {
+        match self {
+            SimdChoice::Auto => None,
+            SimdChoice::Scalar => Some(Simd::Scalar),
+            SimdChoice::Sse2 => Some(Simd::Sse2),
+            SimdChoice::Avx2 => Some(Simd::Avx2),
+            SimdChoice::Avx512 => Some(Simd::Avx512),
+            SimdChoice::Neon => Some(Simd::Neon),
+        }
+    }
+}
+
+/// `--stores`: a kind, or chosen by chunk size against the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoresChoice {
+    /// Non-temporal when the chunks do not fit in the last-level cache
+    Auto,
+    /// Ordinary stores
+    Regular,
+    /// Streaming stores that bypass the caches
+    Nontemporal,
+}
+
+impl StoresChoice {
+    /// The kind, or `None` for auto.
+    pub fn kind(self) -> Option<Stores> {
+        match self {
+            StoresChoice::Auto => None,
+            StoresChoice::Regular => Some(Stores::Regular),
+            StoresChoice::Nontemporal => Some(Stores::Nontemporal),
+        }
+    }
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is unset
+    Auto,
+    /// Always colour
+    Always,
+    /// Never colour
+    Never,
+}
+
+/// Options of one measurement.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// Number of workers [default: the CPUs this process may use, counting the
+    /// affinity mask and any cgroup CPU quota]
+    #[arg(short = 'n', long, value_name = "N", help_heading = "Workload")]
+    pub procs: Option<usize>,
+
+    /// Elements per array: 1000000, 1e6, 10M, 2^20 or 1_000_000
+    #[arg(short, long, value_name = "N", default_value = "1000000", value_parser = parse_len, help_heading = "Workload")]
+    pub len: usize,
+
+    /// The STREAM kernel: add c = a + b, copy c = a, scale c = 3·a, triad c = a + 3·b
+    #[arg(long, value_enum, default_value_t = Op::Add, help_heading = "Workload")]
+    pub op: Op,
+
+    /// Element type
+    #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Workload")]
+    pub dtype: Dtype,
+
+    /// Run on worker processes, on threads of one process, or on one thread
+    #[arg(short, long, value_enum, default_value_t = Mode::Procs, help_heading = "Workload")]
+    pub mode: Mode,
+
+    /// Timed rounds
+    #[arg(short, long, value_name = "K", default_value_t = 10, help_heading = "Workload")]
+    pub runs: u32,
+
+    /// Untimed rounds before the timed ones
+    #[arg(short, long, value_name = "K", default_value_t = 1, help_heading = "Workload")]
+    pub warmup: u32,
+
+    /// Seed of the pseudo-random contents of a and b (same values for any mode or worker count)
+    #[arg(long, value_name = "S", default_value_t = 1, help_heading = "Workload")]
+    pub seed: u64,
+
+    /// Instruction set of the kernel; a level this CPU lacks is refused
+    #[arg(long, value_enum, default_value_t = SimdChoice::Auto, help_heading = "Tuning")]
+    pub simd: SimdChoice,
+
+    /// How c is written: auto picks non-temporal stores when the arrays do not fit in the last-level cache
+    #[arg(long, value_enum, default_value_t = StoresChoice::Auto, help_heading = "Tuning")]
+    pub stores: StoresChoice,
+
+    /// Pin workers to CPUs: auto (compact when each worker can have its own CPU, else none), none, compact,
+    /// spread, or a list like 0-3,8 (always inside the CPUs this process may use)
+    #[arg(long, value_name = "HOW", default_value = "auto", help_heading = "Tuning")]
+    pub pin: PinSpec,
+
+    /// How rounds are started and reported: a futex doorbell in shared memory, or IPC messages
+    #[arg(long, value_enum, default_value_t = Sync::Doorbell, help_heading = "Tuning")]
+    pub sync: Sync,
+
+    /// Shared memory: an anonymous memfd, or a named POSIX segment in /dev/shm
+    #[arg(long, value_enum, default_value_t = Backend::Memfd, help_heading = "Tuning")]
+    pub shm: Backend,
+
+    /// The vecpar-worker binary [default: next to vecpar-coord]
+    #[arg(long, value_name = "PATH", env = "VECPAR_WORKER", help_heading = "Tuning")]
+    pub worker_bin: Option<PathBuf>,
+
+    /// Make worker WORKER fail in round ROUND (default 0): panic, abort, segv, exit[=CODE], hang or oob-write
+    #[arg(long, value_name = "WORKER:KIND[@ROUND]", help_heading = "Faults")]
+    pub inject_fault: Vec<FaultSpec>,
+
+    /// When a worker is lost: fail (exit 4), or retry[=N] (replace it and repeat the step, N times at most)
+    #[arg(long, value_name = "POLICY", default_value = "fail", help_heading = "Faults")]
+    pub on_fault: OnFault,
+
+    /// Seconds a worker may take for one step before it counts as hung
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
+    pub timeout: f64,
+}
+
+/// Output options, shared by runs and studies.
+#[derive(Clone, Debug, Args)]
+pub struct OutputArgs {
+    /// Write the full report as JSON to FILE (- for stdout)
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub export_json: Option<PathBuf>,
+
+    /// Write the summary as CSV to FILE (- for stdout)
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub export_csv: Option<PathBuf>,
+
+    /// Write the summary as a Markdown table to FILE (- for stdout)
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub export_markdown: Option<PathBuf>,
+
+    /// Colour in the terminal output (NO_COLOR in the environment also turns it off)
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, help_heading = "Output")]
+    pub color: ColorChoice,
+
+    /// Print no warnings
+    #[arg(short, long, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+/// Parses an element count: `1000000`, `1_000_000`, `1e6`, `1.5e6`, `10M`,
+/// `4Ki`, `2^20`.
+pub fn parse_len(text: &str) -> Result<usize, String> {
+    let t: String = text.chars().filter(|c| *c != '_' && !c.is_whitespace()).collect();
+    let bad = || format!("'{text}' is not an element count (try 1000000, 1e6, 10M or 2^20)");
+    let value: u128 = if let Some((base, exp)) = t.split_once('^') {
+        let base: u128 = base.parse().map_err(|_| bad())?;
+        let exp: u32 = exp.parse().map_err(|_| bad())?;
+        base.checked_pow(exp).ok_or_else(bad)?
+    } else if t.contains(['e', 'E']) {
+        let v: f64 = t.parse().map_err(|_| bad())?;
+        if !v.is_finite() || v.fract() != 0.0 || !(0.0..=1e30).contains(&v) {
+            return Err(format!("'{text}' is not a whole number of elements"));
+        }
+        v as u128
+    } else {
+        let suffixes: [(&str, u128); 6] =
+            [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("k", 1_000), ("M", 1_000_000), ("G", 1_000_000_000)];
+        let (digits, mult) = suffixes
+            .iter()
+            .find_map(|(s, m)| t.strip_suffix(s).map(|d| (d, *m)))
+            .or_else(|| t.strip_suffix('K').map(|d| (d, 1_000)))
+            .unwrap_or((&t, 1));
+        digits.parse::<u128>().map_err(|_| bad())?.checked_mul(mult).ok_or_else(bad)?
+    };
+    if value == 0 {
+        return Err("the arrays need at least 1 element".into());
+    }
+    usize::try_from(value).map_err(|_| format!("'{text}' is more elements than this machine can address"))
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a number of seconds between 0 and 86400")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn lengths_in_every_spelling() {
+        for (text, want) in [
+            ("1000000", 1_000_000),
+            ("1_000_000", 1_000_000),
+            ("1e6", 1_000_000),
+            ("1.5e6", 1_500_000),
+            ("10M", 10_000_000),
+            ("4Ki", 4096),
+            ("2^20", 1 << 20),
+            ("7", 7),
+            ("3k", 3000),
+        ] {
+            assert_eq!(parse_len(text), Ok(want), "{text}");
+        }
+        for bad in ["0", "-5", "1.5", "1e-3", "abc", "2^", "10Q", "1e400", ""] {
+            assert!(parse_len(bad).is_err(), "{bad} parsed");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! vecpar's integration tests: one binary, one module per topic.

@@ -101,6 +101,7 @@ pub fn style(choice: ColorChoice) -> Style {
 /// Shows a run: warnings and failures on stderr, the table on stdout (unless
 /// an export writes there), then the exports.
 fn present(report: &RunReport, output: &OutputArgs) -> Result<(), Error> {
+    // Warnings first: they say how to read what follows.
     if !output.quiet {
         for w in &report.warnings {
             eprintln!("vecpar-coord: warning: {w}");

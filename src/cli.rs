@@ -144,11 +144,11 @@ pub enum ColorChoice {
 pub struct RunArgs {
     /// Number of workers [default: the CPUs this process may use, counting the
     /// affinity mask and any cgroup CPU quota]
-    #[arg(short = 'n', long, value_name = "N", help_heading = "Workload")]
+    #[arg(short = 'n', long, allow_negative_numbers = true, value_name = "N", help_heading = "Workload")]
     pub procs: Option<usize>,
 
     /// Elements per array: 1000000, 1e6, 10M, 2^20 or 1_000_000
-    #[arg(short, long, value_name = "N", default_value = "1000000", value_parser = parse_len, help_heading = "Workload")]
+    #[arg(short, long, value_name = "N", allow_negative_numbers = true, default_value = "1000000", value_parser = parse_len, help_heading = "Workload")]
     pub len: usize,
 
     /// The STREAM kernel: add c = a + b, copy c = a, scale c = 3·a, triad c = a + 3·b
@@ -164,15 +164,29 @@ pub struct RunArgs {
     pub mode: Mode,
 
     /// Timed rounds
-    #[arg(short, long, value_name = "K", default_value_t = 10, help_heading = "Workload")]
+    #[arg(
+        short,
+        long,
+        allow_negative_numbers = true,
+        value_name = "K",
+        default_value_t = 10,
+        help_heading = "Workload"
+    )]
     pub runs: u32,
 
     /// Untimed rounds before the timed ones
-    #[arg(short, long, value_name = "K", default_value_t = 1, help_heading = "Workload")]
+    #[arg(
+        short,
+        long,
+        allow_negative_numbers = true,
+        value_name = "K",
+        default_value_t = 1,
+        help_heading = "Workload"
+    )]
     pub warmup: u32,
 
     /// Seed of the pseudo-random contents of a and b (same values for any mode or worker count)
-    #[arg(long, value_name = "S", default_value_t = 1, help_heading = "Workload")]
+    #[arg(long, allow_negative_numbers = true, value_name = "S", default_value_t = 1, help_heading = "Workload")]
     pub seed: u64,
 
     /// Instruction set of the kernel; a level this CPU lacks is refused
@@ -209,7 +223,7 @@ pub struct RunArgs {
     pub on_fault: OnFault,
 
     /// Seconds a worker may take for one step before it counts as hung
-    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
     pub timeout: f64,
 }
 

@@ -171,7 +171,8 @@ impl Assignment {
             return Err(format!("range {}..{} is outside the array of {} elements", self.start, self.end, self.len));
         }
         let page = layout.page_elems() as u64;
-        if !self.start.is_multiple_of(page) || (self.end != self.len && !self.end.is_multiple_of(page)) {
+        let aligned = self.start.is_multiple_of(page) && (self.end == self.len || self.end.is_multiple_of(page));
+        if self.start < self.end && !aligned {
             return Err(format!("range {}..{} does not fall on page boundaries of c", self.start, self.end));
         }
         if let Some(t) = self.oob_target
@@ -223,7 +224,14 @@ mod tests {
             Assignment { len: 9, ..good.clone() },
             Assignment { oob_target: Some(600), ..good.clone() },
             Assignment { start: 1024, end: 512, ..good.clone() },
+            Assignment { start: 10_001, end: 10_001, ..good.clone() },
         ];
+        // An idle worker's empty chunk may sit anywhere up to the end.
+        assert_eq!(
+            Assignment { start: 10_000, end: 10_000, oob_target: None, ..good.clone() }.validate(&layout),
+            Ok(())
+        );
+        assert_eq!(Assignment { start: 7, end: 7, oob_target: None, ..good.clone() }.validate(&layout), Ok(()));
         for b in bad {
             assert!(b.validate(&layout).is_err(), "{b:?} passed");
         }

@@ -269,6 +269,10 @@ pub enum WorkerError {
     /// Could not attach, connect or map (exit 1).
     #[error("{0}")]
     Setup(String),
+    /// A failure the coordinator was already told about over IPC (exit 1):
+    /// it reports it, so the worker prints nothing.
+    #[error("{0}")]
+    Reported(String),
 }
 
 impl WorkerError {
@@ -276,8 +280,13 @@ impl WorkerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             WorkerError::Usage(_) => 2,
-            WorkerError::Setup(_) => 1,
+            WorkerError::Setup(_) | WorkerError::Reported(_) => 1,
         }
+    }
+
+    /// Whether the worker should print it (the coordinator does otherwise).
+    pub fn should_print(&self) -> bool {
+        !matches!(self, WorkerError::Reported(_))
     }
 }
 
@@ -344,8 +353,10 @@ pub fn run_process(args: &WorkerArgs) -> Result<(), WorkerError> {
 }
 
 fn refuse(reports: &IpcSender<FromWorker>, message: String) -> WorkerError {
-    let _ = reports.send(FromWorker::Failed { message: message.clone() });
-    WorkerError::Setup(message)
+    match reports.send(FromWorker::Failed { message: message.clone() }) {
+        Ok(()) => WorkerError::Reported(message),
+        Err(_) => WorkerError::Setup(message),
+    }
 }
 
 fn serve_process<T: Element>(

@@ -1,1 +1,9 @@
-//! vecpar's integration tests: one binary, one module per topic.
+//! vecpar's integration tests: one binary, one module per topic. Every test
+//! runs the real binaries on real shared memory and checks, after every run,
+//! that nothing was left in /dev/shm and no worker survived.
+
+mod util;
+
+mod cli;
+mod hostile;
+mod runs;

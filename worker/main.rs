@@ -14,7 +14,9 @@ fn main() -> ExitCode {
     match run_process(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vecpar-worker: error: {e}");
+            if e.should_print() {
+                eprintln!("vecpar-worker: error: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

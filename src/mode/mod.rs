@@ -604,6 +604,7 @@ impl<'c> Conductor<'c> {
             format_version: REPORT_FORMAT_VERSION,
             vecpar_version: crate::VERSION.to_string(),
             arguments: cfg.arguments.clone(),
+            coordinator_pid: std::process::id(),
             config: ConfigEcho {
                 mode: cfg.mode.name().into(),
                 procs: cfg.procs,

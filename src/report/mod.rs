@@ -254,6 +254,8 @@ pub struct RunReport {
     pub vecpar_version: String,
     /// The command line.
     pub arguments: Vec<String>,
+    /// The coordinator's process id.
+    pub coordinator_pid: u32,
     /// The configuration as run.
     pub config: ConfigEcho,
     /// The machine.

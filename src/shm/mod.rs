@@ -276,8 +276,12 @@ impl Layout {
         self.array_offsets[stream_index(stream)]
     }
 
-    /// The byte range of a chunk within one array: whole pages.
+    /// The byte range of a chunk within one array: whole pages (nothing for
+    /// an idle worker's empty chunk).
     pub fn chunk_bytes(&self, range: &Range<usize>) -> Range<usize> {
+        if range.is_empty() {
+            return 0..0;
+        }
         let size = self.dtype.size();
         let start = range.start * size;
         let end = round_up(range.end * size, self.page).unwrap_or(self.array_bytes).min(self.array_bytes);
@@ -360,7 +364,9 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     fn new(fd: BorrowedFd<'_>, offset: usize, len: usize, writable: bool) -> Result<Mapping, ShmError> {
         let Some(size) = NonZeroUsize::new(len) else {
-            return Ok(Mapping { ptr: NonNull::dangling(), len: 0 });
+            // Nothing to map (an idle worker's chunk); dangling but aligned
+            // for any element type, as zero-length slices require.
+            return Ok(Mapping { ptr: NonNull::<u64>::dangling().cast(), len: 0 });
         };
         let prot = if writable { ProtFlags::PROT_READ | ProtFlags::PROT_WRITE } else { ProtFlags::PROT_READ };
         // SAFETY: a fresh MAP_SHARED mapping at an address the kernel picks
@@ -956,6 +962,20 @@ mod tests {
         assert!(Layout::from_header(&raw.to_bytes(), u64::MAX).is_err());
         assert!(Layout::from_header(&good, 10).is_err(), "file smaller than the header says");
         assert!(Layout::from_header(&good[..20], u64::MAX).is_err());
+    }
+
+    #[test]
+    fn an_empty_chunk_maps_nothing() {
+        let l = Layout::new(Dtype::F64, 7, 2, 4096, 1).unwrap();
+        assert_eq!(l.chunk_bytes(&(7..7)), 0..0);
+        assert_eq!(l.chunk_bytes(&(0..7)), 0..4096);
+        let seg = Segment::create(Backend::Memfd, Dtype::F64, 7, 2).unwrap();
+        let att = Attachment::from_fd(seg.fd.try_clone().unwrap()).unwrap();
+        let mut idle = att.map_chunk(7..7).unwrap();
+        idle.reserve().unwrap();
+        idle.fill_inputs::<f64>(|a, b| assert!(a.is_empty() && b.is_empty())).unwrap();
+        idle.touch_output();
+        assert!(idle.parts::<f64>().2.is_empty());
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub fn serve_doorbell<T: Element, C: ChunkAccess>(
                     }
                     let out = exec.execute(Command::Run, order.round + k);
                     control.stamp(exec.id, k as usize, out.start_ns, out.end_ns, out.cpu);
-                    control.arrive(k, order.count, order.expected);
+                    control.arrive(exec.id, k, order.count, order.expected);
                 }
             }
             command => publish(control.slot(exec.id), &exec.execute(command, order.round)),
@@ -253,7 +253,7 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub server: String,
     /// Inherited descriptor of the segment (memfd backend)
-    #[arg(long, conflicts_with = "shm_name", required_unless_present = "shm_name")]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "shm_name", required_unless_present = "shm_name")]
     pub fd: Option<i32>,
     /// Name of the segment in /dev/shm (posix backend)
     #[arg(long)]

@@ -4,6 +4,9 @@
 
 mod util;
 
+mod cleanup;
 mod cli;
+mod faults;
 mod hostile;
+mod limits;
 mod runs;

@@ -190,3 +190,103 @@ pub fn assert_partition(report: &Value) {
     }
     assert_eq!(next, len, "chunks cover [0, len)");
 }
+
+/// A coordinator running in the background; its output is read as it comes
+/// (a full pipe would block it).
+pub struct Background {
+    pub child: std::process::Child,
+    readers: Option<(std::thread::JoinHandle<String>, std::thread::JoinHandle<String>)>,
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    })
+}
+
+impl Background {
+    /// Starts `vecpar-coord` with `args`, output captured.
+    pub fn start(args: &[&str]) -> Background {
+        let mut child = Command::new(coord_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vecpar-coord");
+        let readers = Some((drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap())));
+        Background { child, readers }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `n` workers of this coordinator are running.
+    pub fn wait_for_workers(&mut self, n: usize) -> Vec<u32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let workers = workers_of(self.pid());
+            if workers.len() >= n {
+                return workers;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("coordinator exited early: {status:?}");
+            }
+            assert!(Instant::now() < deadline, "{n} workers did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends `signal` to the coordinator.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
+    }
+
+    /// Waits for the coordinator to end (killing it after `limit`), then
+    /// checks that it left nothing behind.
+    pub fn finish(mut self, limit: Duration) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("coordinator {} did not end within {limit:?}", self.pid());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let (out, err) = self.readers.take().unwrap();
+        let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+        let pid = self.pid();
+        assert_no_leftovers(pid);
+        Outcome { code: status.code(), signal: status.signal(), stdout, stderr, pid }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+/// Whether the tests run as root (some need it to restrict the machine).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Prints why a test skips and returns (a skip is visible, never silent).
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIP {test}: {why}");
+}

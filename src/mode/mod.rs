@@ -86,6 +86,15 @@ pub(crate) struct Lost {
     pub(crate) cause: Cause,
 }
 
+/// Why a worker could not be replaced.
+#[derive(Debug)]
+pub(crate) enum ReplaceError {
+    /// The replacement was started and lost too (worth another try).
+    Lost(Lost),
+    /// Replacing is impossible (a thread that cannot be killed holds the chunk).
+    Impossible(String),
+}
+
 /// The end of a step.
 #[derive(Debug)]
 pub(crate) enum Waited {
@@ -120,7 +129,7 @@ pub(crate) trait Team {
     /// Waits for the step to end.
     fn wait(&mut self, seq: u32, timeout: Duration) -> Waited;
     /// Replaces a lost worker with a fresh one (next attempt).
-    fn replace(&mut self, id: usize) -> Result<(), Lost>;
+    fn replace(&mut self, id: usize) -> Result<(), ReplaceError>;
     /// Stops every worker and reaps them.
     fn shutdown(&mut self);
 }
@@ -173,7 +182,10 @@ pub(crate) fn wait_doorbell(
     let mut spin = spin;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let count = control.done().wait_for_count(expected, spin, remaining.min(POLL));
+        // Once a worker is lost the count cannot reach `expected` (and so
+        // nobody wakes us): poll the survivors' slots briskly instead.
+        let poll = if lost.is_empty() { POLL } else { Duration::from_millis(1) };
+        let count = control.done().wait_for_count(expected, spin, remaining.min(poll));
         spin = Duration::ZERO;
         if count >= expected && lost.is_empty() {
             return Waited::Done;
@@ -188,7 +200,13 @@ pub(crate) fn wait_doorbell(
         }
         lost.extend(probe(&pending));
         if Instant::now() >= deadline {
-            let hung: Vec<usize> = pending.into_iter().filter(|id| !lost.iter().any(|l| l.id == *id)).collect();
+            // In a batch, a worker waiting at the gate for a hung peer is
+            // pending too; only those behind the others are hung.
+            let progress = |id: usize| control.slot(id).progress.load(Ordering::Acquire);
+            let furthest = live.iter().map(|&id| progress(id)).max().unwrap_or(0);
+            let waiting: Vec<usize> = pending.into_iter().filter(|id| !lost.iter().any(|l| l.id == *id)).collect();
+            let behind: Vec<usize> = waiting.iter().copied().filter(|&id| progress(id) < furthest).collect();
+            let hung = if behind.is_empty() { waiting } else { behind };
             lost.extend(expire(&hung));
             control.abort();
             // The others leave the batch promptly once it is aborted.
@@ -243,6 +261,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, Error> {
         let t = Instant::now();
         ok = conductor.step(team.as_mut(), &segment, Command::Init);
         conductor.phases.init_s = t.elapsed().as_secs_f64();
+        if ok && let Some(e) = init_failure(cfg, &segment) {
+            team.shutdown();
+            return Err(e);
+        }
     }
     if ok {
         let t = Instant::now();
@@ -266,6 +288,33 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, Error> {
     conductor.phases.teardown_s = t.elapsed().as_secs_f64();
     conductor.phases.total_s = started.elapsed().as_secs_f64();
     Ok(conductor.into_report(validation, workers))
+}
+
+/// A worker that could not reserve or map its chunk: the machine cannot hold
+/// the run after all (the preflight in [`crate::config`] normally catches
+/// this; reserving before touching is what turns it into an error instead
+/// of a SIGBUS).
+fn init_failure(cfg: &RunConfig, segment: &Segment) -> Option<Error> {
+    let control = segment.control();
+    (0..cfg.procs).find_map(|id| {
+        let slot = control.slot(id);
+        let errno = nix::errno::Errno::from_raw(slot.status_detail.load(Ordering::Acquire) as i32);
+        match SlotStatus::from_u32(slot.status.load(Ordering::Acquire)) {
+            Some(SlotStatus::ReserveFailed) => Some(Error::Runtime(match cfg.shm {
+                crate::shm::Backend::Posix => format!(
+                    "worker {id} could not reserve its chunk in /dev/shm ({errno}): --shm posix is limited by the size of \
+                     /dev/shm; use the default --shm memfd, or enlarge /dev/shm"
+                ),
+                crate::shm::Backend::Memfd => {
+                    format!("worker {id} could not reserve its chunk of shared memory ({errno}); lower --len")
+                }
+            })),
+            Some(SlotStatus::MapFailed) => {
+                Some(Error::Runtime(format!("worker {id} could not map its chunk ({errno})")))
+            }
+            _ => None,
+        }
+    })
 }
 
 /// How one ring of a step ended.
@@ -467,11 +516,17 @@ impl<'c> Conductor<'c> {
                         self.faults.push(record);
                         break;
                     }
-                    Err(again) => {
+                    Err(ReplaceError::Lost(again)) => {
                         record.action = "replaced, but the replacement was lost too".into();
                         self.faults.push(record);
                         phase = Phase::StartUp;
                         cause = again.cause;
+                    }
+                    Err(ReplaceError::Impossible(why)) => {
+                        record.action = format!("stopped the run: cannot be replaced ({why})");
+                        self.faults.push(record);
+                        keep_going = false;
+                        break;
                     }
                 }
             }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use ipc_channel::TryRecvError;
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 
-use super::{Lost, MemberFacts, POLL, Team, Waited, assignment, wait_doorbell};
+use super::{Lost, MemberFacts, POLL, ReplaceError, Team, Waited, assignment, wait_doorbell};
 use crate::config::RunConfig;
 use crate::cpus::PinOutcome;
 use crate::error::Error;
@@ -37,7 +37,6 @@ use crate::shm::{Backend, Command, Segment};
 struct Member {
     attempt: u32,
     child: Child,
-    pid: u32,
     orders: IpcSender<ToWorker>,
     reports: IpcReceiver<FromWorker>,
     pin: PinOutcome,
@@ -62,10 +61,9 @@ pub(crate) struct ProcTeam {
     segment: Arc<Segment>,
     worker_bin: PathBuf,
     members: Vec<Option<Member>>,
-    /// Attempt numbers of workers lost before they had a member.
-    attempts: Vec<u32>,
-    /// The last pid each id had, for reports about lost workers.
-    pids: Vec<u32>,
+    /// What the report says of each worker id: its latest process, attempt
+    /// and pin, kept after the process is gone.
+    facts: Vec<MemberFacts>,
 }
 
 impl ProcTeam {
@@ -82,8 +80,7 @@ impl ProcTeam {
             segment,
             worker_bin,
             members: (0..cfg.procs).map(|_| None).collect(),
-            attempts: vec![0; cfg.procs],
-            pids: vec![0; cfg.procs],
+            facts: vec![MemberFacts { pid: 0, tid: None, pin: PinOutcome::Unpinned, attempt: 0 }; cfg.procs],
         };
         let ids: Vec<usize> = (0..cfg.procs).collect();
         let lost = team.launch(&ids)?;
@@ -94,20 +91,36 @@ impl ProcTeam {
     fn launch(&mut self, ids: &[usize]) -> Result<Vec<Lost>, Error> {
         let deadline = Instant::now() + self.cfg.timeout;
         let mut lost = Vec::new();
-        let mut spawned = self.spawn_all(ids)?;
-        let servers: Vec<_> = spawned.iter_mut().filter_map(|s| s.rendezvous.take().map(|r| (s.id, r))).collect();
+        // The accept thread first: if the system refuses a thread, nothing
+        // has been spawned yet. It gets the servers once they exist.
+        type Servers = Vec<(usize, IpcOneShotServer<FromWorker>)>;
+        let (servers_tx, servers_rx) = mpsc::channel::<Servers>();
         let (tx, rx) = mpsc::channel();
         let acceptor = std::thread::Builder::new()
             .name("vecpar-accept".into())
             .spawn(move || {
-                for (id, server) in servers {
+                for (id, server) in servers_rx.recv().unwrap_or_default() {
                     let accepted = server.accept().map_err(|e| e.to_string());
                     if tx.send((id, accepted)).is_err() {
                         break;
                     }
                 }
             })
-            .map_err(|e| Error::runtime("cannot start the IPC accept thread", e))?;
+            .map_err(|e| {
+                Error::Runtime(format!(
+                    "cannot start the IPC accept thread ({e}); the system refused another thread: lower --procs"
+                ))
+            })?;
+        let mut spawned = match self.spawn_all(ids) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                drop(servers_tx);
+                let _ = acceptor.join();
+                return Err(e);
+            }
+        };
+        let servers: Servers = spawned.iter_mut().filter_map(|s| s.rendezvous.take().map(|r| (s.id, r))).collect();
+        let _ = servers_tx.send(servers);
 
         // Hello from each, while watching for deaths and the deadline.
         let mut waiting: Vec<Spawned> = spawned;
@@ -145,8 +158,7 @@ impl ProcTeam {
                                 continue;
                             }
                             let member = Member {
-                                attempt: self.attempts[id],
-                                pid,
+                                attempt: self.facts[id].attempt,
                                 child: spawned.child,
                                 orders: reply,
                                 reports,
@@ -213,7 +225,10 @@ impl ProcTeam {
         }
         for (id, mut member) in greeted {
             match await_ready(&mut member, deadline, self.cfg.timeout) {
-                Ok(()) => self.members[id] = Some(member),
+                Ok(()) => {
+                    self.facts[id].pin = member.pin.clone();
+                    self.members[id] = Some(member);
+                }
                 Err(cause) => lost.push(Lost { id, cause }),
             }
         }
@@ -262,7 +277,8 @@ impl ProcTeam {
                         self.cfg.procs
                     ))
                 })?;
-                self.pids[id] = child.id();
+                self.facts[id].pid = child.id();
+                self.facts[id].pin = PinOutcome::Unpinned;
                 spawned.push(Spawned { id, child, server: name, rendezvous: Some(server) });
             }
             Ok(())
@@ -298,20 +314,14 @@ impl ProcTeam {
             Some(seconds) => Cause::Timeout { seconds },
             None => cause_of(status, member.last_words.clone(), Some((slot, &self.partition)), "closed its channel"),
         };
-        let member = self.members[id].take().expect("live member");
-        self.attempts[id] = member.attempt;
+        self.members[id] = None;
         Lost { id, cause }
     }
 }
 
 impl Team for ProcTeam {
     fn member(&self, id: usize) -> MemberFacts {
-        match &self.members[id] {
-            Some(m) => MemberFacts { pid: m.pid, tid: None, pin: m.pin.clone(), attempt: m.attempt },
-            None => {
-                MemberFacts { pid: self.pids[id], tid: None, pin: PinOutcome::Unpinned, attempt: self.attempts[id] }
-            }
-        }
+        self.facts[id].clone()
     }
 
     fn batch_limit(&self) -> u32 {
@@ -380,17 +390,17 @@ impl Team for ProcTeam {
         }
     }
 
-    fn replace(&mut self, id: usize) -> Result<(), Lost> {
+    fn replace(&mut self, id: usize) -> Result<(), ReplaceError> {
         if self.members[id].is_some() {
             let _ = self.retire(id, true, None);
         }
-        self.attempts[id] += 1;
+        self.facts[id].attempt += 1;
         match self.launch(&[id]) {
             Ok(mut lost) => match lost.pop() {
                 None => Ok(()),
-                Some(l) => Err(l),
+                Some(l) => Err(ReplaceError::Lost(l)),
             },
-            Err(e) => Err(Lost { id, cause: Cause::Failed { message: e.to_string() } }),
+            Err(e) => Err(ReplaceError::Impossible(e.to_string())),
         }
     }
 

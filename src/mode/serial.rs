@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Lost, MemberFacts, Team, Waited};
+use super::{Lost, MemberFacts, ReplaceError, Team, Waited};
 use crate::config::RunConfig;
 use crate::cpus::{PinOutcome, pin_current_thread};
 use crate::error::Error;
-use crate::fault::Cause;
 use crate::kernel::{Dtype, Kernel};
 use crate::shm::control::BATCH;
 use crate::shm::{Claim, Command, Segment};
@@ -103,8 +102,8 @@ impl Team for InlineTeam {
         Waited::Done
     }
 
-    fn replace(&mut self, id: usize) -> Result<(), Lost> {
-        Err(Lost { id, cause: Cause::Failed { message: "serial mode has no worker to replace".into() } })
+    fn replace(&mut self, _id: usize) -> Result<(), ReplaceError> {
+        Err(ReplaceError::Impossible("serial mode has no worker to replace".into()))
     }
 
     fn shutdown(&mut self) {}

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, Once, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Lost, MemberFacts, Team, Waited, assignment, wait_doorbell};
+use super::{Lost, MemberFacts, ReplaceError, Team, Waited, assignment, wait_doorbell};
 use crate::config::RunConfig;
 use crate::cpus::{PinOutcome, pin_current_thread};
 use crate::error::Error;
@@ -69,6 +69,7 @@ impl ThreadTeam {
         segment: Arc<Segment>,
     ) -> Result<(Box<dyn Team>, Vec<Lost>), Error> {
         quiet_worker_panics();
+        crate::shm::guard::announce_exit_from_workers();
         crate::shm::guard::announce_fatal_signals(
             "threads share one address space, so the coordinator and every other worker die with it (this is what --mode procs isolates)",
         );
@@ -229,7 +230,12 @@ impl Team for ThreadTeam {
         waited
     }
 
-    fn replace(&mut self, id: usize) -> Result<(), Lost> {
+    fn replace(&mut self, id: usize) -> Result<(), ReplaceError> {
+        if self.members[id].abandoned {
+            return Err(ReplaceError::Impossible(format!(
+                "worker thread {id} is hung and still holds its chunk; a thread cannot be killed, so the chunk cannot be handed to a new one"
+            )));
+        }
         let attempt = self.members[id].attempt + 1;
         match self.spawn(id, attempt) {
             Ok((member, None)) => {
@@ -237,13 +243,10 @@ impl Team for ThreadTeam {
                 Ok(())
             }
             Ok((member, Some(cause))) => {
-                // Keep the old, hung member on record; the new one never started.
-                if !self.members[id].abandoned {
-                    self.members[id] = member;
-                }
-                Err(Lost { id, cause })
+                self.members[id] = member;
+                Err(ReplaceError::Lost(Lost { id, cause }))
             }
-            Err(e) => Err(Lost { id, cause: Cause::Failed { message: e.to_string() } }),
+            Err(e) => Err(ReplaceError::Impossible(e.to_string())),
         }
     }
 

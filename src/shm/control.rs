@@ -272,6 +272,8 @@ pub struct Slot {
     pub fault_array: AtomicU32,
     /// Set by the fault handler: the element index the address falls on.
     pub fault_index: AtomicU64,
+    /// Rounds of the current batch this worker has finished.
+    pub progress: AtomicU32,
     /// Per-round timings of the current batch.
     pub stamps: [Stamp; BATCH],
 }
@@ -366,6 +368,9 @@ impl<'m> Control<'m> {
         h.arrivals.0.store(0, Ordering::Relaxed);
         h.done.store_quiet(0);
         h.release_ns[0].store(ring_ns, Ordering::Relaxed);
+        for slot in self.slots {
+            slot.progress.store(0, Ordering::Relaxed);
+        }
         // The bump is SeqCst and every field above is written before it, so a
         // worker that sees the new sequence number sees the command.
         h.bell.bump_and_wake_all()
@@ -407,9 +412,10 @@ impl<'m> Control<'m> {
         self.header.release_ns[k].load(Ordering::Acquire)
     }
 
-    /// Counts a worker in after round `k` of a batch of `count`; the last of
-    /// `expected` workers releases round `k + 1`.
-    pub fn arrive(&self, k: u32, count: u32, expected: u32) {
+    /// Counts worker `id` in after round `k` of a batch of `count`; the last
+    /// of `expected` workers releases round `k + 1`.
+    pub fn arrive(&self, id: usize, k: u32, count: u32, expected: u32) {
+        self.slots[id].progress.store(k + 1, Ordering::Release);
         let h = self.header;
         let n = h.arrivals.0.fetch_add(1, Ordering::AcqRel) + 1;
         if n == expected * (k + 1) && k + 1 < count {

@@ -127,6 +127,30 @@ pub fn wild_write() -> ! {
     unreachable!("a store to page zero returned")
 }
 
+/// In threads mode: when a worker thread calls `exit()`, says so on the way
+/// out (the whole process exits with it, coordinator included).
+pub fn announce_exit_from_workers() {
+    extern "C" fn on_exit() {
+        if std::thread::current().name().is_some_and(|n| n.starts_with("vecpar-worker-")) {
+            let me = std::thread::current();
+            eprintln!(
+                "vecpar-coord: {} called exit(): threads share one process, so the coordinator and every other \
+                 worker exit with it (this is what --mode procs isolates)",
+                me.name().unwrap_or("a worker thread").replace("vecpar-worker-", "worker thread ")
+            );
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn()` with no captured state;
+        // the C library calls it at most once, from `exit`, on the exiting
+        // thread, where printing to stderr is allowed.
+        unsafe {
+            libc::atexit(on_exit);
+        }
+    });
+}
+
 static LAST_WORDS: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static LAST_WORDS_LEN: AtomicUsize = AtomicUsize::new(0);
 

@@ -112,6 +112,18 @@ fn retry_turns_every_procs_fault_into_a_validated_run() {
 }
 
 #[test]
+fn a_replacement_attaches_after_the_posix_name_is_gone() {
+    // The name is unlinked once every worker attached; a replacement
+    // inherits the descriptor instead.
+    let r = coord_json(
+        &["--shm", "posix", "--procs", "2", "--len", "10000", "--inject-fault", "1:segv@1", "--on-fault", "retry"],
+        0,
+    );
+    assert_eq!(r["validated"], true);
+    assert_eq!(r["retries"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn a_fault_late_in_a_batch_keeps_the_rounds_before_it() {
     let r = coord_json(
         &["--procs", "2", "--len", "20000", "--runs", "40", "--inject-fault", "1:abort@25", "--on-fault", "retry"],

@@ -10,3 +10,4 @@ mod faults;
 mod hostile;
 mod limits;
 mod runs;
+mod soak;

@@ -238,8 +238,15 @@ impl ProcTeam {
     /// Spawns the processes, the segment's descriptor inheritable only for
     /// that long.
     fn spawn_all(&mut self, ids: &[usize]) -> Result<Vec<Spawned>, Error> {
-        let memfd = self.segment.backend() == Backend::Memfd;
-        if memfd {
+        // Workers attach by name while a posix segment still has one, else
+        // by inheriting the descriptor (memfd always; posix replacements
+        // after the name was unlinked).
+        let by_name = match self.segment.backend() {
+            Backend::Posix => self.segment.name(),
+            Backend::Memfd => None,
+        };
+        let inherit = by_name.is_none();
+        if inherit {
             self.segment.set_inheritable(true)?;
         }
         let mut spawned = Vec::with_capacity(ids.len());
@@ -267,9 +274,9 @@ impl ProcTeam {
                     .stdout(Stdio::null())
                     // Ctrl-C reaches the coordinator only; it stops the workers itself.
                     .process_group(0);
-                match self.segment.name() {
-                    Some(shm_name) if !memfd => command.arg("--shm-name").arg(shm_name),
-                    _ => command.arg("--fd").arg(self.segment.raw_fd().to_string()),
+                match &by_name {
+                    Some(shm_name) => command.arg("--shm-name").arg(shm_name),
+                    None => command.arg("--fd").arg(self.segment.raw_fd().to_string()),
                 };
                 let child = command.spawn().map_err(|e| {
                     Error::Runtime(format!(
@@ -283,7 +290,7 @@ impl ProcTeam {
             }
             Ok(())
         })();
-        if memfd {
+        if inherit {
             self.segment.set_inheritable(false)?;
         }
         if let Err(e) = result {

@@ -965,6 +965,27 @@ mod tests {
     }
 
     #[test]
+    fn named_segments_are_private_unpredictable_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let a = Segment::create(Backend::Posix, Dtype::F64, 10, 1).unwrap();
+        let b = Segment::create(Backend::Posix, Dtype::F64, 10, 1).unwrap();
+        let (na, nb) = (a.name().unwrap(), b.name().unwrap());
+        let prefix = format!("/{NAME_PREFIX}{}-", std::process::id());
+        let suffix = na.strip_prefix(&prefix).expect("named after the creator's pid");
+        assert_eq!(suffix.len(), 16);
+        assert!(suffix.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(na, nb, "64 random bits per name");
+        let path = format!("/dev/shm{na}");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "owner only");
+        a.unlink().unwrap();
+        assert!(!std::path::Path::new(&path).exists());
+        a.unlink().unwrap(); // idempotent
+        let path_b = format!("/dev/shm{nb}");
+        drop(b);
+        assert!(!std::path::Path::new(&path_b).exists(), "dropping the segment unlinks it");
+    }
+
+    #[test]
     fn an_empty_chunk_maps_nothing() {
         let l = Layout::new(Dtype::F64, 7, 2, 4096, 1).unwrap();
         assert_eq!(l.chunk_bytes(&(7..7)), 0..0);

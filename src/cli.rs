@@ -128,6 +128,17 @@ impl StoresChoice {
     }
 }
 
+/// `--huge-pages`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HugePages {
+    /// Huge pages when the pool has room and the chunks stay balanced, else base pages
+    Auto,
+    /// Always base pages
+    Never,
+    /// Huge pages or an error
+    Always,
+}
+
 /// `--color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -209,6 +220,11 @@ pub struct RunArgs {
     /// Shared memory: an anonymous memfd, or a named POSIX segment in /dev/shm
     #[arg(long, value_enum, default_value_t = Backend::Memfd, help_heading = "Tuning")]
     pub shm: Backend,
+
+    /// Back the arrays with 2 MiB pages from the hugetlb pool (sysctl vm.nr_hugepages): 512 times fewer
+    /// page faults and TLB entries. auto uses the pool when it has room and every worker still gets a page
+    #[arg(long, value_enum, default_value_t = HugePages::Auto, help_heading = "Tuning")]
+    pub huge_pages: HugePages,
 
     /// The vecpar-worker binary [default: next to vecpar-coord]
     #[arg(long, value_name = "PATH", env = "VECPAR_WORKER", help_heading = "Tuning")]

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::RunArgs;
+use crate::cli::{HugePages, RunArgs};
 use crate::cpus::{self, PinSpec, ProcsSource};
 use crate::error::Error;
 use crate::fault::{FaultKind, FaultSpec, OnFault};
@@ -47,6 +47,12 @@ pub struct RunConfig {
     pub stores_reason: String,
     /// Shared-memory backend.
     pub shm: Backend,
+    /// The segment's page size (base or huge).
+    pub page: usize,
+    /// Why that page size.
+    pub page_reason: String,
+    /// What `--huge-pages` asked for.
+    pub huge_pages: HugePages,
     /// Round synchronisation.
     pub sync: Sync,
     /// Pin request.
@@ -121,7 +127,8 @@ impl RunConfig {
             None => Simd::best(),
         };
 
-        let page_elems = shm::page_size() / args.dtype.size();
+        let (page, page_reason) = choose_page(args, procs)?;
+        let page_elems = page / args.dtype.size();
         let partition = Partition::new(args.len, procs, page_elems);
         let footprint = 3 * args.len as u64 * args.dtype.size() as u64;
         let (stores, stores_reason) = match args.stores.kind() {
@@ -163,7 +170,7 @@ impl RunConfig {
             Mode::Procs => Some(find_worker(args.worker_bin.as_deref())?),
             _ => None,
         };
-        check_capacity(args, procs)?;
+        check_capacity(args, procs, page)?;
 
         // Spin only where a spinner does not steal a CPU from a worker. A
         // worker that sleeps between rounds pays a wake-up (on a VM, waking
@@ -197,6 +204,9 @@ impl RunConfig {
             stores,
             stores_reason,
             shm: args.shm,
+            page,
+            page_reason,
+            huge_pages: args.huge_pages,
             sync: args.sync,
             pin: args.pin.clone(),
             pin_plan,
@@ -217,12 +227,62 @@ impl RunConfig {
 
     /// The partition of this run.
     pub fn partition(&self) -> Partition {
-        Partition::new(self.len, self.procs, shm::page_size() / self.dtype.size())
+        Partition::new(self.len, self.procs, self.page / self.dtype.size())
     }
 
     /// STREAM-counted bytes per round.
     pub fn bytes_per_round(&self) -> u64 {
         self.op.arrays_moved() * self.len as u64 * self.dtype.size() as u64
+    }
+}
+
+/// Picks the segment's page size: huge pages from the hugetlb pool, or base pages.
+fn choose_page(args: &RunArgs, procs: usize) -> Result<(usize, String), Error> {
+    let base = shm::page_size();
+    if args.huge_pages == HugePages::Never {
+        return Ok((base, "base pages (--huge-pages never)".into()));
+    }
+    let Some(huge) = shm::huge_page_size() else {
+        return match args.huge_pages {
+            HugePages::Always => Err(Error::Usage("--huge-pages always: this kernel has no huge pages".into())),
+            _ => Ok((base, "base pages (no huge page support)".into())),
+        };
+    };
+    let mib = huge >> 20;
+    if args.shm != Backend::Memfd {
+        return match args.huge_pages {
+            HugePages::Always => {
+                Err(Error::Usage("--huge-pages always needs --shm memfd (/dev/shm is not hugetlbfs)".into()))
+            }
+            _ => Ok((base, "base pages (huge pages need --shm memfd)".into())),
+        };
+    }
+    let needed = Layout::bytes_needed(args.dtype, args.len, procs, huge).unwrap_or(u64::MAX).div_ceil(huge as u64);
+    let available = shm::huge_pages_available();
+    if available < needed {
+        return match args.huge_pages {
+            HugePages::Always => Err(Error::Runtime(format!(
+                "--huge-pages always needs {needed} free {mib} MiB pages but the pool has {available}; reserve them \
+                 (as root: sysctl vm.nr_hugepages={}) or use --huge-pages never",
+                shm::huge_pages_total() + needed - available
+            ))),
+            _ => Ok((
+                base,
+                format!("base pages (the hugetlb pool has {available} of the {needed} {mib} MiB pages needed)"),
+            )),
+        };
+    }
+    // Chunks are whole pages: with 2 MiB pages a short array leaves workers
+    // idle or unbalanced. auto takes huge pages only when every worker gets
+    // one and no chunk exceeds an even share by more than a quarter.
+    let p = Partition::new(args.len, procs, huge / args.dtype.size());
+    let largest = p.chunks().iter().map(|c| c.len()).max().unwrap_or(0);
+    let balanced = p.active() == procs && largest as f64 <= 1.25 * args.len.div_ceil(procs) as f64;
+    match (args.huge_pages, balanced) {
+        (HugePages::Always, _) | (_, true) => {
+            Ok((huge, format!("{mib} MiB huge pages ({needed} from the hugetlb pool)")))
+        }
+        _ => Ok((base, format!("base pages ({mib} MiB pages would leave the {procs} chunks unbalanced)"))),
     }
 }
 
@@ -302,13 +362,17 @@ pub fn find_worker(explicit: Option<&Path>) -> Result<PathBuf, Error> {
 /// `VECPAR_NO_PREFLIGHT=1` skips these checks; the tests use it to show
 /// that the workers' own reservations (fallocate before first touch) still
 /// turn a full filesystem into an error, not a SIGBUS.
-fn check_capacity(args: &RunArgs, procs: usize) -> Result<(), Error> {
+fn check_capacity(args: &RunArgs, procs: usize, page: usize) -> Result<(), Error> {
     if std::env::var_os("VECPAR_NO_PREFLIGHT").is_some_and(|v| v == "1") {
         return Ok(());
     }
-    let needed = Layout::bytes_needed(args.dtype, args.len, procs)
+    let needed = Layout::bytes_needed(args.dtype, args.len, procs, page)
         .ok_or_else(|| Error::Usage(format!("--len {}: the arrays do not fit in the address space", args.len)))?;
-    if let Some(available) = sysinfo::memory_available()
+    // Huge pages come from the pool (checked when choosing them), not from
+    // MemAvailable.
+    let huge = page > shm::page_size();
+    if !huge
+        && let Some(available) = sysinfo::memory_available()
         && needed > available
     {
         return Err(Error::Runtime(format!(

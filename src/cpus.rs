@@ -254,7 +254,7 @@ struct Place {
 
 fn place(cpu: usize) -> Place {
     let read = |name: &str| -> Option<usize> {
-        fs::read_to_string(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}")).ok()?.trim().parse().ok()
+        crate::sysinfo::read_small(&format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}"))?.trim().parse().ok()
     };
     Place { cpu, package: read("physical_package_id").unwrap_or(0), core: read("core_id").unwrap_or(cpu) }
 }

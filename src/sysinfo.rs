@@ -1,8 +1,29 @@
 //! Facts about this machine that explain a measurement: CPU model and flags,
 //! caches, kernel, memory, and the limits a run must fit in.
+//!
+//! Start-up time is part of what vecpar measures, so each file is read once,
+//! in one system call where it can be (files in /proc report size 0, which
+//! makes `fs::read_to_string` grow its buffer read by read), and the facts
+//! that cannot change during a run are kept.
 #![forbid(unsafe_code)]
 
 use std::fs;
+use std::io::{BufRead, Read};
+use std::sync::OnceLock;
+
+/// Reads a small /proc or /sys file in as few reads as possible.
+pub fn read_small(path: &str) -> Option<String> {
+    let mut file = fs::File::open(path).ok()?;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    file.read_to_end(&mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+/// A field of /proc/meminfo, in its own unit (kB, or pages for HugePages_*).
+pub fn meminfo(name: &str) -> Option<u64> {
+    let text = read_small("/proc/meminfo")?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+}
 
 use serde::{Deserialize, Serialize};
 
@@ -21,10 +42,15 @@ pub struct Cache {
 
 /// The caches of CPU 0, smallest level first.
 pub fn caches() -> Vec<Cache> {
+    static CACHES: OnceLock<Vec<Cache>> = OnceLock::new();
+    CACHES.get_or_init(read_caches).clone()
+}
+
+fn read_caches() -> Vec<Cache> {
     let mut out = Vec::new();
     for index in 0..16 {
         let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
-        let read = |name: &str| fs::read_to_string(format!("{dir}/{name}")).ok().map(|s| s.trim().to_string());
+        let read = |name: &str| read_small(&format!("{dir}/{name}")).map(|s| s.trim().to_string());
         let Some(level) = read("level").and_then(|l| l.parse().ok()) else { break };
         let kind = read("type").unwrap_or_default();
         let bytes = read("size").and_then(|s| parse_cache_size(&s)).unwrap_or(0);
@@ -72,12 +98,20 @@ pub fn simd_flags() -> Vec<String> {
         .collect()
 }
 
+/// A field of the first processor's block of /proc/cpuinfo (read up to
+/// the first blank line only: the file grows with the number of CPUs).
 fn cpuinfo_field(name: &str) -> Option<String> {
-    let text = fs::read_to_string("/proc/cpuinfo").ok()?;
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k.trim() == name).then(|| v.trim().to_string())
-    })
+    static FIRST_CPU: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    let fields = FIRST_CPU.get_or_init(|| {
+        let Ok(file) = fs::File::open("/proc/cpuinfo") else { return Vec::new() };
+        std::io::BufReader::with_capacity(16 * 1024, file)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .collect()
+    });
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
 /// Kernel name and release, e.g. "Linux 6.18.44".
@@ -95,11 +129,7 @@ pub fn hostname() -> String {
 /// Bytes of memory this process could still allocate: MemAvailable, lowered
 /// by a cgroup memory limit if one is set.
 pub fn memory_available() -> Option<u64> {
-    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
-    let available = meminfo.lines().find_map(|l| {
-        let rest = l.strip_prefix("MemAvailable:")?;
-        rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|kb| kb * 1024)
-    })?;
+    let available = meminfo("MemAvailable")? * 1024;
     Some(match cgroup_memory_headroom() {
         Some(h) => available.min(h),
         None => available,
@@ -108,7 +138,7 @@ pub fn memory_available() -> Option<u64> {
 
 /// Limit minus usage of this process's memory cgroup, if limited.
 fn cgroup_memory_headroom() -> Option<u64> {
-    let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let cgroups = read_small("/proc/self/cgroup")?;
     for line in cgroups.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
@@ -123,11 +153,11 @@ fn cgroup_memory_headroom() -> Option<u64> {
         } else {
             continue;
         };
-        let limit: u64 = match fs::read_to_string(&limit_file).ok()?.trim().parse() {
+        let limit: u64 = match read_small(&limit_file)?.trim().parse() {
             Ok(l) if l < (1 << 60) => l,
             _ => continue, // "max" or the v1 "unlimited" sentinel
         };
-        let usage: u64 = fs::read_to_string(&usage_file).ok().and_then(|u| u.trim().parse().ok()).unwrap_or(0);
+        let usage: u64 = read_small(&usage_file).and_then(|u| u.trim().parse().ok()).unwrap_or(0);
         return Some(limit.saturating_sub(usage));
     }
     None

@@ -109,7 +109,7 @@ fn an_assignment_outside_the_array_is_refused_before_anything_is_written() {
     use vecpar::shm::{Backend, ChunkAccess, Segment};
 
     let len = 10_000usize;
-    let segment = Segment::create(Backend::Posix, Dtype::F64, len, 2).unwrap();
+    let segment = Segment::create(Backend::Posix, Dtype::F64, len, 2, vecpar::shm::page_size()).unwrap();
     let good = Assignment {
         id: 0,
         attempt: 0,

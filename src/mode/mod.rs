@@ -229,18 +229,18 @@ pub(crate) fn wait_doorbell(
 /// part of the report (and its exit code); `Err` means there is no report.
 pub fn run(cfg: &RunConfig) -> Result<RunReport, Error> {
     let started = Instant::now();
+    let swept = if cfg.shm == crate::shm::Backend::Posix { crate::shm::sweep_stale() } else { Vec::new() };
+    let (segment, fallback) = create_segment(cfg)?;
+    let segment = Arc::new(segment);
+    let cfg = fallback.as_ref().unwrap_or(cfg);
     let mut conductor = Conductor::new(cfg);
-    if cfg.shm == crate::shm::Backend::Posix {
-        let removed = crate::shm::sweep_stale();
-        if !removed.is_empty() {
-            conductor.warnings.push(format!(
-                "removed {} stale segment(s) left by dead runs: {}",
-                removed.len(),
-                removed.join(", ")
-            ));
-        }
+    if !swept.is_empty() {
+        conductor.warnings.push(format!(
+            "removed {} stale segment(s) left by dead runs: {}",
+            swept.len(),
+            swept.join(", ")
+        ));
     }
-    let segment = Arc::new(Segment::create(cfg.shm, cfg.dtype, cfg.len, cfg.procs)?);
     let _name_guard = segment.name().map(crate::signals::SegmentName::track);
     conductor.phases.setup_s = started.elapsed().as_secs_f64();
 
@@ -288,6 +288,28 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, Error> {
     conductor.phases.teardown_s = t.elapsed().as_secs_f64();
     conductor.phases.total_s = started.elapsed().as_secs_f64();
     Ok(conductor.into_report(validation, workers))
+}
+
+/// Creates the segment; under `--huge-pages auto`, falls back to base pages
+/// when the hugetlb pool ran out since the run was planned (another process
+/// took the pages), returning the adjusted configuration.
+fn create_segment(cfg: &RunConfig) -> Result<(Segment, Option<RunConfig>), Error> {
+    match Segment::create(cfg.shm, cfg.dtype, cfg.len, cfg.procs, cfg.page) {
+        Ok(segment) => Ok((segment, None)),
+        Err(crate::shm::ShmError::HugePagesExhausted) if cfg.huge_pages == crate::cli::HugePages::Auto => {
+            let mut base = cfg.clone();
+            base.page = crate::shm::page_size();
+            base.page_reason = "base pages (the hugetlb pool ran out while reserving)".into();
+            base.warnings.push("the hugetlb pool ran out while reserving; the run uses base pages".into());
+            let segment = Segment::create(base.shm, base.dtype, base.len, base.procs, base.page)?;
+            Ok((segment, Some(base)))
+        }
+        Err(crate::shm::ShmError::HugePagesExhausted) => Err(Error::Runtime(
+            "--huge-pages always: the hugetlb pool ran out while reserving the segment (another process took the pages)"
+                .into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A worker that could not reserve or map its chunk: the machine cannot hold
@@ -671,6 +693,8 @@ impl<'c> Conductor<'c> {
                 stores: cfg.stores,
                 stores_reason: cfg.stores_reason.clone(),
                 shm: cfg.shm.name().into(),
+                page_bytes: cfg.page,
+                pages: cfg.page_reason.clone(),
                 sync: format!("{:?}", cfg.sync).to_lowercase(),
                 pin: cfg.pin.to_string(),
                 runs: cfg.runs,

@@ -64,6 +64,75 @@ pub(crate) struct ProcTeam {
     /// What the report says of each worker id: its latest process, attempt
     /// and pin, kept after the process is gone.
     facts: Vec<MemberFacts>,
+    /// Declared last: dropped after the workers are reaped.
+    spawner: Spawner,
+}
+
+type SpawnJob = (usize, std::process::Command, mpsc::Sender<(usize, std::io::Result<Child>)>);
+
+/// Threads that start worker processes in parallel.
+///
+/// `spawn` returns only once the child has exec'd, so starting workers one
+/// by one costs one exec after another; on N CPUs, N spawners overlap them.
+/// A worker's `PR_SET_PDEATHSIG` fires when the *thread* that started it
+/// exits, so the spawners live as long as the team: they are dropped after
+/// every worker was reaped.
+struct Spawner {
+    jobs: Option<mpsc::Sender<SpawnJob>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Spawner {
+    fn new(threads: usize) -> Result<Spawner, Error> {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            let handle = std::thread::Builder::new().name(format!("vecpar-spawn-{i}")).spawn(move || {
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((id, mut command, reply)) = job else { break };
+                    let _ = reply.send((id, command.spawn()));
+                }
+            });
+            match handle {
+                Ok(h) => handles.push(h),
+                // Fewer spawners only means less overlap; none is an error.
+                Err(e) if handles.is_empty() => {
+                    return Err(Error::Runtime(format!(
+                        "cannot start a thread to spawn workers ({e}); the system refused another thread: lower --procs"
+                    )));
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(Spawner { jobs: Some(tx), threads: handles })
+    }
+
+    /// Spawns every command; results in the order given.
+    fn spawn_all(&self, commands: Vec<(usize, std::process::Command)>) -> Vec<(usize, std::io::Result<Child>)> {
+        let (reply, results) = mpsc::channel();
+        let n = commands.len();
+        let jobs = self.jobs.as_ref().expect("spawner alive");
+        for (id, command) in commands {
+            if let Err(mpsc::SendError((id, _, _))) = jobs.send((id, command, reply.clone())) {
+                let _ = reply.send((id, Err(std::io::Error::other("the spawner threads are gone"))));
+            }
+        }
+        let mut out: Vec<(usize, std::io::Result<Child>)> = results.iter().take(n).collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        self.jobs.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl ProcTeam {
@@ -81,6 +150,7 @@ impl ProcTeam {
             worker_bin,
             members: (0..cfg.procs).map(|_| None).collect(),
             facts: vec![MemberFacts { pid: 0, tid: None, pin: PinOutcome::Unpinned, attempt: 0 }; cfg.procs],
+            spawner: Spawner::new(cfg.procs.min(cfg.allowed_cpus.len()).min(16))?,
         };
         let ids: Vec<usize> = (0..cfg.procs).collect();
         let lost = team.launch(&ids)?;
@@ -166,6 +236,13 @@ impl ProcTeam {
                                 last_words: None,
                                 reaped: None,
                             };
+                            // Assign at once: the worker maps and pins itself
+                            // while the others are still saying hello.
+                            let mut member = member;
+                            let job = assignment(&self.cfg, &self.partition, id, member.attempt);
+                            if member.orders.send(ToWorker::Assign(job)).is_err() {
+                                member.last_words = Some(Cause::Disconnected);
+                            }
                             greeted.push((id, member));
                         }
                         Ok((_, FromWorker::Unblock)) => {
@@ -216,13 +293,7 @@ impl ProcTeam {
         }
         let _ = acceptor.join();
 
-        // Assign, then wait for Ready.
-        for (id, member) in &mut greeted {
-            let job = assignment(&self.cfg, &self.partition, *id, member.attempt);
-            if member.orders.send(ToWorker::Assign(job)).is_err() {
-                member.last_words = Some(Cause::Disconnected);
-            }
-        }
+        // Every worker has its assignment; wait for Ready.
         for (id, mut member) in greeted {
             match await_ready(&mut member, deadline, self.cfg.timeout) {
                 Ok(()) => {
@@ -249,51 +320,68 @@ impl ProcTeam {
         if inherit {
             self.segment.set_inheritable(true)?;
         }
-        let mut spawned = Vec::with_capacity(ids.len());
-        let result = (|| {
-            for &id in ids {
-                // Fresh slot for a fresh process: no stale fault record.
-                let slot = self.segment.control().slot(id);
-                for f in [&slot.fault_addr, &slot.fault_index] {
-                    f.store(0, Ordering::Relaxed);
-                }
-                for f in [&slot.fault_signal, &slot.fault_code, &slot.fault_array] {
-                    f.store(0, Ordering::Relaxed);
-                }
-                let (server, name) = IpcOneShotServer::<FromWorker>::new()
-                    .map_err(|e| Error::runtime("cannot create an IPC rendezvous", e))?;
-                let mut command = std::process::Command::new(&self.worker_bin);
-                command
-                    .arg("--id")
-                    .arg(id.to_string())
-                    .arg("--coordinator")
-                    .arg(std::process::id().to_string())
-                    .arg("--server")
-                    .arg(&name)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    // Ctrl-C reaches the coordinator only; it stops the workers itself.
-                    .process_group(0);
-                match &by_name {
-                    Some(shm_name) => command.arg("--shm-name").arg(shm_name),
-                    None => command.arg("--fd").arg(self.segment.raw_fd().to_string()),
-                };
-                let child = command.spawn().map_err(|e| {
-                    Error::Runtime(format!(
-                        "cannot start worker {id} of {} ({e}); the system refused another process: lower --procs",
-                        self.cfg.procs
-                    ))
-                })?;
-                self.facts[id].pid = child.id();
-                self.facts[id].pin = PinOutcome::Unpinned;
-                spawned.push(Spawned { id, child, server: name, rendezvous: Some(server) });
+        let mut commands = Vec::with_capacity(ids.len());
+        let mut rendezvous = Vec::with_capacity(ids.len());
+        for &id in ids {
+            // Fresh slot for a fresh process: no stale fault record.
+            let slot = self.segment.control().slot(id);
+            for f in [&slot.fault_addr, &slot.fault_index] {
+                f.store(0, Ordering::Relaxed);
             }
-            Ok(())
-        })();
+            for f in [&slot.fault_signal, &slot.fault_code, &slot.fault_array] {
+                f.store(0, Ordering::Relaxed);
+            }
+            let (server, name) = match IpcOneShotServer::<FromWorker>::new() {
+                Ok(pair) => pair,
+                Err(e) => {
+                    if inherit {
+                        self.segment.set_inheritable(false)?;
+                    }
+                    return Err(Error::runtime("cannot create an IPC rendezvous", e));
+                }
+            };
+            let mut command = std::process::Command::new(&self.worker_bin);
+            command
+                .arg("--id")
+                .arg(id.to_string())
+                .arg("--coordinator")
+                .arg(std::process::id().to_string())
+                .arg("--server")
+                .arg(&name)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                // Ctrl-C reaches the coordinator only; it stops the workers itself.
+                .process_group(0);
+            match &by_name {
+                Some(shm_name) => command.arg("--shm-name").arg(shm_name),
+                None => command.arg("--fd").arg(self.segment.raw_fd().to_string()),
+            };
+            commands.push((id, command));
+            rendezvous.push((id, server, name));
+        }
+        // Every exec in parallel: each spawn waits for its child's exec.
+        let children = self.spawner.spawn_all(commands);
         if inherit {
             self.segment.set_inheritable(false)?;
         }
-        if let Err(e) = result {
+        let mut spawned = Vec::with_capacity(ids.len());
+        let mut failure = None;
+        for ((id, child), (_, server, name)) in children.into_iter().zip(rendezvous) {
+            match child {
+                Ok(child) => {
+                    self.facts[id].pid = child.id();
+                    self.facts[id].pin = PinOutcome::Unpinned;
+                    spawned.push(Spawned { id, child, server: name, rendezvous: Some(server) });
+                }
+                Err(e) => {
+                    failure.get_or_insert(Error::Runtime(format!(
+                        "cannot start worker {id} of {} ({e}); the system refused another process: lower --procs",
+                        self.cfg.procs
+                    )));
+                }
+            }
+        }
+        if let Some(e) = failure {
             for mut s in spawned {
                 let _ = s.child.kill();
                 let _ = s.child.wait();

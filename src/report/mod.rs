@@ -44,6 +44,10 @@ pub struct ConfigEcho {
     pub stores_reason: String,
     /// Shared-memory backend.
     pub shm: String,
+    /// The segment's page size in bytes.
+    pub page_bytes: usize,
+    /// Which pages back the arrays, and why.
+    pub pages: String,
     /// Round synchronisation.
     pub sync: String,
     /// Pin request.
@@ -95,8 +99,7 @@ impl HostInfo {
             kernel: crate::sysinfo::kernel(),
             caches: crate::sysinfo::caches(),
             allowed_cpus: crate::cpus::format_cpu_list(allowed),
-            online_cpus: std::fs::read_to_string("/sys/devices/system/cpu/online")
-                .ok()
+            online_cpus: crate::sysinfo::read_small("/sys/devices/system/cpu/online")
                 .and_then(|s| crate::cpus::parse_cpu_list(s.trim()).ok())
                 .map_or(0, |l| l.len()),
         }

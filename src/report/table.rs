@@ -70,7 +70,7 @@ pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Res
     };
     writeln!(
         out,
-        "{} · {} mode · {workers} ({}) · {} {} · {}, {} stores · {}",
+        "{} · {} mode · {workers} ({}) · {} {} · {}, {} stores · {}, {} pages",
         style.bold(&format!("vecpar {}", r.vecpar_version)),
         c.mode,
         c.procs_source,
@@ -78,7 +78,12 @@ pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Res
         c.dtype,
         c.simd,
         c.stores,
-        c.shm
+        c.shm,
+        if c.page_bytes >= 1 << 20 {
+            format!("{} MiB", c.page_bytes >> 20)
+        } else {
+            format!("{} KiB", c.page_bytes >> 10)
+        }
     )?;
     writeln!(
         out,

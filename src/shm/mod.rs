@@ -18,48 +18,44 @@
 //! * **Least privilege.** A worker process maps `a` and `b` read-only and
 //!   only its own pages of `c` writable; its own pages of `a` and `b` are
 //!   writable only while it fills them. A stray write into another chunk is
-//!   stopped by the MMU.
-//! * **Untrusted input.** A worker reads the header with `pread`, and checks
-//!   magic, version and every size before mapping anything.
-//!
-//! Layout (every offset a multiple of the page size):
-//!
-//! ```text
-//! page 0      header: magic, version, dtype, len, offsets, creator pid
-//! pages 1..   control block: doorbell, done counter, one slot per worker
-//! a, b, c     each rounded up to whole pages
-//! ```
+//!   stopped by the MMU ([`guard`] records what was refused).
+//! * **Untrusted input.** A worker checks magic, version and every size in
+//!   the header ([`layout`]) before it maps anything writable.
+//! * **Huge pages when there are some.** A memfd can live in the hugetlb
+//!   pool (`MFD_HUGETLB`): 512 times fewer page faults to fill and free the
+//!   arrays, and TLB reach for the kernels.
 //!
 //! All `unsafe` that touches the mapping lives in this module (and the SIMD
 //! intrinsics in [`crate::kernel`]).
 
+mod chunk;
 pub mod control;
 pub mod guard;
+mod layout;
+mod mapping;
 
 use std::fs::File;
 use std::io;
-use std::num::NonZeroUsize;
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
-use nix::fcntl::{FallocateFlags, FcntlArg, FdFlag, OFlag, fallocate, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap, mprotect, munmap, shm_open, shm_unlink};
+use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{Mode, SFlag, fstat};
 use serde::{Deserialize, Serialize};
 
+pub use chunk::{ChunkAccess, Claim, SharedArrays, WorkerArrays};
 pub use control::{Beacon, Command, Control, Slot, SlotStatus};
+pub use layout::{FORMAT_VERSION, Layout, MAGIC, huge_page_size, huge_pages_available, huge_pages_total, page_size};
 
-use crate::kernel::{Dtype, Element, Stream};
+use crate::kernel::Dtype;
+use layout::RawHeader;
+use mapping::{Mapping, file_page_size, is_open, reserve};
 
-/// The first bytes of every segment.
-pub const MAGIC: [u8; 8] = *b"VECPAR\0\x01";
-/// The segment format version; a worker refuses any other.
-pub const FORMAT_VERSION: u32 = 1;
 /// The prefix of named segments in `/dev/shm`.
 pub const NAME_PREFIX: &str = "vecpar-";
 
@@ -120,6 +116,9 @@ pub enum ShmError {
         /// Version this build speaks.
         expected: u32,
     },
+    /// The hugetlb pool cannot hold the segment (it ran out since it was checked).
+    #[error("the hugetlb pool has too few free pages for the segment")]
+    HugePagesExhausted,
     /// A chunk overlaps one already claimed.
     #[error("elements {0:?} are already claimed by another worker")]
     Overlap(Range<usize>),
@@ -136,303 +135,6 @@ impl ShmError {
             ShmError::Sys { errno, .. } => Some(*errno),
             _ => None,
         }
-    }
-}
-
-/// The page size of this machine.
-pub fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |p| p as usize)
-}
-
-/// Where everything is in a segment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Layout {
-    /// Element type.
-    pub dtype: Dtype,
-    /// Elements per array.
-    pub len: usize,
-    /// Page size the layout was made for.
-    pub page: usize,
-    /// Worker slots in the control block.
-    pub slots: usize,
-    /// Offset of the control block.
-    pub control_offset: usize,
-    /// Bytes of the control block (whole pages).
-    pub control_bytes: usize,
-    /// Offsets of a, b and c.
-    pub array_offsets: [usize; 3],
-    /// Bytes of each array (whole pages).
-    pub array_bytes: usize,
-    /// Bytes of the whole segment.
-    pub total_bytes: usize,
-    /// The pid of the process that created the segment.
-    pub creator_pid: u32,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(C)]
-struct RawHeader {
-    magic: [u8; 8],
-    version: u32,
-    dtype: u32,
-    len: u64,
-    page: u64,
-    slots: u64,
-    control_offset: u64,
-    control_bytes: u64,
-    array_offsets: [u64; 3],
-    array_bytes: u64,
-    total_bytes: u64,
-    creator_pid: u64,
-}
-
-impl RawHeader {
-    fn to_bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(size_of::<RawHeader>());
-        out.extend_from_slice(&self.magic);
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&self.dtype.to_le_bytes());
-        for v in [self.len, self.page, self.slots, self.control_offset, self.control_bytes] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in self.array_offsets {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [self.array_bytes, self.total_bytes, self.creator_pid] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
-
-    fn from_bytes(bytes: &[u8]) -> Option<RawHeader> {
-        let mut at = 0usize;
-        let mut take = |n: usize| -> Option<&[u8]> {
-            let s = bytes.get(at..at + n)?;
-            at += n;
-            Some(s)
-        };
-        let mut h = RawHeader { magic: take(8)?.try_into().ok()?, ..RawHeader::default() };
-        h.version = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        h.dtype = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let mut u64s = [0u64; 11];
-        for v in &mut u64s {
-            *v = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        }
-        let [len, page, slots, control_offset, control_bytes, a, b, c, array_bytes, total_bytes, pid] = u64s;
-        h.len = len;
-        h.page = page;
-        h.slots = slots;
-        h.control_offset = control_offset;
-        h.control_bytes = control_bytes;
-        h.array_offsets = [a, b, c];
-        h.array_bytes = array_bytes;
-        h.total_bytes = total_bytes;
-        h.creator_pid = pid;
-        Some(h)
-    }
-}
-
-fn round_up(x: usize, to: usize) -> Option<usize> {
-    x.checked_add(to - 1).map(|v| v / to * to)
-}
-
-impl Layout {
-    /// Lays out a segment for `len` elements of `dtype` and `slots` workers.
-    pub fn new(dtype: Dtype, len: usize, slots: usize, page: usize, creator_pid: u32) -> Result<Layout, ShmError> {
-        let too_large = || ShmError::TooLarge { len: len as u64 };
-        let control_offset = page;
-        let control_bytes = round_up(control::control_bytes(slots), page).ok_or_else(too_large)?;
-        let array_bytes = len.checked_mul(dtype.size()).and_then(|b| round_up(b.max(1), page)).ok_or_else(too_large)?;
-        let a = control_offset.checked_add(control_bytes).ok_or_else(too_large)?;
-        let b = a.checked_add(array_bytes).ok_or_else(too_large)?;
-        let c = b.checked_add(array_bytes).ok_or_else(too_large)?;
-        let total_bytes = c.checked_add(array_bytes).filter(|&t| t <= i64::MAX as usize).ok_or_else(too_large)?;
-        Ok(Layout {
-            dtype,
-            len,
-            page,
-            slots,
-            control_offset,
-            control_bytes,
-            array_offsets: [a, b, c],
-            array_bytes,
-            total_bytes,
-            creator_pid,
-        })
-    }
-
-    /// Bytes needed for a segment of `len` elements (what the preflight checks).
-    pub fn bytes_needed(dtype: Dtype, len: usize, slots: usize) -> Option<u64> {
-        Layout::new(dtype, len, slots, page_size(), 0).ok().map(|l| l.total_bytes as u64)
-    }
-
-    /// Elements per page: the partition granule.
-    pub fn page_elems(&self) -> usize {
-        self.page / self.dtype.size()
-    }
-
-    /// Offset of an array.
-    pub fn offset(&self, stream: Stream) -> usize {
-        self.array_offsets[stream_index(stream)]
-    }
-
-    /// The byte range of a chunk within one array: whole pages (nothing for
-    /// an idle worker's empty chunk).
-    pub fn chunk_bytes(&self, range: &Range<usize>) -> Range<usize> {
-        if range.is_empty() {
-            return 0..0;
-        }
-        let size = self.dtype.size();
-        let start = range.start * size;
-        let end = round_up(range.end * size, self.page).unwrap_or(self.array_bytes).min(self.array_bytes);
-        start..end.max(start)
-    }
-
-    fn to_raw(&self) -> RawHeader {
-        RawHeader {
-            magic: MAGIC,
-            version: FORMAT_VERSION,
-            dtype: self.dtype.code(),
-            len: self.len as u64,
-            page: self.page as u64,
-            slots: self.slots as u64,
-            control_offset: self.control_offset as u64,
-            control_bytes: self.control_bytes as u64,
-            array_offsets: self.array_offsets.map(|o| o as u64),
-            array_bytes: self.array_bytes as u64,
-            total_bytes: self.total_bytes as u64,
-            creator_pid: self.creator_pid as u64,
-        }
-    }
-
-    /// Reads and checks a header; `file_size` is the object's size.
-    fn from_header(bytes: &[u8], file_size: u64) -> Result<Layout, ShmError> {
-        let raw = RawHeader::from_bytes(bytes).ok_or_else(|| ShmError::NotASegment("shorter than a header".into()))?;
-        if raw.magic != MAGIC {
-            return Err(ShmError::NotASegment("bad magic number".into()));
-        }
-        if raw.version != FORMAT_VERSION {
-            return Err(ShmError::WrongVersion { found: raw.version, expected: FORMAT_VERSION });
-        }
-        let corrupt = |what: &str| ShmError::NotASegment(format!("corrupt header: {what}"));
-        let dtype = Dtype::from_code(raw.dtype).ok_or_else(|| corrupt("unknown element type"))?;
-        let page = usize::try_from(raw.page).map_err(|_| corrupt("page size"))?;
-        if page != page_size() {
-            return Err(corrupt("page size differs from this machine's"));
-        }
-        let len = usize::try_from(raw.len).map_err(|_| corrupt("length"))?;
-        let slots = usize::try_from(raw.slots).map_err(|_| corrupt("slot count"))?;
-        if slots == 0 || slots > 1 << 20 {
-            return Err(corrupt("slot count"));
-        }
-        let pid = u32::try_from(raw.creator_pid).map_err(|_| corrupt("creator pid"))?;
-        // Recompute the layout from the parameters and demand the header
-        // agrees with it field by field: offsets cannot point anywhere else.
-        let expected = Layout::new(dtype, len, slots, page, pid).map_err(|_| corrupt("length"))?;
-        if expected.to_raw().to_bytes() != raw.to_bytes() {
-            return Err(corrupt("offsets or sizes do not match the length"));
-        }
-        if file_size < expected.total_bytes as u64 {
-            return Err(corrupt("the object is smaller than its header says"));
-        }
-        Ok(expected)
-    }
-}
-
-fn stream_index(stream: Stream) -> usize {
-    match stream {
-        Stream::A => 0,
-        Stream::B => 1,
-        Stream::C => 2,
-    }
-}
-
-/// A memory mapping, unmapped on drop.
-#[derive(Debug)]
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: a Mapping is an address range; it hands out no references itself.
-// Shared access goes through atomics (the control block) or through chunks
-// whose disjointness the owners below enforce.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(fd: BorrowedFd<'_>, offset: usize, len: usize, writable: bool) -> Result<Mapping, ShmError> {
-        let Some(size) = NonZeroUsize::new(len) else {
-            // Nothing to map (an idle worker's chunk); dangling but aligned
-            // for any element type, as zero-length slices require.
-            return Ok(Mapping { ptr: NonNull::<u64>::dangling().cast(), len: 0 });
-        };
-        let prot = if writable { ProtFlags::PROT_READ | ProtFlags::PROT_WRITE } else { ProtFlags::PROT_READ };
-        // SAFETY: a fresh MAP_SHARED mapping at an address the kernel picks
-        // cannot alias any Rust object; the file is ours and at least
-        // `offset + len` long (the callers check the layout against fstat).
-        let ptr = unsafe { mmap(None, size, prot, MapFlags::MAP_SHARED, fd, offset as libc::off_t) }
-            .map_err(|e| ShmError::sys("mmap", e))?;
-        Ok(Mapping { ptr: ptr.cast(), len })
-    }
-
-    fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
-    fn protect(&self, bytes: &Range<usize>, writable: bool) -> Result<(), ShmError> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        assert!(bytes.end <= self.len);
-        let prot = if writable { ProtFlags::PROT_READ | ProtFlags::PROT_WRITE } else { ProtFlags::PROT_READ };
-        // SAFETY: the range lies inside this mapping (asserted) and starts on
-        // a page (chunk byte ranges are page multiples). Removing write
-        // access cannot invalidate a shared reference; adding it is only
-        // done while the caller holds the unique claim on the range.
-        unsafe { mprotect(self.ptr.add(bytes.start).cast(), bytes.len(), prot) }
-            .map_err(|e| ShmError::sys("mprotect", e))
-    }
-
-    /// Faults the pages in for writing: MADV_POPULATE_WRITE (Linux ≥ 5.14)
-    /// batches the faults without writing; older kernels get zeroes written.
-    /// The caller owns the range exclusively (it is about to overwrite it).
-    fn touch_for_writing(&self, bytes: &Range<usize>) {
-        if bytes.is_empty() {
-            return;
-        }
-        assert!(bytes.end <= self.len);
-        // SAFETY: the range lies inside this mapping; MADV_POPULATE_WRITE
-        // only pre-faults pages and does not change their contents.
-        let populated =
-            unsafe { madvise(self.ptr.add(bytes.start).cast(), bytes.len(), MmapAdvise::MADV_POPULATE_WRITE).is_ok() };
-        if !populated {
-            // SAFETY: inside the mapping (asserted), writable (callers pass
-            // their own chunk of c), and exclusively owned by the caller.
-            unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(bytes.start), 0, bytes.len()) };
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            // SAFETY: we mapped exactly this range and nothing borrowed from
-            // it outlives the mapping (borrows are tied to `&self`).
-            let _ = unsafe { munmap(self.ptr.cast(), self.len) };
-        }
-    }
-}
-
-fn reserve(fd: BorrowedFd<'_>, offset: usize, len: usize) -> Result<(), Errno> {
-    if len == 0 {
-        return Ok(());
-    }
-    match fallocate(fd, FallocateFlags::empty(), offset as libc::off_t, len as libc::off_t) {
-        // Filesystems without fallocate: posix_fallocate emulates it.
-        Err(Errno::EOPNOTSUPP) => nix::fcntl::posix_fallocate(fd, offset as libc::off_t, len as libc::off_t),
-        other => other,
     }
 }
 
@@ -459,16 +161,25 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates a segment. Only the header and control block are reserved
-    /// here; each worker reserves its own chunk before touching it.
-    pub fn create(backend: Backend, dtype: Dtype, len: usize, slots: usize) -> Result<Segment, ShmError> {
-        let layout = Layout::new(dtype, len, slots, page_size(), std::process::id())?;
+    /// Creates a segment in pages of `page` bytes (the base page, or the
+    /// huge page size for a hugetlb memfd). Only the header and control
+    /// block are reserved here; each worker reserves its own chunk before
+    /// touching it.
+    pub fn create(backend: Backend, dtype: Dtype, len: usize, slots: usize, page: usize) -> Result<Segment, ShmError> {
+        let layout = Layout::new(dtype, len, slots, page, std::process::id())?;
         let (fd, name) = match backend {
             Backend::Memfd => {
-                let fd = memfd_create("vecpar", MFdFlags::MFD_CLOEXEC).map_err(|e| ShmError::sys("memfd_create", e))?;
+                let mut flags = MFdFlags::MFD_CLOEXEC;
+                if layout.is_huge() {
+                    flags |= MFdFlags::MFD_HUGETLB;
+                }
+                let fd = memfd_create("vecpar", flags).map_err(|e| ShmError::sys("memfd_create", e))?;
                 (fd, None)
             }
             Backend::Posix => {
+                if layout.is_huge() {
+                    return Err(ShmError::NotASegment("huge pages need the memfd backend".into()));
+                }
                 let name = format!("/{NAME_PREFIX}{}-{}", std::process::id(), random_suffix());
                 let fd = shm_open(
                     name.as_str(),
@@ -482,10 +193,21 @@ impl Segment {
         // Until the segment is built, an error must not leave the name behind.
         let name_guard = UnlinkOnDrop(name.clone());
         nix::unistd::ftruncate(&fd, layout.total_bytes as libc::off_t).map_err(|e| ShmError::sys("ftruncate", e))?;
+        if layout.is_huge() {
+            // A shared mapping of a hugetlb file reserves its pages from the
+            // pool (without allocating them), and the reservation outlives the
+            // mapping: after this, the workers' first touches cannot fail.
+            match Mapping::new(fd.as_fd(), 0, layout.total_bytes, true) {
+                Ok(whole) => drop(whole),
+                Err(e) if e.errno() == Some(Errno::ENOMEM) => return Err(ShmError::HugePagesExhausted),
+                Err(e) => return Err(e),
+            }
+        }
         let meta_len = layout.control_offset + layout.control_bytes;
         reserve(fd.as_fd(), 0, meta_len).map_err(|e| ShmError::sys("fallocate", e))?;
-        File::from(dup(&fd)?).write_all_at(&layout.to_raw().to_bytes(), 0).map_err(|e| io_error("write header", &e))?;
         let meta = Mapping::new(fd.as_fd(), 0, meta_len, true)?;
+        // Through the mapping: hugetlbfs files cannot be written with write(2).
+        meta.write_bytes(0, &layout.to_raw().to_bytes());
         std::mem::forget(name_guard);
         Ok(Segment { fd, layout, backend, name: Mutex::new(name), meta })
     }
@@ -579,10 +301,7 @@ impl Attachment {
         if matches!(fd, 0..=2) {
             return Err(ShmError::BadDescriptor(format!("fd {fd} is a standard stream, not a segment")));
         }
-        // SAFETY: F_GETFD only queries the descriptor table; a closed number
-        // yields EBADF and touches nothing.
-        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
-        if !open {
+        if !is_open(fd) {
             return Err(ShmError::BadDescriptor(format!(
                 "fd {fd} is not open (the coordinator hands the segment down by descriptor inheritance)"
             )));
@@ -612,11 +331,19 @@ impl Attachment {
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Err(ShmError::NotASegment("the descriptor is not a memory file".into()));
         }
-        let mut header = vec![0u8; size_of::<RawHeader>()];
-        let file = File::from(fd);
-        file.read_exact_at(&mut header, 0).map_err(|_| ShmError::NotASegment("shorter than a header".into()))?;
+        let header_len = size_of::<RawHeader>();
+        if (st.st_size as u64) < header_len as u64 {
+            return Err(ShmError::NotASegment("shorter than a header".into()));
+        }
+        // Read the header through a read-only mapping of the first page (in
+        // the file's own page size: hugetlbfs maps in huge pages only, and
+        // cannot be read with read(2)).
+        let first_page = file_page_size(fd.as_fd());
+        let header = Mapping::new(fd.as_fd(), 0, first_page, false)?.read_bytes(0, header_len);
         let layout = Layout::from_header(&header, st.st_size as u64)?;
-        let fd = OwnedFd::from(file);
+        if layout.page != first_page {
+            return Err(ShmError::NotASegment("the header's page size is not the file's".into()));
+        }
         let control = Mapping::new(fd.as_fd(), layout.control_offset, layout.control_bytes, true)?;
         Ok(Attachment { fd, layout, control })
     }
@@ -642,242 +369,7 @@ impl Attachment {
         let b = Mapping::new(self.fd.as_fd(), l.array_offsets[1], l.array_bytes, false)?;
         let bytes = l.chunk_bytes(&range);
         let c = Mapping::new(self.fd.as_fd(), l.array_offsets[2] + bytes.start, bytes.len(), true)?;
-        let fd = dup(&self.fd)?;
-        Ok(WorkerArrays { fd, layout: l.clone(), range, a, b, c })
-    }
-}
-
-/// What a worker does with its chunk, whichever way it is mapped.
-pub trait ChunkAccess: Send {
-    /// The element range this chunk covers.
-    fn range(&self) -> Range<usize>;
-    /// Reserves the chunk's pages in all three arrays (fallocate).
-    fn reserve(&self) -> Result<(), Errno>;
-    /// Lets `fill` write the chunk of `a` and `b` (and only for that long).
-    fn fill_inputs<T: Element>(&mut self, fill: impl FnOnce(&mut [T], &mut [T])) -> Result<(), ShmError>;
-    /// Faults in the chunk of `c` for writing.
-    fn touch_output(&mut self);
-    /// The chunk: `a` and `b` to read, `c` to write.
-    fn parts<T: Element>(&mut self) -> (&[T], &[T], &mut [T]);
-    /// Fault injection: writes `bits` at element `index` of `stream`, outside
-    /// this chunk. A process mapping stops it (SIGSEGV); a thread's does not.
-    fn write_outside(&self, stream: Stream, index: usize, bits: u64);
-}
-
-fn reserve_chunk(fd: BorrowedFd<'_>, layout: &Layout, range: &Range<usize>) -> Result<(), Errno> {
-    let bytes = layout.chunk_bytes(range);
-    for offset in layout.array_offsets {
-        reserve(fd, offset + bytes.start, bytes.len())?;
-    }
-    Ok(())
-}
-
-/// A worker process's mappings (see [`Attachment::map_chunk`]).
-#[derive(Debug)]
-pub struct WorkerArrays {
-    fd: OwnedFd,
-    layout: Layout,
-    range: Range<usize>,
-    a: Mapping,
-    b: Mapping,
-    c: Mapping,
-}
-
-impl WorkerArrays {
-    /// Base addresses and sizes, for the fault recorder.
-    pub(crate) fn address_map(&self) -> guard::AddressMap {
-        guard::AddressMap {
-            a: self.a.addr()..self.a.addr() + self.a.len,
-            b: self.b.addr()..self.b.addr() + self.b.len,
-            c: self.c.addr()..self.c.addr() + self.c.len,
-            c_first: self.range.start,
-            elem: self.layout.dtype.size(),
-        }
-    }
-
-    fn check<T: Element>(&self) {
-        assert_eq!(T::DTYPE, self.layout.dtype, "element type differs from the segment's");
-    }
-}
-
-impl ChunkAccess for WorkerArrays {
-    fn range(&self) -> Range<usize> {
-        self.range.clone()
-    }
-
-    fn reserve(&self) -> Result<(), Errno> {
-        reserve_chunk(self.fd.as_fd(), &self.layout, &self.range)
-    }
-
-    fn fill_inputs<T: Element>(&mut self, fill: impl FnOnce(&mut [T], &mut [T])) -> Result<(), ShmError> {
-        self.check::<T>();
-        let bytes = self.layout.chunk_bytes(&self.range);
-        self.a.protect(&bytes, true)?;
-        self.b.protect(&bytes, true)?;
-        let n = self.range.len();
-        // SAFETY: the chunk's pages of a and b are now writable in this
-        // process, lie inside the mappings (chunk_bytes ≤ array_bytes), are
-        // aligned for T (page-aligned start), and no other reference to them
-        // exists: `&mut self` is unique, and no other worker writes this
-        // chunk (the partition is disjoint; other processes map it read-only).
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(self.a.ptr.as_ptr().add(bytes.start).cast::<T>(), n),
-                std::slice::from_raw_parts_mut(self.b.ptr.as_ptr().add(bytes.start).cast::<T>(), n),
-            )
-        };
-        fill(a, b);
-        self.a.protect(&bytes, false)?;
-        self.b.protect(&bytes, false)
-    }
-
-    fn touch_output(&mut self) {
-        self.c.touch_for_writing(&(0..self.c.len));
-    }
-
-    fn parts<T: Element>(&mut self) -> (&[T], &[T], &mut [T]) {
-        self.check::<T>();
-        let start = self.range.start * size_of::<T>();
-        let n = self.range.len();
-        // SAFETY: the ranges lie inside the mappings, are aligned for T, and
-        // live as long as `&mut self`. Nobody writes this chunk of a and b
-        // while we read it (other processes map it read-only, and `&mut self`
-        // excludes our own fill), and the c mapping is this chunk only,
-        // uniquely borrowed.
-        unsafe {
-            (
-                std::slice::from_raw_parts(self.a.ptr.as_ptr().add(start).cast::<T>(), n),
-                std::slice::from_raw_parts(self.b.ptr.as_ptr().add(start).cast::<T>(), n),
-                std::slice::from_raw_parts_mut(self.c.ptr.as_ptr().cast::<T>(), n),
-            )
-        }
-    }
-
-    fn write_outside(&self, stream: Stream, index: usize, bits: u64) {
-        let size = self.layout.dtype.size();
-        assert!(index < self.layout.len);
-        let map = match stream {
-            Stream::A => &self.a,
-            Stream::B => &self.b,
-            Stream::C => panic!("c outside the chunk is not mapped in a worker process"),
-        };
-        // SAFETY: deliberately not sound as a program: it is the fault the
-        // user asked to inject. The address is inside the read-only mapping
-        // of `a`/`b` (index < len), so the MMU refuses the store and the
-        // kernel kills this process with SIGSEGV before any Rust code can
-        // observe the write.
-        unsafe {
-            let p = map.ptr.as_ptr().add(index * size);
-            if size == 8 { p.cast::<u64>().write_volatile(bits) } else { p.cast::<u32>().write_volatile(bits as u32) }
-        }
-    }
-}
-
-/// The three arrays mapped read-write into one process, for threads mode,
-/// with a registry that keeps the chunks handed out disjoint.
-#[derive(Debug)]
-pub struct SharedArrays {
-    fd: OwnedFd,
-    layout: Layout,
-    map: Mapping,
-    claims: Mutex<Vec<Range<usize>>>,
-}
-
-impl SharedArrays {
-    /// Claims `range` for one worker thread; refuses an overlap with a live claim.
-    pub fn claim(self: &Arc<Self>, range: Range<usize>) -> Result<Claim, ShmError> {
-        assert!(range.start <= range.end && range.end <= self.layout.len, "chunk outside the array");
-        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        if !range.is_empty() && claims.iter().any(|c| c.start < range.end && range.start < c.end) {
-            return Err(ShmError::Overlap(range));
-        }
-        claims.push(range.clone());
-        Ok(Claim { arrays: Arc::clone(self), range })
-    }
-
-    fn ptr(&self, stream: Stream, index: usize) -> *mut u8 {
-        let offset = stream_index(stream) * self.layout.array_bytes + index * self.layout.dtype.size();
-        assert!(offset <= self.map.len);
-        // SAFETY: offset is within the mapping (asserted above).
-        unsafe { self.map.ptr.as_ptr().add(offset) }
-    }
-}
-
-/// One thread's exclusive chunk of a [`SharedArrays`]; released on drop.
-#[derive(Debug)]
-pub struct Claim {
-    arrays: Arc<SharedArrays>,
-    range: Range<usize>,
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        let mut claims = self.arrays.claims.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = claims.iter().position(|c| *c == self.range) {
-            claims.swap_remove(i);
-        }
-    }
-}
-
-impl ChunkAccess for Claim {
-    fn range(&self) -> Range<usize> {
-        self.range.clone()
-    }
-
-    fn reserve(&self) -> Result<(), Errno> {
-        reserve_chunk(self.arrays.fd.as_fd(), &self.arrays.layout, &self.range)
-    }
-
-    fn fill_inputs<T: Element>(&mut self, fill: impl FnOnce(&mut [T], &mut [T])) -> Result<(), ShmError> {
-        assert_eq!(T::DTYPE, self.arrays.layout.dtype);
-        let n = self.range.len();
-        // SAFETY: the claim registry guarantees no other live claim overlaps
-        // this range, and `&mut self` makes this the only borrow of it.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(self.arrays.ptr(Stream::A, self.range.start).cast::<T>(), n),
-                std::slice::from_raw_parts_mut(self.arrays.ptr(Stream::B, self.range.start).cast::<T>(), n),
-            )
-        };
-        fill(a, b);
-        Ok(())
-    }
-
-    fn touch_output(&mut self) {
-        let base = stream_index(Stream::C) * self.arrays.layout.array_bytes;
-        let bytes = self.arrays.layout.chunk_bytes(&self.range);
-        self.arrays.map.touch_for_writing(&(base + bytes.start..base + bytes.end));
-    }
-
-    fn parts<T: Element>(&mut self) -> (&[T], &[T], &mut [T]) {
-        assert_eq!(T::DTYPE, self.arrays.layout.dtype);
-        let n = self.range.len();
-        // SAFETY: as in `fill_inputs`: the range is exclusively claimed and
-        // uniquely borrowed; it lies inside the mapping and is aligned for T.
-        unsafe {
-            (
-                std::slice::from_raw_parts(self.arrays.ptr(Stream::A, self.range.start).cast::<T>(), n),
-                std::slice::from_raw_parts(self.arrays.ptr(Stream::B, self.range.start).cast::<T>(), n),
-                std::slice::from_raw_parts_mut(self.arrays.ptr(Stream::C, self.range.start).cast::<T>(), n),
-            )
-        }
-    }
-
-    fn write_outside(&self, stream: Stream, index: usize, bits: u64) {
-        assert!(index < self.arrays.layout.len);
-        let p = self.arrays.ptr(stream, index);
-        // SAFETY: deliberately unsound, and the point of the experiment: in
-        // one address space nothing stops a thread from writing into memory
-        // another thread's claim covers. The store is volatile and
-        // word-sized, inside the mapping; the owner may read a torn value,
-        // which validation then reports.
-        unsafe {
-            if self.arrays.layout.dtype.size() == 8 {
-                p.cast::<u64>().write_volatile(bits)
-            } else {
-                p.cast::<u32>().write_volatile(bits as u32)
-            }
-        }
+        Ok(WorkerArrays { fd: dup(&self.fd)?, layout: l.clone(), range, a, b, c })
     }
 }
 
@@ -933,42 +425,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layout_is_page_aligned_and_round_trips() {
-        let l = Layout::new(Dtype::F64, 1_000_003, 8, 4096, 42).unwrap();
-        for o in l.array_offsets {
-            assert_eq!(o % 4096, 0);
-        }
-        assert_eq!(l.array_bytes % 4096, 0);
-        assert!(l.array_bytes >= 1_000_003 * 8);
-        let bytes = l.to_raw().to_bytes();
-        assert_eq!(Layout::from_header(&bytes, l.total_bytes as u64).unwrap(), l);
-    }
-
-    #[test]
-    fn headers_are_checked() {
-        let l = Layout::new(Dtype::F32, 100, 2, page_size(), 1).unwrap();
-        let good = l.to_raw().to_bytes();
-        let mut bad = good.clone();
-        bad[0] = b'X';
-        assert!(matches!(Layout::from_header(&bad, u64::MAX), Err(ShmError::NotASegment(_))));
-        let mut raw = l.to_raw();
-        raw.version = 99;
-        assert!(matches!(
-            Layout::from_header(&raw.to_bytes(), u64::MAX),
-            Err(ShmError::WrongVersion { found: 99, .. })
-        ));
-        let mut raw = l.to_raw();
-        raw.array_offsets[2] += 4096;
-        assert!(Layout::from_header(&raw.to_bytes(), u64::MAX).is_err());
-        assert!(Layout::from_header(&good, 10).is_err(), "file smaller than the header says");
-        assert!(Layout::from_header(&good[..20], u64::MAX).is_err());
-    }
-
-    #[test]
     fn named_segments_are_private_unpredictable_and_removed() {
         use std::os::unix::fs::PermissionsExt;
-        let a = Segment::create(Backend::Posix, Dtype::F64, 10, 1).unwrap();
-        let b = Segment::create(Backend::Posix, Dtype::F64, 10, 1).unwrap();
+        let a = Segment::create(Backend::Posix, Dtype::F64, 10, 1, page_size()).unwrap();
+        let b = Segment::create(Backend::Posix, Dtype::F64, 10, 1, page_size()).unwrap();
         let (na, nb) = (a.name().unwrap(), b.name().unwrap());
         let prefix = format!("/{NAME_PREFIX}{}-", std::process::id());
         let suffix = na.strip_prefix(&prefix).expect("named after the creator's pid");
@@ -990,7 +450,7 @@ mod tests {
         let l = Layout::new(Dtype::F64, 7, 2, 4096, 1).unwrap();
         assert_eq!(l.chunk_bytes(&(7..7)), 0..0);
         assert_eq!(l.chunk_bytes(&(0..7)), 0..4096);
-        let seg = Segment::create(Backend::Memfd, Dtype::F64, 7, 2).unwrap();
+        let seg = Segment::create(Backend::Memfd, Dtype::F64, 7, 2, page_size()).unwrap();
         let att = Attachment::from_fd(seg.fd.try_clone().unwrap()).unwrap();
         let mut idle = att.map_chunk(7..7).unwrap();
         idle.reserve().unwrap();
@@ -1000,13 +460,8 @@ mod tests {
     }
 
     #[test]
-    fn oversized_layouts_are_refused() {
-        assert!(matches!(Layout::new(Dtype::F64, usize::MAX / 4, 1, 4096, 1), Err(ShmError::TooLarge { .. })));
-    }
-
-    #[test]
     fn claims_are_disjoint_and_released() {
-        let seg = Segment::create(Backend::Memfd, Dtype::F64, 10_000, 2).unwrap();
+        let seg = Segment::create(Backend::Memfd, Dtype::F64, 10_000, 2, page_size()).unwrap();
         let arrays = seg.share_arrays().unwrap();
         let first = arrays.claim(0..5000).unwrap();
         assert!(matches!(arrays.claim(4000..6000), Err(ShmError::Overlap(_))));
@@ -1018,7 +473,7 @@ mod tests {
 
     #[test]
     fn a_chunk_round_trips_through_two_views() {
-        let seg = Segment::create(Backend::Memfd, Dtype::F64, 3000, 1).unwrap();
+        let seg = Segment::create(Backend::Memfd, Dtype::F64, 3000, 1, page_size()).unwrap();
         let arrays = seg.share_arrays().unwrap();
         let mut claim = arrays.claim(0..3000).unwrap();
         claim.reserve().unwrap();

@@ -12,9 +12,9 @@
  * Two variants from one source:
  *   gcc -O3 -march=native -fopenmp stream.c -o stream-regular
  *   gcc -O3 -march=native -fopenmp -DNONTEMPORAL stream.c -o stream-nt
- * The NONTEMPORAL build writes c (and a, for Scale... no: STREAM's kernels
- * write c, b, c, a; see below) with streaming stores (AVX-512, AVX or SSE2,
- * whichever -march enables) followed by a store fence.
+ * The NONTEMPORAL build writes each kernel's destination (STREAM's kernels
+ * write c, b, c and a in turn) with streaming stores (AVX-512, AVX or SSE2,
+ * whichever -march enables), then a store fence.
  *
  * Usage: stream [-n ELEMENTS] [-t TIMES] [-k copy|scale|add|triad|all]
  * Prints one JSON object: per kernel, every iteration's time in seconds

@@ -12,7 +12,8 @@ use crate::cli::{Cli, ColorChoice, Command, OutputArgs, Shell};
 use crate::config::RunConfig;
 use crate::error::{EXIT_OK, EXIT_USAGE, Error};
 use crate::report::RunReport;
-use crate::report::export::{self, Format};
+use crate::report::export::{self, Exportable, Format};
+use crate::report::progress::Progress;
 use crate::report::table::{self, Style};
 
 /// Runs `vecpar-coord` with this process's arguments.
@@ -58,21 +59,56 @@ pub fn clap_exit(e: clap::Error, program: &str) -> ExitCode {
 fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
     match cli.command {
         Some(Command::Completions { shell }) => {
-            print_completions(shell);
+            match export::write_to(std::path::Path::new("-"), &completions(shell)) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::runtime("cannot write to stdout", e))
+                }
+                _ => Ok(EXIT_OK),
+            }
+        }
+        Some(Command::Sweep(args)) => {
+            check_exports(&cli.output)?;
+            let progress = Progress::new(crate::sweep::plan(&args)?.len(), cli.output.quiet);
+            let report = crate::sweep::run(&args, arguments, |i, _, what| progress.step(i, what));
+            progress.finish();
+            let report = report?;
+            present(&report, &report.warnings, &cli.output, |out, style| table::write_sweep(out, &report, style))?;
+            if let Some(path) = &args.plot {
+                crate::plot::draw(&crate::sweep::chart(&report), path).map_err(|e| Error::Runtime(e.to_string()))?;
+            }
+            Ok(report.points.iter().map(|p| p.exit_code).max().unwrap_or(EXIT_OK))
+        }
+        Some(Command::Isolation(args)) => {
+            check_exports(&cli.output)?;
+            let progress = Progress::new(args.modes.len() * args.faults.len() * 2, cli.output.quiet);
+            let report = crate::isolation::run(&args, arguments, |i, _, what| progress.step(i, what));
+            progress.finish();
+            let report = report?;
+            present(&report, &[], &cli.output, |out, style| table::write_isolation(out, &report, style))?;
             Ok(EXIT_OK)
         }
         None => {
             check_exports(&cli.output)?;
             let cfg = RunConfig::resolve(&cli.run, arguments)?;
             let report = crate::mode::run(&cfg)?;
-            present(&report, &cli.output)?;
+            present(&report, &report.warnings, &cli.output, |out, style| table::write_report(out, &report, style))?;
+            report_failures(&report);
             Ok(report.exit_code)
         }
     }
 }
 
-fn print_completions(shell: Shell) {
-    let _ = (shell, Cli::command());
+/// The completion script for `shell` (built in memory: clap_complete
+/// panics when its writer fails, and stdout may be a closed pipe).
+fn completions(shell: Shell) -> Vec<u8> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "vecpar-coord", &mut script);
+    script
 }
 
 fn check_exports(output: &OutputArgs) -> Result<(), Error> {
@@ -98,12 +134,17 @@ pub fn style(choice: ColorChoice) -> Style {
     Style { color }
 }
 
-/// Shows a run: warnings and failures on stderr, the table on stdout (unless
-/// an export writes there), then the exports.
-fn present(report: &RunReport, output: &OutputArgs) -> Result<(), Error> {
+/// Shows a result: warnings on stderr, the table on stdout (unless an
+/// export writes there), then the exports.
+fn present(
+    item: &dyn Exportable,
+    warnings: &[String],
+    output: &OutputArgs,
+    table: impl FnOnce(&mut dyn Write, Style) -> std::io::Result<()>,
+) -> Result<(), Error> {
     // Warnings first: they say how to read what follows.
     if !output.quiet {
-        for w in &report.warnings {
+        for w in warnings {
             eprintln!("vecpar-coord: warning: {w}");
         }
     }
@@ -117,19 +158,24 @@ fn present(report: &RunReport, output: &OutputArgs) -> Result<(), Error> {
     .collect();
     if !exports.iter().any(|(p, _)| export::is_stdout(p)) {
         let mut out = std::io::stdout().lock();
-        if let Err(e) = table::write_report(&mut out, report, style(output.color)).and_then(|_| out.flush())
+        if let Err(e) = table(&mut out, style(output.color)).and_then(|_| out.flush())
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
             return Err(Error::runtime("cannot write to stdout", e));
         }
     }
     for (path, format) in &exports {
-        match export::write_to(path, &export::render(report, *format)) {
+        match export::write_to(path, &export::render(item, *format)) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => return Err(Error::runtime(format!("cannot write {}", path.display()), e)),
             Ok(()) => {}
         }
     }
+    Ok(())
+}
+
+/// One stderr line per lost worker and for a failed validation.
+fn report_failures(report: &RunReport) {
     for f in report.faults.iter().filter(|f| f.action.starts_with("stopped")) {
         eprintln!("vecpar-coord: worker lost: {f}");
     }
@@ -145,5 +191,4 @@ fn present(report: &RunReport, output: &OutputArgs) -> Result<(), Error> {
             v.mismatch_owner.map(|o| format!(" (in worker {o}'s chunk)")).unwrap_or_default()
         );
     }
-    Ok(())
 }

@@ -49,7 +49,7 @@ pub struct Cli {
     /// Options of a single run.
     #[command(flatten)]
     pub run: RunArgs,
-    /// Output options.
+    /// Output options (for runs and studies alike).
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -57,11 +57,156 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Measure a grid (worker counts × modes × lengths × ops × SIMD levels) and show one table: GB/s,
+    /// speed-up and parallel efficiency against serial, start-up cost; --plot draws it.
+    #[command(after_long_help = SWEEP_EXAMPLES)]
+    Sweep(SweepArgs),
+    /// Inject every fault into processes and into threads, each in a child run, and show what survived,
+    /// what was detected, what was lost and what --on-fault retry recovered.
+    #[command(after_long_help = ISOLATION_EXAMPLES)]
+    Isolation(IsolationArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     Completions {
         /// The shell.
         shell: Shell,
     },
+}
+
+const SWEEP_EXAMPLES: &str = "\
+Examples:
+  Are processes slower than threads here? One line per mode, GB/s against workers:
+      vecpar-coord sweep --procs 1,2,4,8 --plot scaling.svg
+  Where the caches end and memory begins, GB/s against length (log axis):
+      vecpar-coord sweep --procs 2 --modes procs --len 1e4,1e5,1e6,1e7,1e8 --plot lengths.png
+  The SIMD levels on one worker, as a Markdown table:
+      vecpar-coord sweep --procs 1 --modes serial --simd scalar,sse2,avx2,avx512 --len 2e3 --runs 2000 --export-markdown -";
+
+const ISOLATION_EXAMPLES: &str = "\
+Examples:
+  The whole matrix, with its plain-language summary:
+      vecpar-coord isolation
+  Only the faults that kill a thread's process, as JSON:
+      vecpar-coord isolation --faults abort,segv --export-json -";
+
+/// `vecpar-coord sweep`: lists where a single run takes one value.
+#[derive(Clone, Debug, Args)]
+pub struct SweepArgs {
+    /// Worker counts, comma separated [default: 1, 2, 4, … up to 4 × the CPUs this process may use, at most 64]
+    #[arg(short = 'n', long, value_name = "LIST", value_delimiter = ',', help_heading = "Grid")]
+    pub procs: Vec<usize>,
+    /// Modes, comma separated (serial runs once, with one worker, as the baseline)
+    #[arg(
+        short,
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "procs,threads,serial",
+        help_heading = "Grid"
+    )]
+    pub modes: Vec<Mode>,
+    /// Lengths, comma separated: 1e4,1e5,1e6 (more than one draws GB/s against length)
+    #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1e7", value_parser = parse_len, help_heading = "Grid")]
+    pub len: Vec<usize>,
+    /// Kernels, comma separated
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "add", help_heading = "Grid")]
+    pub op: Vec<Op>,
+    /// SIMD levels, comma separated
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "auto", help_heading = "Grid")]
+    pub simd: Vec<SimdChoice>,
+    /// Element type
+    #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Each run")]
+    pub dtype: Dtype,
+    /// Timed rounds per run
+    #[arg(short, long, value_name = "K", default_value_t = 10, help_heading = "Each run")]
+    pub runs: u32,
+    /// Untimed rounds before them
+    #[arg(short, long, value_name = "K", default_value_t = 1, help_heading = "Each run")]
+    pub warmup: u32,
+    /// Seed of a and b
+    #[arg(long, value_name = "S", default_value_t = 1, help_heading = "Each run")]
+    pub seed: u64,
+    /// How c is written
+    #[arg(long, value_enum, default_value_t = StoresChoice::Auto, help_heading = "Each run")]
+    pub stores: StoresChoice,
+    /// Pinning, as for a single run
+    #[arg(long, value_name = "HOW", default_value = "auto", help_heading = "Each run")]
+    pub pin: PinSpec,
+    /// Shared memory backend
+    #[arg(long, value_enum, default_value_t = Backend::Memfd, help_heading = "Each run")]
+    pub shm: Backend,
+    /// Huge pages, as for a single run
+    #[arg(long, value_enum, default_value_t = HugePages::Auto, help_heading = "Each run")]
+    pub huge_pages: HugePages,
+    /// The vecpar-worker binary [default: next to vecpar-coord]
+    #[arg(long, value_name = "PATH", env = "VECPAR_WORKER", help_heading = "Each run")]
+    pub worker_bin: Option<PathBuf>,
+    /// Draw the sweep to FILE (.svg or .png): GB/s against workers, or against length when several are given
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub plot: Option<PathBuf>,
+}
+
+/// `vecpar-coord isolation`.
+#[derive(Clone, Debug, Args)]
+pub struct IsolationArgs {
+    /// Faults to inject, comma separated
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "panic,abort,segv,hang,oob-write",
+        help_heading = "Experiment"
+    )]
+    pub faults: Vec<FaultKindArg>,
+    /// Modes to compare, comma separated
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "procs,threads",
+        help_heading = "Experiment"
+    )]
+    pub modes: Vec<Mode>,
+    /// Workers per run (at least 2: an oob-write needs a neighbour)
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 2, help_heading = "Experiment")]
+    pub procs: usize,
+    /// Elements per array
+    #[arg(short, long, value_name = "N", default_value = "1000000", value_parser = parse_len, help_heading = "Experiment")]
+    pub len: usize,
+    /// Seconds before a silent worker counts as hung
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_timeout, help_heading = "Experiment")]
+    pub timeout: f64,
+}
+
+/// A fault kind on the command line of `isolation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FaultKindArg {
+    /// A Rust panic
+    Panic,
+    /// abort()
+    Abort,
+    /// A store through a wild pointer
+    Segv,
+    /// exit(42)
+    Exit,
+    /// Never reports back
+    Hang,
+    /// A store into another worker's part of a
+    OobWrite,
+}
+
+impl FaultKindArg {
+    /// The fault it names.
+    pub fn kind(self) -> crate::fault::FaultKind {
+        use crate::fault::{DEFAULT_EXIT_CODE, FaultKind};
+        match self {
+            FaultKindArg::Panic => FaultKind::Panic,
+            FaultKindArg::Abort => FaultKind::Abort,
+            FaultKindArg::Segv => FaultKind::Segv,
+            FaultKindArg::Exit => FaultKind::Exit(DEFAULT_EXIT_CODE),
+            FaultKindArg::Hang => FaultKind::Hang,
+            FaultKindArg::OobWrite => FaultKind::OobWrite,
+        }
+    }
 }
 
 /// Shells with completion scripts.
@@ -247,23 +392,23 @@ pub struct RunArgs {
 #[derive(Clone, Debug, Args)]
 pub struct OutputArgs {
     /// Write the full report as JSON to FILE (- for stdout)
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    #[arg(long, value_name = "FILE", global = true, help_heading = "Output")]
     pub export_json: Option<PathBuf>,
 
     /// Write the summary as CSV to FILE (- for stdout)
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    #[arg(long, value_name = "FILE", global = true, help_heading = "Output")]
     pub export_csv: Option<PathBuf>,
 
     /// Write the summary as a Markdown table to FILE (- for stdout)
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    #[arg(long, value_name = "FILE", global = true, help_heading = "Output")]
     pub export_markdown: Option<PathBuf>,
 
     /// Colour in the terminal output (NO_COLOR in the environment also turns it off)
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, help_heading = "Output")]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, help_heading = "Output")]
     pub color: ColorChoice,
 
     /// Print no warnings
-    #[arg(short, long, help_heading = "Output")]
+    #[arg(short, long, global = true, help_heading = "Output")]
     pub quiet: bool,
 }
 

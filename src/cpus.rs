@@ -357,6 +357,32 @@ pub fn pin_current_thread(cpu: Option<usize>) -> PinOutcome {
     }
 }
 
+/// Pins the calling thread for as long as the guard lives, then gives it
+/// back its original mask (serial mode pins the coordinator's own thread,
+/// which a sweep goes on using).
+#[derive(Debug)]
+pub struct PinnedHere {
+    original: Option<CpuSet>,
+    /// What became of the pin request.
+    pub outcome: PinOutcome,
+}
+
+impl PinnedHere {
+    /// Pins the calling thread to `cpu` (if any).
+    pub fn pin(cpu: Option<usize>) -> PinnedHere {
+        let original = cpu.and_then(|_| sched_getaffinity(Pid::from_raw(0)).ok());
+        PinnedHere { original, outcome: pin_current_thread(cpu) }
+    }
+}
+
+impl Drop for PinnedHere {
+    fn drop(&mut self) {
+        if let Some(mask) = &self.original {
+            let _ = sched_setaffinity(Pid::from_raw(0), mask);
+        }
+    }
+}
+
 /// The CPU the calling thread is running on now.
 pub fn current_cpu() -> Option<usize> {
     nix::sched::sched_getcpu().ok()

@@ -29,13 +29,16 @@ pub mod cpus;
 pub mod error;
 pub mod fault;
 pub mod ipc;
+pub mod isolation;
 pub mod kernel;
 pub mod mode;
 pub mod partition;
+pub mod plot;
 pub mod report;
 pub mod shm;
 pub mod signals;
 pub mod stats;
+pub mod sweep;
 pub mod sysinfo;
 pub mod worker;
 

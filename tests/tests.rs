@@ -11,3 +11,4 @@ mod hostile;
 mod limits;
 mod runs;
 mod soak;
+mod study;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Lost, MemberFacts, ReplaceError, Team, Waited};
 use crate::config::RunConfig;
-use crate::cpus::{PinOutcome, pin_current_thread};
+use crate::cpus::PinnedHere;
 use crate::error::Error;
 use crate::kernel::{Dtype, Kernel};
 use crate::shm::control::BATCH;
@@ -32,7 +32,8 @@ impl AnyExecutor {
 pub(crate) struct InlineTeam {
     segment: Arc<Segment>,
     exec: AnyExecutor,
-    pin: PinOutcome,
+    /// The coordinator's own thread, pinned until the team is dropped.
+    pinned: PinnedHere,
     seq: u32,
 }
 
@@ -59,8 +60,8 @@ impl InlineTeam {
                 None,
             )),
         };
-        let pin = pin_current_thread(cfg.pin_plan[0]);
-        Ok((Box::new(InlineTeam { segment, exec, pin, seq: 0 }), Vec::new()))
+        let pinned = PinnedHere::pin(cfg.pin_plan[0]);
+        Ok((Box::new(InlineTeam { segment, exec, pinned, seq: 0 }), Vec::new()))
     }
 }
 
@@ -69,7 +70,7 @@ impl Team for InlineTeam {
         MemberFacts {
             pid: std::process::id(),
             tid: Some(nix::unistd::gettid().as_raw() as u32),
-            pin: self.pin.clone(),
+            pin: self.pinned.outcome.clone(),
             attempt: 0,
         }
     }

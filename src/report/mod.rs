@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod export;
+pub mod progress;
 pub mod table;
 
 use serde::{Deserialize, Serialize};

@@ -211,6 +211,124 @@ pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Res
     Ok(())
 }
 
+/// Writes a sweep: one table per (length, op, SIMD level), then how
+/// processes compare with threads at each worker count.
+pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: Style) -> io::Result<()> {
+    use crate::mode::Mode;
+    let Some(first) = r.runs.first() else {
+        return writeln!(out, "The sweep has no points.");
+    };
+    writeln!(
+        out,
+        "{} · {} · {} timed rounds per run after {} warm-up · {} · {} CPUs allowed ({})",
+        style.bold(&format!("vecpar {} sweep", r.vecpar_version)),
+        first.config.dtype,
+        first.config.runs,
+        first.config.warmup,
+        first.config.shm,
+        crate::cpus::parse_cpu_list(&r.host.allowed_cpus).map_or(0, |l| l.len()),
+        r.host.allowed_cpus
+    )?;
+    let mut groups: Vec<(usize, crate::kernel::Op, crate::kernel::Simd)> = Vec::new();
+    for p in &r.points {
+        if !groups.contains(&(p.len, p.op, p.simd)) {
+            groups.push((p.len, p.op, p.simd));
+        }
+    }
+    for (len, op, simd) in groups {
+        let rows: Vec<&crate::sweep::SweepPoint> =
+            r.points.iter().filter(|p| p.len == len && p.op == op && p.simd == simd).collect();
+        writeln!(out)?;
+        let stores = rows.first().map_or("", |p| p.stores.name());
+        writeln!(out, "{}", style.bold(&format!("len {} · {op} · {simd} · {stores} stores", thousands(len as u64))))?;
+        writeln!(
+            out,
+            "  {:<8} {:>7} {:>11} {:>13} {:>9} {:>11} {:>10}  validated",
+            "mode", "workers", "best GB/s", "median GB/s", "speed-up", "efficiency", "start-up"
+        )?;
+        for p in &rows {
+            writeln!(
+                out,
+                "  {:<8} {:>7} {:>11.1} {:>13.1} {:>9} {:>11} {:>10}  {}",
+                p.mode.name(),
+                p.procs,
+                p.best_gbps,
+                p.median_gbps,
+                p.speedup.map_or("–".into(), |s| format!("{s:.2}×")),
+                p.efficiency.map_or("–".into(), |e| format!("{:.0}%", e * 100.0)),
+                if p.mode == Mode::Serial { "–".into() } else { human_time(p.startup_s) },
+                if p.validated { style.good("yes") } else { style.bad(&format!("no (exit {})", p.exit_code)) }
+            )?;
+        }
+        let group: Vec<crate::sweep::SweepPoint> = rows.iter().map(|p| (*p).clone()).collect();
+        let ratios = crate::sweep::procs_over_threads(&group);
+        if !ratios.is_empty() {
+            let parts: Vec<String> =
+                ratios.iter().map(|(n, q)| format!("{n} worker{} {q:.2}×", if *n == 1 { "" } else { "s" })).collect();
+            writeln!(out, "  processes ÷ threads (median GB/s): {}", parts.join(" · "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the isolation experiment: one row per (mode, fault), then what
+/// the rows show.
+pub fn write_isolation(out: &mut dyn Write, r: &crate::isolation::IsolationReport, style: Style) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} · {} workers · len {} · the fault hits worker 1 in round 1 · hang declared after --timeout {} s",
+        style.bold(&format!("vecpar {} isolation experiment", r.vecpar_version)),
+        r.procs,
+        thousands(r.len as u64),
+        r.timeout_s
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "  {:<8} {:<10} {:<9} {:<8} {}",
+            "mode", "fault", "survived", "result", "detected · lost · --on-fault retry"
+        ))
+    )?;
+    for row in &r.rows {
+        let survived = if row.survived { style.good("yes") } else { style.bad("no ") };
+        let result = match row.correct {
+            Some(true) => style.good("correct"),
+            Some(false) => style.bad("WRONG  "),
+            None => "none   ".to_string(),
+        };
+        writeln!(out, "  {:<8} {:<10} {:<9} {:<8} {}", row.mode.name(), row.fault, survived, result, row.detected)?;
+        writeln!(out, "  {:<8} {:<10} {:<9} {:<8} lost: {}", "", "", "", "", row.lost)?;
+        let retry = if row.recovered { style.good(&row.retry) } else { row.retry.clone() };
+        writeln!(out, "  {:<8} {:<10} {:<9} {:<8} retry: {}", "", "", "", "", retry)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", style.bold("What it shows"))?;
+    for s in &r.summary {
+        for line in wrap(s, 100) {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().expect("one line");
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map(|f| f.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()

@@ -1,0 +1,273 @@
+//! Plots of a sweep, as SVG or PNG, in pure Rust (plotters).
+//!
+//! The text is drawn with a small subset of DejaVu Sans compiled into the
+//! binary (see `FONT-LICENSE`), so a PNG renders the same on a machine
+//! without fonts. A chart is data ([`Chart`]): series of points, optional
+//! vertical markers (the cache sizes on a length sweep), a log or linear x
+//! axis; [`draw`] picks the backend from the file's extension.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One line of a chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// (x, y) points, in x order.
+    pub points: Vec<(f64, f64)>,
+    /// Drawn dashed (a reference, not a measurement series).
+    pub dashed: bool,
+}
+
+/// A vertical line across the plot, labelled at the top.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    /// Where on the x axis.
+    pub x: f64,
+    /// What it marks.
+    pub label: String,
+}
+
+/// A line chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chart {
+    /// Title above the plot.
+    pub title: String,
+    /// X axis caption.
+    pub x_label: String,
+    /// Y axis caption.
+    pub y_label: String,
+    /// Logarithmic x axis.
+    pub log_x: bool,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Vertical markers.
+    pub markers: Vec<Marker>,
+    /// Label only these x values (the worker counts), if given.
+    pub x_ticks: Option<Vec<f64>>,
+}
+
+/// Why a chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// Not .svg or .png.
+    #[error("--plot {0}: the file must end in .svg or .png")]
+    Format(String),
+    /// Nothing to draw.
+    #[error("--plot: the sweep has no points to draw")]
+    Empty,
+    /// The backend failed (usually writing the file).
+    #[error("--plot {0}: {1}")]
+    Draw(String, String),
+}
+
+const FONT: &[u8] = include_bytes!("DejaVuSans-subset.ttf");
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0x7f, 0x7f, 0x7f),
+];
+
+/// The colour of series `i` (tests look for it in PNG output).
+pub fn series_color(i: usize) -> (u8, u8, u8) {
+    let c = PALETTE[i % PALETTE.len()];
+    (c.0, c.1, c.2)
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The subset is compiled in and valid; a failure would only lose text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Draws `chart` to `path`, SVG or PNG by extension.
+pub fn draw(chart: &Chart, path: &Path) -> Result<(), PlotError> {
+    register_font();
+    let shown = path.display().to_string();
+    if chart.series.iter().all(|s| s.points.is_empty()) {
+        return Err(PlotError::Empty);
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let result = match ext.as_deref() {
+        Some("svg") => draw_on(SVGBackend::new(path, (960, 600)).into_drawing_area(), chart),
+        Some("png") => draw_on(BitMapBackend::new(path, (1280, 800)).into_drawing_area(), chart),
+        _ => return Err(PlotError::Format(shown)),
+    };
+    result.map_err(|e| PlotError::Draw(shown, e))
+}
+
+fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (w, _) = root.dim_in_pixel();
+    let scale = w as f64 / 960.0;
+    let px = |v: f64| (v * scale) as i32;
+    let font = |size: f64| ("sans-serif", size * scale);
+
+    let all: Vec<(f64, f64)> = chart.series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let (mut x0, mut x1) = all.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    for m in &chart.markers {
+        x0 = x0.min(m.x);
+        x1 = x1.max(m.x);
+    }
+    let y1 = all.iter().fold(0.0f64, |hi, p| hi.max(p.1)) * 1.12;
+    let y1 = if y1 > 0.0 { y1 } else { 1.0 };
+    if chart.log_x {
+        x0 /= 1.5;
+        x1 *= 1.5;
+    } else {
+        let pad = ((x1 - x0) * 0.05).max(0.5);
+        x0 -= pad;
+        x1 += pad;
+    }
+
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(&chart.title, font(22.0)).margin(px(18.0)).x_label_area_size(px(56.0)).y_label_area_size(px(72.0));
+
+    macro_rules! plot_body {
+        ($ctx:expr) => {{
+            let mut ctx = $ctx;
+            let ticks = chart.x_ticks.clone();
+            let x_formatter = move |x: &f64| match &ticks {
+                Some(t) if !t.iter().any(|v| ((v - x) / v).abs() < 1e-6) => String::new(),
+                _ => human_number(*x),
+            };
+            ctx.configure_mesh()
+                .x_desc(&chart.x_label)
+                .y_desc(&chart.y_label)
+                .label_style(font(15.0))
+                .axis_desc_style(font(17.0))
+                .x_labels(if chart.x_ticks.is_some() { 64 } else { 10 })
+                .x_label_formatter(&x_formatter)
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .light_line_style(TRANSPARENT)
+                .bold_line_style(RGBColor(228, 228, 228))
+                .draw()
+                .map_err(err)?;
+            for m in &chart.markers {
+                let grey = RGBColor(120, 120, 120);
+                ctx.draw_series(DashedLineSeries::new(
+                    vec![(m.x, 0.0), (m.x, y1)],
+                    px(6.0) as u32,
+                    px(4.0) as u32,
+                    grey.stroke_width(px(1.5) as u32),
+                ))
+                .map_err(err)?;
+                let label = Text::new(m.label.clone(), (px(5.0), 0), font(14.0).into_font().color(&grey));
+                ctx.draw_series(std::iter::once(EmptyElement::at((m.x, y1 * 0.985)) + label)).map_err(err)?;
+            }
+            for (i, s) in chart.series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                let style = color.stroke_width(px(2.5).max(1) as u32);
+                if s.dashed {
+                    ctx.draw_series(DashedLineSeries::new(s.points.clone(), px(8.0) as u32, px(5.0) as u32, style))
+                        .map_err(err)?
+                        .label(&s.label)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                } else {
+                    ctx.draw_series(LineSeries::new(s.points.clone(), style))
+                        .map_err(err)?
+                        .label(&s.label)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                    ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, px(4.0), color.filled()))).map_err(err)?;
+                }
+            }
+            ctx.configure_series_labels()
+                .label_font(font(15.0))
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(200, 200, 200))
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
+                .map_err(err)?;
+        }};
+    }
+    if chart.log_x {
+        plot_body!(builder.build_cartesian_2d((x0..x1).log_scale(), 0.0..y1).map_err(err)?);
+    } else {
+        plot_body!(builder.build_cartesian_2d(x0..x1, 0.0..y1).map_err(err)?);
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The text elements of an SVG written by [`draw`], trimmed.
+pub fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string()))
+        .collect()
+}
+
+/// 1, 2, 10k, 1M, 100M: axis labels that read at a glance.
+pub fn human_number(x: f64) -> String {
+    let a = x.abs();
+    let (v, suffix) = if a >= 1e9 {
+        (x / 1e9, "G")
+    } else if a >= 1e6 {
+        (x / 1e6, "M")
+    } else if a >= 1e3 {
+        (x / 1e3, "k")
+    } else {
+        (x, "")
+    };
+    if (v - v.round()).abs() < 1e-9 { format!("{}{suffix}", v.round() as i64) } else { format!("{v:.1}{suffix}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart(log_x: bool) -> Chart {
+        Chart {
+            title: "test".into(),
+            x_label: "workers".into(),
+            y_label: "GB/s".into(),
+            log_x,
+            series: vec![
+                Series { label: "procs".into(), points: vec![(1.0, 10.0), (2.0, 19.0), (4.0, 20.0)], dashed: false },
+                Series { label: "serial".into(), points: vec![(1.0, 9.0), (4.0, 9.0)], dashed: true },
+            ],
+            markers: vec![Marker { x: 3.0, label: "L3".into() }],
+            x_ticks: Some(vec![1.0, 2.0, 4.0]),
+        }
+    }
+
+    #[test]
+    fn svg_and_png_are_written() {
+        let dir = std::env::temp_dir().join(format!("vecpar-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let svg = dir.join("c.svg");
+        draw(&chart(true), &svg).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg"));
+        let texts = svg_texts(&text);
+        for label in ["procs", "serial", "L3", "workers", "GB/s", "test"] {
+            assert!(texts.iter().any(|t| t == label), "{label} in {texts:?}");
+        }
+        let png = dir.join("c.png");
+        draw(&chart(false), &png).unwrap();
+        assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(matches!(draw(&chart(false), &dir.join("c.gif")), Err(PlotError::Format(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn numbers_read_at_a_glance() {
+        assert_eq!(human_number(1.0), "1");
+        assert_eq!(human_number(10_000.0), "10k");
+        assert_eq!(human_number(1e8), "100M");
+        assert_eq!(human_number(2.5e6), "2.5M");
+    }
+}

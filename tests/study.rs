@@ -1,0 +1,289 @@
+//! The study workflow: sweeps, plots, the isolation experiment, exports and
+//! completions.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vecpar-study-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn a_sweep_measures_every_point_against_serial() {
+    let out = coord(&["sweep", "--procs", "1,2", "--len", "1e5", "--runs", "3", "--export-json", "-", "-q"]);
+    out.expect_code(0);
+    let r = out.json();
+    assert_eq!(r["kind"], "sweep");
+    assert_eq!(r["format_version"], 1);
+    let points = r["points"].as_array().unwrap();
+    // serial once, then procs and threads at 1 and 2 workers
+    let shape: Vec<(String, u64)> =
+        points.iter().map(|p| (p["mode"].as_str().unwrap().to_string(), p["procs"].as_u64().unwrap())).collect();
+    let want: Vec<(String, u64)> = [("serial", 1), ("procs", 1), ("threads", 1), ("procs", 2), ("threads", 2)]
+        .iter()
+        .map(|(m, n)| (m.to_string(), *n))
+        .collect();
+    assert_eq!(shape, want);
+    assert_eq!(points[0]["speedup"], 1.0);
+    for p in points {
+        assert_eq!(p["validated"], true);
+        let (speedup, eff) = (p["speedup"].as_f64().unwrap(), p["efficiency"].as_f64().unwrap());
+        assert!((eff - speedup / p["procs"].as_f64().unwrap()).abs() < 1e-9);
+        assert!(p["median_gbps"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(r["runs"].as_array().unwrap().len(), 5, "every run in full");
+    for key in ["hostname", "cpu_model", "cpu_flags", "kernel", "caches", "allowed_cpus"] {
+        assert!(!r["host"][key].is_null(), "host.{key}");
+    }
+    assert!(r["runs"][1]["config"]["procs_source"]["kind"].is_string());
+}
+
+#[test]
+fn the_sweep_table_answers_procs_versus_threads() {
+    let out = coord(&["sweep", "--procs", "2", "--len", "1e5", "--runs", "3", "-q"]);
+    out.expect_code(0);
+    for needle in ["best GB/s", "speed-up", "efficiency", "start-up", "processes ÷ threads"] {
+        assert!(out.stdout.contains(needle), "{needle} in\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains('\x1b'), "no colour when piped");
+    assert!(!out.stderr.contains("ETA"), "no progress bar when stderr is not a terminal");
+}
+
+#[test]
+fn a_workers_plot_has_one_line_per_mode() {
+    let svg = temp("scaling.svg");
+    let out =
+        coord(&["sweep", "--procs", "1,2,4", "--len", "1e5", "--runs", "2", "--plot", svg.to_str().unwrap(), "-q"]);
+    out.expect_code(0);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"));
+    let texts = vecpar::plot::svg_texts(&text);
+    for label in ["procs", "threads", "serial", "workers (log scale)", "1", "2", "4"] {
+        assert!(texts.iter().any(|t| t == label), "{label} in {texts:?}");
+    }
+    assert!(texts.iter().any(|t| t.contains("CPUs allowed")));
+    // One polyline per series (and the dashed serial line).
+    assert!(text.matches("<polyline").count() >= 3, "three series drawn");
+}
+
+#[test]
+fn a_length_plot_marks_the_caches_and_renders_as_png_too() {
+    let svg = temp("lengths.svg");
+    let out = coord(&[
+        "sweep",
+        "--procs",
+        "2",
+        "--modes",
+        "procs,serial",
+        "--len",
+        "1e3,1e4,1e5",
+        "--runs",
+        "2",
+        "--plot",
+        svg.to_str().unwrap(),
+        "-q",
+    ]);
+    out.expect_code(0);
+    let texts = vecpar::plot::svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    for label in ["procs × 2", "serial", "elements per array (log scale)"] {
+        assert!(texts.iter().any(|t| t == label), "{label} in {texts:?}");
+    }
+    let host_has_l2 = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index2/size").exists();
+    if host_has_l2 {
+        assert!(texts.iter().any(|t| t.starts_with("L2 (")), "the L2 size is marked: {texts:?}");
+    }
+
+    let png = temp("lengths.png");
+    coord(&[
+        "sweep",
+        "--procs",
+        "2",
+        "--modes",
+        "procs,serial",
+        "--len",
+        "1e3,1e4",
+        "--runs",
+        "2",
+        "--plot",
+        png.to_str().unwrap(),
+        "-q",
+    ])
+    .expect_code(0);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((frame.width, frame.height), (1280, 800));
+    let pixels = &buf[..frame.buffer_size()];
+    let step = frame.line_size / frame.width as usize;
+    let has = |(r, g, b): (u8, u8, u8)| pixels.chunks(step).any(|p| p[0] == r && p[1] == g && p[2] == b);
+    assert!(has(vecpar::plot::series_color(0)) && has(vecpar::plot::series_color(1)), "both series are drawn");
+
+    let bad = coord(&["sweep", "--procs", "1", "--len", "1e3", "--runs", "1", "--plot", "/tmp/x.gif", "-q"]);
+    bad.expect_code(1);
+    assert!(bad.stderr.contains("--plot") && bad.stderr.contains(".svg or .png"), "{}", bad.stderr);
+}
+
+fn csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    (header, lines.map(|l| l.split(',').map(str::to_string).collect()).collect())
+}
+
+#[test]
+fn every_export_parses_back_for_runs_and_sweeps() {
+    // A single run.
+    let out = coord(&["--procs", "2", "--len", "1e4", "--export-csv", "-", "-q"]);
+    out.expect_code(0);
+    let (header, rows) = csv(&out.stdout);
+    assert_eq!(header.join(","), vecpar::report::export::CSV_HEADER);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][header.iter().position(|h| h == "validated").unwrap()], "true");
+    let md = coord(&["--procs", "2", "--len", "1e4", "--export-markdown", "-", "-q"]);
+    assert!(md.stdout.starts_with("| mode |") && md.stdout.lines().count() == 3, "{}", md.stdout);
+
+    // A sweep, all three at once into files.
+    let (j, c, m) = (temp("s.json"), temp("s.csv"), temp("s.md"));
+    coord(&[
+        "sweep",
+        "--procs",
+        "1,2",
+        "--modes",
+        "procs,serial",
+        "--len",
+        "1e4",
+        "--runs",
+        "2",
+        "--export-json",
+        j.to_str().unwrap(),
+        "--export-csv",
+        c.to_str().unwrap(),
+        "--export-markdown",
+        m.to_str().unwrap(),
+        "-q",
+    ])
+    .expect_code(0);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    let (header, rows) = csv(&std::fs::read_to_string(&c).unwrap());
+    assert_eq!(header.join(","), vecpar::report::export::SWEEP_CSV_HEADER);
+    assert_eq!(rows.len(), json["points"].as_array().unwrap().len());
+    let gbps = header.iter().position(|h| h == "median_gbps").unwrap();
+    for (row, point) in rows.iter().zip(json["points"].as_array().unwrap()) {
+        let csv_v: f64 = row[gbps].parse().unwrap();
+        assert!((csv_v - point["median_gbps"].as_f64().unwrap()).abs() < 1e-5);
+    }
+    let md = std::fs::read_to_string(&m).unwrap();
+    assert_eq!(md.lines().count(), 2 + rows.len());
+    assert!(md.lines().nth(1).unwrap().starts_with("|---"));
+}
+
+#[test]
+fn the_isolation_experiment_shows_what_processes_buy() {
+    let out = coord(&["isolation", "--len", "1e5", "--timeout", "0.5", "--export-json", "-", "-q"]);
+    out.expect_code(0);
+    let r = out.json();
+    assert_eq!(r["kind"], "isolation");
+    let row = |mode: &str, fault: &str| -> Value {
+        r["rows"].as_array().unwrap().iter().find(|x| x["mode"] == mode && x["fault"] == fault).unwrap().clone()
+    };
+    for fault in ["panic", "abort", "segv", "hang", "oob-write"] {
+        let p = row("procs", fault);
+        assert_eq!(p["survived"], true, "procs {fault}");
+        assert_eq!(p["recovered"], true, "procs {fault}: retry gives a validated run");
+        assert!(p["fail_run"]["detected_after_s"].as_f64().is_some(), "procs {fault} detected");
+        assert_eq!(p["fail_run"]["exit_code"], 4);
+    }
+    assert!(row("procs", "oob-write")["detected"].as_str().unwrap().contains("blocked by the MMU"));
+    let t = |f: &str| row("threads", f);
+    assert_eq!(
+        (t("panic")["survived"].clone(), t("panic")["recovered"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+    for (fault, signal) in [("abort", "SIGABRT"), ("segv", "SIGSEGV")] {
+        assert_eq!(t(fault)["survived"], false, "threads {fault} takes the process");
+        assert_eq!(t(fault)["fail_run"]["signal"], signal);
+        assert!(t(fault)["fail_run"]["last_words"].as_str().unwrap().contains("--mode procs"));
+    }
+    assert_eq!(t("hang")["survived"], true);
+    assert_eq!(t("hang")["recovered"], false, "a hung thread cannot be replaced");
+    assert_eq!(t("oob-write")["correct"], false, "the stray write corrupts silently");
+    assert_eq!(t("oob-write")["fail_run"]["exit_code"], 3);
+    let summary = r["summary"].as_array().unwrap();
+    assert!(summary[0].as_str().unwrap().starts_with("Processes: 5 of 5"));
+    assert!(summary[1].as_str().unwrap().starts_with("Threads: 3 of 5"));
+
+    // The table and the other formats.
+    let table = coord(&["isolation", "--faults", "segv", "--len", "1e5", "-q"]);
+    table.expect_code(0);
+    assert!(table.stdout.contains("What it shows") && table.stdout.contains("died of SIGSEGV"), "{}", table.stdout);
+    let c = coord(&["isolation", "--faults", "panic", "--len", "1e5", "--export-csv", "-", "-q"]);
+    let (header, rows) = csv(&c.stdout);
+    assert_eq!(header.join(","), vecpar::report::export::ISOLATION_CSV_HEADER);
+    assert_eq!(rows.len(), 2);
+    let m = coord(&["isolation", "--faults", "panic", "--len", "1e5", "--export-markdown", "-", "-q"]);
+    assert!(m.stdout.starts_with("| mode | fault |"), "{}", m.stdout);
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef vecpar-coord"), ("fish", "complete -c vecpar-coord")]
+    {
+        let out = coord(&["completions", shell]);
+        out.expect_code(0);
+        assert!(out.stdout.contains(marker), "{shell}: {}", &out.stdout[..200.min(out.stdout.len())]);
+        for word in ["sweep", "isolation", "procs", "inject-fault", "huge-pages"] {
+            assert!(out.stdout.contains(word), "{shell} completes {word}");
+        }
+    }
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    // `vecpar-coord ... | head -1`: the reader goes away; no panic, exit 0.
+    for args in [&["completions", "bash"][..], &["--procs", "2", "--len", "1e4", "-q"][..]] {
+        let mut child = std::process::Command::new(coord_bin())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // close the read end at once
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_no_leftovers(pid);
+    }
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let args = ["--procs", "2", "--len", "1e4", "-q"];
+    assert!(!coord(&args).stdout.contains('\x1b'), "auto: no colour in a pipe");
+    assert!(coord(&[&args[..], &["--color", "always"]].concat()).stdout.contains('\x1b'));
+    assert!(!coord(&[&args[..], &["--color", "never"]].concat()).stdout.contains('\x1b'));
+    // NO_COLOR turns colour off in auto mode; an explicit flag still wins.
+    let mut cmd = std::process::Command::new(coord_bin());
+    cmd.args([&args[..], &["--color", "always"]].concat()).env("NO_COLOR", "1");
+    assert!(run_cmd(cmd, std::time::Duration::from_secs(60)).stdout.contains('\x1b'));
+}
+
+#[test]
+fn misleading_measurements_are_warned_about() {
+    let out = coord(&["--procs", "8", "--len", "1e5", "--runs", "3"]);
+    out.expect_code(0);
+    assert!(out.stderr.contains("fit in the") && out.stderr.contains("cache"), "{}", out.stderr);
+    let cpus = vecpar::cpus::allowed_cpus().len();
+    if cpus < 8 {
+        assert!(out.stderr.contains(&format!("8 workers on {cpus} allowed CPUs")), "{}", out.stderr);
+    }
+    let tiny = coord(&["--procs", "1", "--len", "100", "--runs", "3"]);
+    assert!(tiny.stderr.contains("too short to time well"), "{}", tiny.stderr);
+}

@@ -113,33 +113,9 @@ pub struct SweepArgs {
     /// SIMD levels, comma separated
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "auto", help_heading = "Grid")]
     pub simd: Vec<SimdChoice>,
-    /// Element type
-    #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Each run")]
-    pub dtype: Dtype,
-    /// Timed rounds per run
-    #[arg(short, long, value_name = "K", default_value_t = 10, help_heading = "Each run")]
-    pub runs: u32,
-    /// Untimed rounds before them
-    #[arg(short, long, value_name = "K", default_value_t = 1, help_heading = "Each run")]
-    pub warmup: u32,
-    /// Seed of a and b
-    #[arg(long, value_name = "S", default_value_t = 1, help_heading = "Each run")]
-    pub seed: u64,
-    /// How c is written
-    #[arg(long, value_enum, default_value_t = StoresChoice::Auto, help_heading = "Each run")]
-    pub stores: StoresChoice,
-    /// Pinning, as for a single run
-    #[arg(long, value_name = "HOW", default_value = "auto", help_heading = "Each run")]
-    pub pin: PinSpec,
-    /// Shared memory backend
-    #[arg(long, value_enum, default_value_t = Backend::Memfd, help_heading = "Each run")]
-    pub shm: Backend,
-    /// Huge pages, as for a single run
-    #[arg(long, value_enum, default_value_t = HugePages::Auto, help_heading = "Each run")]
-    pub huge_pages: HugePages,
-    /// The vecpar-worker binary [default: next to vecpar-coord]
-    #[arg(long, value_name = "PATH", env = "VECPAR_WORKER", help_heading = "Each run")]
-    pub worker_bin: Option<PathBuf>,
+    /// How each run measures, as for a single run.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
     /// Draw the sweep to FILE (.svg or .png): GB/s against workers, or against length when several are given
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub plot: Option<PathBuf>,
@@ -311,13 +287,37 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Op::Add, help_heading = "Workload")]
     pub op: Op,
 
-    /// Element type
-    #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Workload")]
-    pub dtype: Dtype,
-
     /// Run on worker processes, on threads of one process, or on one thread
     #[arg(short, long, value_enum, default_value_t = Mode::Procs, help_heading = "Workload")]
     pub mode: Mode,
+
+    /// Instruction set of the kernel; a level this CPU lacks is refused
+    #[arg(long, value_enum, default_value_t = SimdChoice::Auto, help_heading = "Tuning")]
+    pub simd: SimdChoice,
+
+    /// How each run measures: element type, rounds, seed, memory and placement.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+
+    /// Make worker WORKER fail in round ROUND (default 0): panic, abort, segv, exit[=CODE], hang or oob-write
+    #[arg(long, value_name = "WORKER:KIND[@ROUND]", help_heading = "Faults")]
+    pub inject_fault: Vec<FaultSpec>,
+
+    /// When a worker is lost: fail (exit 4), or retry[=N] (replace it and repeat the step, N times at most)
+    #[arg(long, value_name = "POLICY", default_value = "fail", help_heading = "Faults")]
+    pub on_fault: OnFault,
+
+    /// Seconds a worker may take for one step before it counts as hung
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
+    pub timeout: f64,
+}
+
+/// How a run measures: the options a single run and a sweep share.
+#[derive(Clone, Debug, Args)]
+pub struct MeasureArgs {
+    /// Element type
+    #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Workload")]
+    pub dtype: Dtype,
 
     /// Timed rounds
     #[arg(
@@ -345,10 +345,6 @@ pub struct RunArgs {
     #[arg(long, allow_negative_numbers = true, value_name = "S", default_value_t = 1, help_heading = "Workload")]
     pub seed: u64,
 
-    /// Instruction set of the kernel; a level this CPU lacks is refused
-    #[arg(long, value_enum, default_value_t = SimdChoice::Auto, help_heading = "Tuning")]
-    pub simd: SimdChoice,
-
     /// How c is written: auto picks non-temporal stores when the arrays do not fit in the last-level cache
     #[arg(long, value_enum, default_value_t = StoresChoice::Auto, help_heading = "Tuning")]
     pub stores: StoresChoice,
@@ -374,18 +370,6 @@ pub struct RunArgs {
     /// The vecpar-worker binary [default: next to vecpar-coord]
     #[arg(long, value_name = "PATH", env = "VECPAR_WORKER", help_heading = "Tuning")]
     pub worker_bin: Option<PathBuf>,
-
-    /// Make worker WORKER fail in round ROUND (default 0): panic, abort, segv, exit[=CODE], hang or oob-write
-    #[arg(long, value_name = "WORKER:KIND[@ROUND]", help_heading = "Faults")]
-    pub inject_fault: Vec<FaultSpec>,
-
-    /// When a worker is lost: fail (exit 4), or retry[=N] (replace it and repeat the step, N times at most)
-    #[arg(long, value_name = "POLICY", default_value = "fail", help_heading = "Faults")]
-    pub on_fault: OnFault,
-
-    /// Seconds a worker may take for one step before it counts as hung
-    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
-    pub timeout: f64,
 }
 
 /// Output options, shared by runs and studies.

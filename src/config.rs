@@ -107,10 +107,10 @@ impl RunConfig {
                 allowed.len()
             ));
         }
-        if args.runs == 0 {
+        if args.measure.runs == 0 {
             return usage("--runs 0: at least one timed round is needed".into());
         }
-        let rounds = u64::from(args.runs) + u64::from(args.warmup);
+        let rounds = u64::from(args.measure.runs) + u64::from(args.measure.warmup);
         if rounds > u32::MAX as u64 {
             return usage("--runs plus --warmup is too many rounds".into());
         }
@@ -128,20 +128,20 @@ impl RunConfig {
         };
 
         let (page, page_reason) = choose_page(args, procs)?;
-        let page_elems = page / args.dtype.size();
+        let page_elems = page / args.measure.dtype.size();
         let partition = Partition::new(args.len, procs, page_elems);
-        let footprint = 3 * args.len as u64 * args.dtype.size() as u64;
-        let (stores, stores_reason) = match args.stores.kind() {
+        let footprint = 3 * args.len as u64 * args.measure.dtype.size() as u64;
+        let (stores, stores_reason) = match args.measure.stores.kind() {
             Some(Stores::Nontemporal) if !simd.has_streaming_stores() => {
                 return usage(format!(
                     "--stores nontemporal: --simd {simd} has no streaming store; use --simd sse2 or wider, or --stores regular"
                 ));
             }
             Some(kind) => (kind, "requested".to_string()),
-            None => auto_stores(simd, &partition, args.dtype),
+            None => auto_stores(simd, &partition, args.measure.dtype),
         };
 
-        let pin_plan = cpus::pin_plan(&args.pin, &allowed, procs).map_err(|e| Error::Usage(e.to_string()))?;
+        let pin_plan = cpus::pin_plan(&args.measure.pin, &allowed, procs).map_err(|e| Error::Usage(e.to_string()))?;
 
         if args.mode == Mode::Serial && !args.inject_fault.is_empty() {
             return usage(
@@ -167,7 +167,7 @@ impl RunConfig {
         }
 
         let worker_bin = match args.mode {
-            Mode::Procs => Some(find_worker(args.worker_bin.as_deref())?),
+            Mode::Procs => Some(find_worker(args.measure.worker_bin.as_deref())?),
             _ => None,
         };
         check_capacity(args, procs, page)?;
@@ -189,7 +189,7 @@ impl RunConfig {
                  for memory bandwidth use --len {} or more",
                 human_bytes(footprint),
                 human_bytes(llc),
-                suggest_len(llc, args.dtype)
+                suggest_len(llc, args.measure.dtype)
             ));
         }
 
@@ -199,21 +199,21 @@ impl RunConfig {
             procs_source,
             len: args.len,
             op: args.op,
-            dtype: args.dtype,
+            dtype: args.measure.dtype,
             simd,
             stores,
             stores_reason,
-            shm: args.shm,
+            shm: args.measure.shm,
             page,
             page_reason,
-            huge_pages: args.huge_pages,
-            sync: args.sync,
-            pin: args.pin.clone(),
+            huge_pages: args.measure.huge_pages,
+            sync: args.measure.sync,
+            pin: args.measure.pin.clone(),
             pin_plan,
             allowed_cpus: allowed,
-            runs: args.runs,
-            warmup: args.warmup,
-            seed: args.seed,
+            runs: args.measure.runs,
+            warmup: args.measure.warmup,
+            seed: args.measure.seed,
             timeout: Duration::from_secs_f64(args.timeout),
             on_fault: args.on_fault,
             faults: args.inject_fault.clone(),
@@ -239,28 +239,29 @@ impl RunConfig {
 /// Picks the segment's page size: huge pages from the hugetlb pool, or base pages.
 fn choose_page(args: &RunArgs, procs: usize) -> Result<(usize, String), Error> {
     let base = shm::page_size();
-    if args.huge_pages == HugePages::Never {
+    if args.measure.huge_pages == HugePages::Never {
         return Ok((base, "base pages (--huge-pages never)".into()));
     }
     let Some(huge) = shm::huge_page_size() else {
-        return match args.huge_pages {
+        return match args.measure.huge_pages {
             HugePages::Always => Err(Error::Usage("--huge-pages always: this kernel has no huge pages".into())),
             _ => Ok((base, "base pages (no huge page support)".into())),
         };
     };
     let mib = huge >> 20;
-    if args.shm != Backend::Memfd {
-        return match args.huge_pages {
+    if args.measure.shm != Backend::Memfd {
+        return match args.measure.huge_pages {
             HugePages::Always => {
                 Err(Error::Usage("--huge-pages always needs --shm memfd (/dev/shm is not hugetlbfs)".into()))
             }
             _ => Ok((base, "base pages (huge pages need --shm memfd)".into())),
         };
     }
-    let needed = Layout::bytes_needed(args.dtype, args.len, procs, huge).unwrap_or(u64::MAX).div_ceil(huge as u64);
+    let needed =
+        Layout::bytes_needed(args.measure.dtype, args.len, procs, huge).unwrap_or(u64::MAX).div_ceil(huge as u64);
     let available = shm::huge_pages_available();
     if available < needed {
-        return match args.huge_pages {
+        return match args.measure.huge_pages {
             HugePages::Always => Err(Error::Runtime(format!(
                 "--huge-pages always needs {needed} free {mib} MiB pages but the pool has {available}; reserve them \
                  (as root: sysctl vm.nr_hugepages={}) or use --huge-pages never",
@@ -275,10 +276,10 @@ fn choose_page(args: &RunArgs, procs: usize) -> Result<(usize, String), Error> {
     // Chunks are whole pages: with 2 MiB pages a short array leaves workers
     // idle or unbalanced. auto takes huge pages only when every worker gets
     // one and no chunk exceeds an even share by more than a quarter.
-    let p = Partition::new(args.len, procs, huge / args.dtype.size());
+    let p = Partition::new(args.len, procs, huge / args.measure.dtype.size());
     let largest = p.chunks().iter().map(|c| c.len()).max().unwrap_or(0);
     let balanced = p.active() == procs && largest as f64 <= 1.25 * args.len.div_ceil(procs) as f64;
-    match (args.huge_pages, balanced) {
+    match (args.measure.huge_pages, balanced) {
         (HugePages::Always, _) | (_, true) => {
             Ok((huge, format!("{mib} MiB huge pages ({needed} from the hugetlb pool)")))
         }
@@ -366,7 +367,7 @@ fn check_capacity(args: &RunArgs, procs: usize, page: usize) -> Result<(), Error
     if std::env::var_os("VECPAR_NO_PREFLIGHT").is_some_and(|v| v == "1") {
         return Ok(());
     }
-    let needed = Layout::bytes_needed(args.dtype, args.len, procs, page)
+    let needed = Layout::bytes_needed(args.measure.dtype, args.len, procs, page)
         .ok_or_else(|| Error::Usage(format!("--len {}: the arrays do not fit in the address space", args.len)))?;
     // Huge pages come from the pool (checked when choosing them), not from
     // MemAvailable.
@@ -382,7 +383,7 @@ fn check_capacity(args: &RunArgs, procs: usize, page: usize) -> Result<(), Error
             human_bytes(available)
         )));
     }
-    if args.shm == Backend::Posix
+    if args.measure.shm == Backend::Posix
         && let Some(free) = shm::shm_free_bytes()
         && needed > free
     {

@@ -19,7 +19,7 @@ use crate::cli::IsolationArgs;
 use crate::error::Error;
 use crate::fault::{FaultKind, signal_name};
 use crate::mode::Mode;
-use crate::report::{HostInfo, REPORT_FORMAT_VERSION};
+use crate::report::Provenance;
 
 /// How one child run ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,16 +75,9 @@ pub struct IsolationRow {
 /// The experiment's report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IsolationReport {
-    /// [`REPORT_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// Always "isolation".
-    pub kind: String,
-    /// vecpar's version.
-    pub vecpar_version: String,
-    /// The command line.
-    pub arguments: Vec<String>,
-    /// The machine.
-    pub host: HostInfo,
+    /// Version, command line, machine (kind "isolation").
+    #[serde(flatten)]
+    pub about: Provenance,
     /// Workers per run.
     pub procs: usize,
     /// Elements per array.
@@ -133,11 +126,7 @@ pub fn run(
     }
     let summary = summarise(&rows, args.timeout);
     Ok(IsolationReport {
-        format_version: REPORT_FORMAT_VERSION,
-        kind: "isolation".into(),
-        vecpar_version: crate::VERSION.into(),
-        arguments,
-        host: HostInfo::collect(&crate::cpus::allowed_cpus()),
+        about: Provenance::new("isolation", arguments),
         procs: args.procs,
         len: args.len,
         timeout_s: args.timeout,

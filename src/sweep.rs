@@ -13,11 +13,10 @@ use crate::cli::{RunArgs, SweepArgs};
 use crate::config::RunConfig;
 use crate::error::Error;
 use crate::fault::OnFault;
-use crate::ipc::Sync;
 use crate::kernel::{Dtype, Op, Simd, Stores};
 use crate::mode::Mode;
 use crate::plot::{Chart, Marker, Series};
-use crate::report::{HostInfo, REPORT_FORMAT_VERSION, RunReport};
+use crate::report::{Provenance, RunReport};
 use crate::sysinfo;
 
 /// One point of a sweep, as the table shows it.
@@ -58,16 +57,9 @@ pub struct SweepPoint {
 /// A whole sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepReport {
-    /// [`REPORT_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// Always "sweep".
-    pub kind: String,
-    /// vecpar's version.
-    pub vecpar_version: String,
-    /// The command line.
-    pub arguments: Vec<String>,
-    /// The machine.
-    pub host: HostInfo,
+    /// Version, command line, machine (kind "sweep").
+    #[serde(flatten)]
+    pub about: Provenance,
     /// One row per point, in the table's order.
     pub points: Vec<SweepPoint>,
     /// Every run in full.
@@ -100,18 +92,9 @@ pub fn plan(args: &SweepArgs) -> Result<Vec<RunArgs>, Error> {
                     procs,
                     len,
                     op,
-                    dtype: args.dtype,
                     mode,
-                    runs: args.runs,
-                    warmup: args.warmup,
-                    seed: args.seed,
                     simd,
-                    stores: args.stores,
-                    pin: args.pin.clone(),
-                    sync: Sync::Doorbell,
-                    shm: args.shm,
-                    huge_pages: args.huge_pages,
-                    worker_bin: args.worker_bin.clone(),
+                    measure: args.measure.clone(),
                     inject_fault: Vec::new(),
                     on_fault: OnFault::Fail,
                     timeout: 60.0,
@@ -153,17 +136,7 @@ pub fn run(
         runs.push(report);
     }
     let points = points_of(&runs);
-    let allowed = crate::cpus::allowed_cpus();
-    Ok(SweepReport {
-        format_version: REPORT_FORMAT_VERSION,
-        kind: "sweep".into(),
-        vecpar_version: crate::VERSION.into(),
-        arguments,
-        host: HostInfo::collect(&allowed),
-        points,
-        runs,
-        warnings,
-    })
+    Ok(SweepReport { about: Provenance::new("sweep", arguments), points, runs, warnings })
 }
 
 fn point_label(mode: Mode, procs: usize, len: usize, op: Op, simd: Simd) -> String {
@@ -280,6 +253,7 @@ pub fn chart(report: &SweepReport) -> Chart {
         }
         let size = first.map_or(8, |p| p.dtype.size()) as f64;
         let markers = report
+            .about
             .host
             .caches
             .iter()
@@ -327,7 +301,7 @@ pub fn chart(report: &SweepReport) -> Chart {
             }
             series.push(Series { label: format!("{mode}{sfx}"), points: pts, dashed });
         }
-        let cpus = crate::cpus::parse_cpu_list(&report.host.allowed_cpus).map_or(1, |l| l.len());
+        let cpus = crate::cpus::parse_cpu_list(&report.about.host.allowed_cpus).map_or(1, |l| l.len());
         let len = first.map_or(0, |p| p.len);
         Chart {
             title: format!("vecpar sweep, {what}, len {}: GB/s against workers", crate::plot::human_number(len as f64)),

@@ -41,8 +41,7 @@ use crate::ipc::{Assignment, InjectedFault};
 use crate::kernel::{Mismatch, Stream};
 use crate::partition::Partition;
 use crate::report::{
-    ConfigEcho, HostInfo, Phases, REPORT_FORMAT_VERSION, RetryRecord, RoundRecord, RunReport, Summary, Validation,
-    WorkerRecord, gbps,
+    ConfigEcho, Phases, Provenance, RetryRecord, RoundRecord, RunReport, Summary, Validation, WorkerRecord, gbps,
 };
 use crate::shm::{Command, Segment, SlotStatus};
 use crate::stats::median;
@@ -678,9 +677,7 @@ impl<'c> Conductor<'c> {
             EXIT_VALIDATION
         };
         RunReport {
-            format_version: REPORT_FORMAT_VERSION,
-            vecpar_version: crate::VERSION.to_string(),
-            arguments: cfg.arguments.clone(),
+            about: Provenance::new("run", cfg.arguments.clone()),
             coordinator_pid: std::process::id(),
             config: ConfigEcho {
                 mode: cfg.mode.name().into(),
@@ -706,7 +703,6 @@ impl<'c> Conductor<'c> {
                 bytes_per_round: cfg.bytes_per_round(),
                 footprint_bytes: 3 * cfg.len as u64 * cfg.dtype.size() as u64,
             },
-            host: HostInfo::collect(&cfg.allowed_cpus),
             validated,
             validation,
             summary: Summary::of(&self.runs, cfg.bytes_per_round()),

@@ -107,6 +107,34 @@ impl HostInfo {
     }
 }
 
+/// What every export starts with: what produced it, on which machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// [`REPORT_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// "run", "sweep" or "isolation".
+    pub kind: String,
+    /// vecpar's version.
+    pub vecpar_version: String,
+    /// The command line.
+    pub arguments: Vec<String>,
+    /// The machine.
+    pub host: HostInfo,
+}
+
+impl Provenance {
+    /// Provenance of a `kind` report made now, on this machine.
+    pub fn new(kind: &str, arguments: Vec<String>) -> Provenance {
+        Provenance {
+            format_version: REPORT_FORMAT_VERSION,
+            kind: kind.into(),
+            vecpar_version: crate::VERSION.into(),
+            arguments,
+            host: HostInfo::collect(&crate::cpus::allowed_cpus()),
+        }
+    }
+}
+
 /// One round.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
@@ -252,18 +280,13 @@ pub struct RetryRecord {
 /// Everything about one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
-    /// [`REPORT_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// vecpar's version.
-    pub vecpar_version: String,
-    /// The command line.
-    pub arguments: Vec<String>,
+    /// Version, command line, machine.
+    #[serde(flatten)]
+    pub about: Provenance,
     /// The coordinator's process id.
     pub coordinator_pid: u32,
     /// The configuration as run.
     pub config: ConfigEcho,
-    /// The machine.
-    pub host: HostInfo,
     /// Whether every element of a, b and c was checked and correct.
     pub validated: bool,
     /// The check, when it ran.

@@ -71,7 +71,7 @@ pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Res
     writeln!(
         out,
         "{} · {} mode · {workers} ({}) · {} {} · {}, {} stores · {}, {} pages",
-        style.bold(&format!("vecpar {}", r.vecpar_version)),
+        style.bold(&format!("vecpar {}", r.about.vecpar_version)),
         c.mode,
         c.procs_source,
         c.op,
@@ -221,13 +221,13 @@ pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: St
     writeln!(
         out,
         "{} · {} · {} timed rounds per run after {} warm-up · {} · {} CPUs allowed ({})",
-        style.bold(&format!("vecpar {} sweep", r.vecpar_version)),
+        style.bold(&format!("vecpar {} sweep", r.about.vecpar_version)),
         first.config.dtype,
         first.config.runs,
         first.config.warmup,
         first.config.shm,
-        crate::cpus::parse_cpu_list(&r.host.allowed_cpus).map_or(0, |l| l.len()),
-        r.host.allowed_cpus
+        crate::cpus::parse_cpu_list(&r.about.host.allowed_cpus).map_or(0, |l| l.len()),
+        r.about.host.allowed_cpus
     )?;
     let mut groups: Vec<(usize, crate::kernel::Op, crate::kernel::Simd)> = Vec::new();
     for p in &r.points {
@@ -277,7 +277,7 @@ pub fn write_isolation(out: &mut dyn Write, r: &crate::isolation::IsolationRepor
     writeln!(
         out,
         "{} · {} workers · len {} · the fault hits worker 1 in round 1 · hang declared after --timeout {} s",
-        style.bold(&format!("vecpar {} isolation experiment", r.vecpar_version)),
+        style.bold(&format!("vecpar {} isolation experiment", r.about.vecpar_version)),
         r.procs,
         thousands(r.len as u64),
         r.timeout_s

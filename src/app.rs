@@ -68,7 +68,7 @@ fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
         }
         Some(Command::Sweep(args)) => {
             check_exports(&cli.output)?;
-            let progress = Progress::new(crate::sweep::plan(&args)?.len(), cli.output.quiet);
+            let progress = Progress::new(crate::sweep::plan(&args)?.len() * args.repeat, cli.output.quiet);
             let report = crate::sweep::run(&args, arguments, |i, _, what| progress.step(i, what));
             progress.finish();
             let report = report?;

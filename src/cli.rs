@@ -116,6 +116,10 @@ pub struct SweepArgs {
     /// How each run measures, as for a single run.
     #[command(flatten)]
     pub measure: MeasureArgs,
+    /// Run the whole grid R times, each time starting one point later, and report each point's median over
+    /// them with its spread: a steadier answer on a noisy machine
+    #[arg(long, value_name = "R", default_value_t = 1, help_heading = "Grid")]
+    pub repeat: usize,
     /// Draw the sweep to FILE (.svg or .png): GB/s against workers, or against length when several are given
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub plot: Option<PathBuf>,

@@ -38,19 +38,25 @@ pub struct SweepPoint {
     pub stores: Stores,
     /// Page size of the segment.
     pub page_bytes: usize,
-    /// Best-round bandwidth, GB/s.
+    /// Runs of this point (`--repeat`).
+    pub repeats: usize,
+    /// Best-round bandwidth, GB/s (median over the repeats).
     pub best_gbps: f64,
-    /// Median-round bandwidth, GB/s.
+    /// Median-round bandwidth, GB/s (median over the repeats).
     pub median_gbps: f64,
+    /// The lowest of the repeats' median-round bandwidths.
+    pub median_gbps_min: f64,
+    /// The highest of them.
+    pub median_gbps_max: f64,
     /// Median GB/s over serial's at the same length, op and SIMD level.
     pub speedup: Option<f64>,
     /// Speed-up per worker.
     pub efficiency: Option<f64>,
-    /// Spawn, attach and ready, seconds.
+    /// Spawn, attach and ready, seconds (median over the repeats).
     pub startup_s: f64,
-    /// Whether the run validated.
+    /// Whether every run of the point validated.
     pub validated: bool,
-    /// Its exit code.
+    /// The worst exit code of its runs.
     pub exit_code: u8,
 }
 
@@ -62,7 +68,7 @@ pub struct SweepReport {
     pub about: Provenance,
     /// One row per point, in the table's order.
     pub points: Vec<SweepPoint>,
-    /// Every run in full.
+    /// Every run in full, in the order they ran.
     pub runs: Vec<RunReport>,
     /// Warnings, each once.
     pub warnings: Vec<String>,
@@ -120,22 +126,35 @@ pub fn run(
     mut each: impl FnMut(usize, usize, &str),
 ) -> Result<SweepReport, Error> {
     let planned = plan(args)?;
+    if args.repeat == 0 {
+        return Err(Error::Usage("--repeat 0: run the grid at least once".into()));
+    }
     // Resolve everything first: a value that cannot work fails now.
     let configs =
         planned.iter().map(|a| RunConfig::resolve(a, arguments.clone())).collect::<Result<Vec<RunConfig>, Error>>()?;
-    let mut runs = Vec::with_capacity(configs.len());
+    let n = configs.len();
+    let total = n * args.repeat;
+    let mut by_point: Vec<Vec<RunReport>> = vec![Vec::new(); n];
+    let mut runs = Vec::with_capacity(total);
     let mut warnings: Vec<String> = Vec::new();
-    for (i, cfg) in configs.iter().enumerate() {
-        each(i, configs.len(), &point_label(cfg.mode, cfg.procs, cfg.len, cfg.op, cfg.simd));
-        let report = crate::mode::run(cfg)?;
-        for w in &report.warnings {
-            if !warnings.contains(w) {
-                warnings.push(w.clone());
+    for rep in 0..args.repeat {
+        // Each repetition starts one point later, so that no point always
+        // runs right after the same neighbour (or first, on a cold machine).
+        for k in 0..n {
+            let i = (rep + k) % n;
+            let cfg = &configs[i];
+            each(rep * n + k, total, &point_label(cfg.mode, cfg.procs, cfg.len, cfg.op, cfg.simd));
+            let report = crate::mode::run(cfg)?;
+            for w in &report.warnings {
+                if !warnings.contains(w) {
+                    warnings.push(w.clone());
+                }
             }
+            by_point[i].push(report.clone());
+            runs.push(report);
         }
-        runs.push(report);
     }
-    let points = points_of(&runs);
+    let points = points_of(&by_point);
     Ok(SweepReport { about: Provenance::new("sweep", arguments), points, runs, warnings })
 }
 
@@ -143,28 +162,40 @@ fn point_label(mode: Mode, procs: usize, len: usize, op: Op, simd: Simd) -> Stri
     format!("{mode} × {procs}, len {}, {op}, {simd}", crate::plot::human_number(len as f64))
 }
 
-/// Table rows from runs, with speed-up and efficiency against serial.
-pub fn points_of(runs: &[RunReport]) -> Vec<SweepPoint> {
-    let baseline = |r: &RunReport| {
-        runs.iter()
-            .find(|b| {
-                b.config.mode == "serial"
-                    && b.config.len == r.config.len
-                    && b.config.op == r.config.op
-                    && b.config.simd == r.config.simd
-            })
-            .and_then(|b| b.summary.as_ref().map(|s| s.median_gbps))
+/// Table rows: each point's median over its repetitions, with speed-up and
+/// efficiency against serial's at the same length, op and SIMD level.
+pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
+    let med = |v: Vec<f64>| crate::stats::median(&v).unwrap_or(0.0);
+    let medians = |runs: &[RunReport]| -> Vec<f64> {
+        runs.iter().map(|r| r.summary.as_ref().map_or(0.0, |s| s.median_gbps)).collect()
     };
-    runs.iter()
-        .map(|r| {
-            let (best, median) = r.summary.as_ref().map_or((0.0, 0.0), |s| (s.best_gbps, s.median_gbps));
+    let baseline = |r: &RunReport| {
+        by_point
+            .iter()
+            .find(|b| {
+                b.first().is_some_and(|b| {
+                    b.config.mode == "serial"
+                        && b.config.len == r.config.len
+                        && b.config.op == r.config.op
+                        && b.config.simd == r.config.simd
+                })
+            })
+            .map(|b| med(medians(b)))
+    };
+    by_point
+        .iter()
+        .filter_map(|runs| {
+            let r = runs.first()?;
+            let median_runs = medians(runs);
+            let median = med(median_runs.clone());
+            let best = med(runs.iter().map(|r| r.summary.as_ref().map_or(0.0, |s| s.best_gbps)).collect());
             let speedup = baseline(r).filter(|b| *b > 0.0).map(|b| median / b);
             let mode = match r.config.mode.as_str() {
                 "procs" => Mode::Procs,
                 "threads" => Mode::Threads,
                 _ => Mode::Serial,
             };
-            SweepPoint {
+            Some(SweepPoint {
                 mode,
                 procs: r.config.procs,
                 len: r.config.len,
@@ -173,14 +204,17 @@ pub fn points_of(runs: &[RunReport]) -> Vec<SweepPoint> {
                 simd: r.config.simd,
                 stores: r.config.stores,
                 page_bytes: r.config.page_bytes,
+                repeats: runs.len(),
                 best_gbps: best,
                 median_gbps: median,
+                median_gbps_min: median_runs.iter().copied().fold(f64::INFINITY, f64::min),
+                median_gbps_max: median_runs.iter().copied().fold(0.0, f64::max),
                 speedup,
                 efficiency: speedup.map(|s| s / r.config.procs as f64),
-                startup_s: r.phases.spawn_s,
-                validated: r.validated,
-                exit_code: r.exit_code,
-            }
+                startup_s: med(runs.iter().map(|r| r.phases.spawn_s).collect()),
+                validated: runs.iter().all(|r| r.validated),
+                exit_code: runs.iter().map(|r| r.exit_code).max().unwrap_or(0),
+            })
         })
         .collect()
 }
@@ -225,6 +259,12 @@ pub fn chart(report: &SweepReport) -> Chart {
         s
     };
     let first = points.first();
+    let repeats = points.iter().map(|p| p.repeats).max().unwrap_or(1);
+    let y_label = if repeats > 1 {
+        format!("GB/s, median round (STREAM counting); bars: min–max of {repeats} runs")
+    } else {
+        "GB/s, median round (STREAM counting)".to_string()
+    };
     let what = first.map_or(String::new(), |p| {
         let mut w = if op_varies { String::new() } else { format!("{} ", p.op) };
         w += p.dtype.name();
@@ -243,13 +283,15 @@ pub fn chart(report: &SweepReport) -> Chart {
             if series.iter().any(|s| s.label == series_label(mode, procs, &sfx)) {
                 continue;
             }
-            let mut pts: Vec<(f64, f64)> = points
-                .iter()
-                .filter(|p| p.mode == mode && p.procs == procs && suffix(p) == sfx)
-                .map(|p| (p.len as f64, p.median_gbps))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            series.push(Series { label: series_label(mode, procs, &sfx), points: pts, dashed: false });
+            let mut chosen: Vec<&SweepPoint> =
+                points.iter().filter(|p| p.mode == mode && p.procs == procs && suffix(p) == sfx).collect();
+            chosen.sort_by_key(|p| p.len);
+            series.push(Series {
+                label: series_label(mode, procs, &sfx),
+                points: chosen.iter().map(|p| (p.len as f64, p.median_gbps)).collect(),
+                dashed: false,
+                ranges: spread(&chosen, |p| p.len as f64),
+            });
         }
         let size = first.map_or(8, |p| p.dtype.size()) as f64;
         let markers = report
@@ -271,7 +313,7 @@ pub fn chart(report: &SweepReport) -> Chart {
         Chart {
             title: format!("vecpar sweep, {what}: GB/s against length"),
             x_label: "elements per array (log scale)".into(),
-            y_label: "GB/s, median round (STREAM counting)".into(),
+            y_label: y_label.clone(),
             log_x: true,
             series,
             markers,
@@ -288,31 +330,34 @@ pub fn chart(report: &SweepReport) -> Chart {
         keys.sort_by_key(|(m, s)| (*m as u8, s.clone()));
         keys.dedup();
         for (mode, sfx) in keys {
-            let mut pts: Vec<(f64, f64)> = points
-                .iter()
-                .filter(|p| p.mode == mode && suffix(p) == sfx)
-                .map(|p| (p.procs as f64, p.median_gbps))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut chosen: Vec<&SweepPoint> = points.iter().filter(|p| p.mode == mode && suffix(p) == sfx).collect();
+            chosen.sort_by_key(|p| p.procs);
+            let mut pts: Vec<(f64, f64)> = chosen.iter().map(|p| (p.procs as f64, p.median_gbps)).collect();
             let dashed = mode == Mode::Serial;
             if dashed && let Some(&(_, y)) = pts.first() {
                 // Serial has one point: draw it across as the baseline.
                 pts = vec![(lo.min(1.0), y), (hi.max(1.0), y)];
             }
-            series.push(Series { label: format!("{mode}{sfx}"), points: pts, dashed });
+            let ranges = if dashed { Vec::new() } else { spread(&chosen, |p| p.procs as f64) };
+            series.push(Series { label: format!("{mode}{sfx}"), points: pts, dashed, ranges });
         }
         let cpus = crate::cpus::parse_cpu_list(&report.about.host.allowed_cpus).map_or(1, |l| l.len());
         let len = first.map_or(0, |p| p.len);
         Chart {
             title: format!("vecpar sweep, {what}, len {}: GB/s against workers", crate::plot::human_number(len as f64)),
             x_label: "workers (log scale)".into(),
-            y_label: "GB/s, median round (STREAM counting)".into(),
+            y_label,
             log_x: true,
             series,
             markers: vec![Marker { x: cpus as f64, label: format!("{cpus} CPUs allowed") }],
             x_ticks: Some(procs.iter().map(|&p| p as f64).collect()),
         }
     }
+}
+
+/// The spread bars of a series: each point's range over its repetitions.
+fn spread(points: &[&SweepPoint], x: impl Fn(&SweepPoint) -> f64) -> Vec<(f64, f64, f64)> {
+    points.iter().filter(|p| p.repeats > 1).map(|p| (x(p), p.median_gbps_min, p.median_gbps_max)).collect()
 }
 
 fn series_label(mode: Mode, procs: usize, sfx: &str) -> String {

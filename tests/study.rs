@@ -44,6 +44,38 @@ fn a_sweep_measures_every_point_against_serial() {
 }
 
 #[test]
+fn a_repeated_sweep_reports_each_points_median_and_spread() {
+    let out =
+        coord(&["sweep", "--procs", "2", "--len", "1e5", "--runs", "2", "--repeat", "3", "--export-json", "-", "-q"]);
+    out.expect_code(0);
+    let r = out.json();
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "serial, procs × 2, threads × 2");
+    assert_eq!(r["runs"].as_array().unwrap().len(), 9, "every repetition's run is kept");
+    for p in points {
+        assert_eq!(p["repeats"], 3);
+        let (lo, mid, hi) = (
+            p["median_gbps_min"].as_f64().unwrap(),
+            p["median_gbps"].as_f64().unwrap(),
+            p["median_gbps_max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < lo && lo <= mid && mid <= hi, "{lo} <= {mid} <= {hi}");
+    }
+    // The order rotates: the first run of each repetition is a different point.
+    let first_of = |k: usize| r["runs"][k * 3]["config"]["mode"].as_str().unwrap().to_string();
+    let firsts: std::collections::BTreeSet<String> = (0..3).map(first_of).collect();
+    assert_eq!(firsts.len(), 3, "rotated: {firsts:?}");
+
+    let table = coord(&["sweep", "--procs", "2", "--len", "1e5", "--runs", "2", "--repeat", "2", "-q"]);
+    table.expect_code(0);
+    assert!(table.stdout.contains("each point run 2 times") && table.stdout.contains("(min–max)"), "{}", table.stdout);
+
+    let zero = coord(&["sweep", "--procs", "2", "--len", "1e5", "--repeat", "0", "-q"]);
+    zero.expect_code(2);
+    assert!(zero.stderr.contains("--repeat"), "{}", zero.stderr);
+}
+
+#[test]
 fn the_sweep_table_answers_procs_versus_threads() {
     let out = coord(&["sweep", "--procs", "2", "--len", "1e5", "--runs", "3", "-q"]);
     out.expect_code(0);

@@ -22,6 +22,9 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Drawn dashed (a reference, not a measurement series).
     pub dashed: bool,
+    /// Vertical bars (x, low, high): the spread over repeated runs; empty
+    /// when there is none to show.
+    pub ranges: Vec<(f64, f64, f64)>,
 }
 
 /// A vertical line across the plot, labelled at the top.
@@ -116,7 +119,11 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
     let px = |v: f64| (v * scale) as i32;
     let font = |size: f64| ("sans-serif", size * scale);
 
-    let all: Vec<(f64, f64)> = chart.series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let all: Vec<(f64, f64)> = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied().chain(s.ranges.iter().map(|&(x, _, hi)| (x, hi))))
+        .collect();
     let (mut x0, mut x1) = all.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
     for m in &chart.markers {
         x0 = x0.min(m.x);
@@ -182,6 +189,18 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
                         .label(&s.label)
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                     ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, px(4.0), color.filled()))).map_err(err)?;
+                    // A vertical line with short caps, in pixels so the caps
+                    // keep their width on a log axis.
+                    let whisker = color.stroke_width(px(1.5).max(1) as u32);
+                    let cap = px(5.0);
+                    for &(x, lo, hi) in &s.ranges {
+                        ctx.draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], whisker)))
+                            .map_err(err)?;
+                        for y in [lo, hi] {
+                            let bar = PathElement::new(vec![(-cap, 0), (cap, 0)], whisker);
+                            ctx.draw_series(std::iter::once(EmptyElement::at((x, y)) + bar)).map_err(err)?;
+                        }
+                    }
                 }
             }
             ctx.configure_series_labels()
@@ -236,8 +255,13 @@ mod tests {
             y_label: "GB/s".into(),
             log_x,
             series: vec![
-                Series { label: "procs".into(), points: vec![(1.0, 10.0), (2.0, 19.0), (4.0, 20.0)], dashed: false },
-                Series { label: "serial".into(), points: vec![(1.0, 9.0), (4.0, 9.0)], dashed: true },
+                Series {
+                    label: "procs".into(),
+                    points: vec![(1.0, 10.0), (2.0, 19.0), (4.0, 20.0)],
+                    dashed: false,
+                    ranges: vec![(2.0, 17.0, 21.0)],
+                },
+                Series { label: "serial".into(), points: vec![(1.0, 9.0), (4.0, 9.0)], dashed: true, ranges: vec![] },
             ],
             markers: vec![Marker { x: 3.0, label: "L3".into() }],
             x_ticks: Some(vec![1.0, 2.0, 4.0]),

@@ -140,7 +140,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 }
 
 /// The CSV columns of a sweep.
-pub const SWEEP_CSV_HEADER: &str = "mode,procs,len,op,dtype,simd,stores,page_bytes,best_gbps,median_gbps,speedup,efficiency,startup_s,validated,exit_code";
+pub const SWEEP_CSV_HEADER: &str = "mode,procs,len,op,dtype,simd,stores,page_bytes,repeats,best_gbps,median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code";
 
 impl Exportable for SweepReport {
     fn json(&self) -> Vec<u8> {
@@ -150,7 +150,7 @@ impl Exportable for SweepReport {
         let mut out = format!("{SWEEP_CSV_HEADER}\n");
         for p in &self.points {
             out += &format!(
-                "{},{},{},{},{},{},{},{},{:.6},{:.6},{},{},{:.9},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{},{:.9},{},{}\n",
                 p.mode,
                 p.procs,
                 p.len,
@@ -159,8 +159,11 @@ impl Exportable for SweepReport {
                 p.simd,
                 p.stores,
                 p.page_bytes,
+                p.repeats,
                 p.best_gbps,
                 p.median_gbps,
+                p.median_gbps_min,
+                p.median_gbps_max,
                 opt(p.speedup, 4),
                 opt(p.efficiency, 4),
                 p.startup_s,
@@ -177,14 +180,18 @@ impl Exportable for SweepReport {
         );
         for p in &self.points {
             out += &format!(
-                "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |\n",
                 p.mode,
                 p.procs,
                 p.len,
                 p.op,
                 p.simd,
                 p.best_gbps,
-                p.median_gbps,
+                if p.repeats > 1 {
+                    format!("{:.1} ({:.1}–{:.1})", p.median_gbps, p.median_gbps_min, p.median_gbps_max)
+                } else {
+                    format!("{:.1}", p.median_gbps)
+                },
                 p.speedup.map_or("–".into(), |s| format!("{s:.2}×")),
                 p.efficiency.map_or("–".into(), |e| format!("{:.0}%", e * 100.0)),
                 if p.mode == crate::mode::Mode::Serial { "–".into() } else { super::table::human_time(p.startup_s) }

@@ -218,13 +218,15 @@ pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: St
     let Some(first) = r.runs.first() else {
         return writeln!(out, "The sweep has no points.");
     };
+    let repeats = r.points.iter().map(|p| p.repeats).max().unwrap_or(1);
     writeln!(
         out,
-        "{} · {} · {} timed rounds per run after {} warm-up · {} · {} CPUs allowed ({})",
+        "{} · {} · {} timed rounds per run after {} warm-up{} · {} · {} CPUs allowed ({})",
         style.bold(&format!("vecpar {} sweep", r.about.vecpar_version)),
         first.config.dtype,
         first.config.runs,
         first.config.warmup,
+        if repeats > 1 { format!(" · each point run {repeats} times (medians)") } else { String::new() },
         first.config.shm,
         crate::cpus::parse_cpu_list(&r.about.host.allowed_cpus).map_or(0, |l| l.len()),
         r.about.host.allowed_cpus
@@ -241,19 +243,32 @@ pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: St
         writeln!(out)?;
         let stores = rows.first().map_or("", |p| p.stores.name());
         writeln!(out, "{}", style.bold(&format!("len {} · {op} · {simd} · {stores} stores", thousands(len as u64))))?;
+        let repeated = rows.iter().any(|p| p.repeats > 1);
         writeln!(
             out,
-            "  {:<8} {:>7} {:>11} {:>13} {:>9} {:>11} {:>10}  validated",
-            "mode", "workers", "best GB/s", "median GB/s", "speed-up", "efficiency", "start-up"
+            "  {:<8} {:>7} {:>11} {:>13}{} {:>9} {:>11} {:>10}  validated",
+            "mode",
+            "workers",
+            "best GB/s",
+            "median GB/s",
+            if repeated { format!(" {:>11}", "(min–max)") } else { String::new() },
+            "speed-up",
+            "efficiency",
+            "start-up"
         )?;
         for p in &rows {
             writeln!(
                 out,
-                "  {:<8} {:>7} {:>11.1} {:>13.1} {:>9} {:>11} {:>10}  {}",
+                "  {:<8} {:>7} {:>11.1} {:>13.1}{} {:>9} {:>11} {:>10}  {}",
                 p.mode.name(),
                 p.procs,
                 p.best_gbps,
                 p.median_gbps,
+                if repeated {
+                    format!(" {:>11}", format!("{:.1}–{:.1}", p.median_gbps_min, p.median_gbps_max))
+                } else {
+                    String::new()
+                },
                 p.speedup.map_or("–".into(), |s| format!("{s:.2}×")),
                 p.efficiency.map_or("–".into(), |e| format!("{:.0}%", e * 100.0)),
                 if p.mode == Mode::Serial { "–".into() } else { human_time(p.startup_s) },

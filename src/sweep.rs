@@ -303,16 +303,16 @@ pub fn chart(report: &SweepReport) -> Chart {
             .map(|c| Marker {
                 x: c.bytes as f64 / (3.0 * size),
                 label: format!(
-                    "L{} ({}{}): a+b+c fit to the left",
+                    "L{} {}{}",
                     c.level,
                     sysinfo::human_bytes(c.bytes),
-                    if c.level == 2 { " per core" } else { ", shared" }
+                    if c.level == 2 { " per core" } else { " shared" }
                 ),
             })
             .collect();
         Chart {
             title: format!("vecpar sweep, {what}: GB/s against length"),
-            x_label: "elements per array (log scale)".into(),
+            x_label: "elements per array (log scale) · left of a dashed line, a + b + c fit in that cache".into(),
             y_label: y_label.clone(),
             log_x: true,
             series,

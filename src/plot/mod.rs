@@ -12,6 +12,7 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One line of a chart.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,12 +141,19 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
         x1 += pad;
     }
 
+    let (ux0, ux1) = if chart.log_x { (x0.ln(), x1.ln()) } else { (x0, x1) };
+    let unit_x = |x: f64| ((if chart.log_x { x.ln() } else { x }) - ux0) / (ux1 - ux0);
+    let corner = legend_corner(&samples(chart, |x, y| (unit_x(x), y / y1)));
+    let label_places =
+        place_labels(&chart.markers.iter().map(|m| (unit_x(m.x), m.label.chars().count())).collect::<Vec<_>>());
+
     let mut builder = ChartBuilder::on(&root);
     builder.caption(&chart.title, font(22.0)).margin(px(18.0)).x_label_area_size(px(56.0)).y_label_area_size(px(72.0));
 
     macro_rules! plot_body {
         ($ctx:expr) => {{
             let mut ctx = $ctx;
+            let plot_height = ctx.plotting_area().dim_in_pixel().1 as f64;
             let ticks = chart.x_ticks.clone();
             let x_formatter = move |x: &f64| match &ticks {
                 Some(t) if !t.iter().any(|v| ((v - x) / v).abs() < 1e-6) => String::new(),
@@ -163,7 +171,7 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
                 .bold_line_style(RGBColor(228, 228, 228))
                 .draw()
                 .map_err(err)?;
-            for m in &chart.markers {
+            for (m, place) in chart.markers.iter().zip(&label_places) {
                 let grey = RGBColor(120, 120, 120);
                 ctx.draw_series(DashedLineSeries::new(
                     vec![(m.x, 0.0), (m.x, y1)],
@@ -172,7 +180,13 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
                     grey.stroke_width(px(1.5) as u32),
                 ))
                 .map_err(err)?;
-                let label = Text::new(m.label.clone(), (px(5.0), 0), font(14.0).into_font().color(&grey));
+                let style = font(14.0).into_font().color(&grey);
+                let dy = (place.row as f64 * LABEL_ROW * plot_height) as i32;
+                let label = if place.leftwards {
+                    Text::new(m.label.clone(), (-px(5.0), dy), style.pos(Pos::new(HPos::Right, VPos::Top)))
+                } else {
+                    Text::new(m.label.clone(), (px(5.0), dy), style)
+                };
                 ctx.draw_series(std::iter::once(EmptyElement::at((m.x, y1 * 0.985)) + label)).map_err(err)?;
             }
             for (i, s) in chart.series.iter().enumerate() {
@@ -207,7 +221,12 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
                 .label_font(font(15.0))
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(200, 200, 200))
-                .position(SeriesLabelPosition::LowerRight)
+                .position(match corner {
+                    Corner::LowerRight => SeriesLabelPosition::LowerRight,
+                    Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+                    Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+                    Corner::UpperRight => SeriesLabelPosition::UpperRight,
+                })
                 .draw()
                 .map_err(err)?;
         }};
@@ -220,6 +239,99 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// Where on the plot the legend goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Corner {
+    LowerRight,
+    LowerLeft,
+    UpperLeft,
+    UpperRight,
+}
+
+/// The corner whose legend box covers the fewest samples of the lines, the
+/// spread bars and the marker labels (x and y as fractions of the plot
+/// area, from the lower left); on a tie the earlier one, lower right first.
+fn legend_corner(samples: &[(f64, f64)]) -> Corner {
+    let (w, h) = (0.22, 0.26);
+    let covered = |c: Corner| {
+        let (xs, ys) = match c {
+            Corner::LowerRight => (1.0 - w..=1.0, 0.0..=h),
+            Corner::LowerLeft => (0.0..=w, 0.0..=h),
+            Corner::UpperLeft => (0.0..=w, 1.0 - h..=1.0),
+            Corner::UpperRight => (1.0 - w..=1.0, 1.0 - h..=1.0),
+        };
+        samples.iter().filter(|(x, y)| xs.contains(x) && ys.contains(y)).count()
+    };
+    [Corner::LowerRight, Corner::LowerLeft, Corner::UpperLeft, Corner::UpperRight]
+        .into_iter()
+        .min_by_key(|&c| covered(c))
+        .unwrap_or(Corner::LowerRight)
+}
+
+/// Points along every line, bar and marker label of `chart`, as fractions
+/// of the plot area, so that [`legend_corner`] can see what it would hide.
+fn samples(chart: &Chart, to_unit: impl Fn(f64, f64) -> (f64, f64)) -> Vec<(f64, f64)> {
+    const STEPS: usize = 24;
+    let mut out = Vec::new();
+    let mut segment = |(ax, ay): (f64, f64), (bx, by): (f64, f64)| {
+        for i in 0..=STEPS {
+            let t = i as f64 / STEPS as f64;
+            out.push((ax + (bx - ax) * t, ay + (by - ay) * t));
+        }
+    };
+    for s in &chart.series {
+        let pts: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| to_unit(x, y)).collect();
+        for pair in pts.windows(2) {
+            segment(pair[0], pair[1]);
+        }
+        if let [only] = pts[..] {
+            segment(only, only);
+        }
+        for &(x, lo, hi) in &s.ranges {
+            segment(to_unit(x, lo), to_unit(x, hi));
+        }
+    }
+    let labels: Vec<(f64, usize)> =
+        chart.markers.iter().map(|m| (to_unit(m.x, 0.0).0, m.label.chars().count())).collect();
+    for p in place_labels(&labels) {
+        let y = 0.98 - p.row as f64 * LABEL_ROW;
+        segment((p.from, y), (p.to, y));
+    }
+    out
+}
+
+/// Where a marker's label goes: beside its line, to the right, or to the
+/// left when it would run off the plot; one row lower when it would overlap
+/// an earlier label.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LabelPlace {
+    leftwards: bool,
+    row: usize,
+    /// The span it covers, as fractions of the plot width.
+    from: f64,
+    to: f64,
+}
+
+/// Places labels of `chars` characters at lines at `x` (fractions of the
+/// plot width, in drawing order).
+fn place_labels(labels: &[(f64, usize)]) -> Vec<LabelPlace> {
+    // About 7.5 px per character of the 14 px label font on an 850 px plot.
+    const PER_CHAR: f64 = 0.009;
+    const GAP: f64 = 0.006;
+    let mut placed: Vec<LabelPlace> = Vec::new();
+    for &(x, chars) in labels {
+        let width = chars as f64 * PER_CHAR;
+        let leftwards = x + GAP + width > 1.0 && x - GAP - width >= 0.0;
+        let (from, to) = if leftwards { (x - GAP - width, x) } else { (x, x + GAP + width) };
+        let row = (0..).find(|&row| !placed.iter().any(|p| p.row == row && p.from < to && from < p.to)).unwrap_or(0);
+        placed.push(LabelPlace { leftwards, row, from, to });
+    }
+    placed
+}
+
+/// Label row height, as a fraction of the plot height.
+const LABEL_ROW: f64 = 0.04;
 
 /// The text elements of an SVG written by [`draw`], trimmed.
 pub fn svg_texts(svg: &str) -> Vec<String> {
@@ -285,6 +397,56 @@ mod tests {
         assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
         assert!(matches!(draw(&chart(false), &dir.join("c.gif")), Err(PlotError::Format(_))));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_legend_goes_where_it_hides_nothing() {
+        // A line falling to the lower right: the legend moves to the lower left.
+        let falling = Chart {
+            series: vec![Series {
+                label: "s".into(),
+                points: vec![(0.0, 50.0), (10.0, 5.0)],
+                dashed: false,
+                ranges: vec![],
+            }],
+            markers: vec![],
+            ..chart(false)
+        };
+        assert_eq!(legend_corner(&samples(&falling, |x, y| (x / 10.0, y / 50.0))), Corner::LowerLeft);
+        // A flat high line leaves the lower right free.
+        let high = Chart {
+            series: vec![Series {
+                label: "s".into(),
+                points: vec![(0.0, 40.0), (10.0, 45.0)],
+                dashed: false,
+                ranges: vec![],
+            }],
+            ..falling.clone()
+        };
+        assert_eq!(legend_corner(&samples(&high, |x, y| (x / 10.0, y / 50.0))), Corner::LowerRight);
+        // Spread bars count too.
+        let bars = Chart {
+            series: vec![Series {
+                label: "s".into(),
+                points: vec![(0.0, 40.0), (10.0, 45.0)],
+                dashed: false,
+                ranges: vec![(10.0, 1.0, 45.0)],
+            }],
+            ..falling
+        };
+        assert_ne!(legend_corner(&samples(&bars, |x, y| (x / 10.0, y / 50.0))), Corner::LowerRight);
+    }
+
+    #[test]
+    fn marker_labels_stay_inside_and_apart() {
+        // Near the right edge a label runs leftwards, inside the plot.
+        let p = place_labels(&[(0.2, 20), (0.95, 20)]);
+        assert!(!p[0].leftwards && p[1].leftwards);
+        assert!(p.iter().all(|p| 0.0 <= p.from && p.to <= 1.0));
+        assert_eq!((p[0].row, p[1].row), (0, 0), "far apart: one row");
+        // Two labels that would overlap take two rows.
+        let p = place_labels(&[(0.40, 30), (0.50, 30)]);
+        assert_eq!((p[0].row, p[1].row), (0, 1));
     }
 
     #[test]

@@ -76,6 +76,8 @@ const SWEEP_EXAMPLES: &str = "\
 Examples:
   Are processes slower than threads here? One line per mode, GB/s against workers:
       vecpar-coord sweep --procs 1,2,4,8 --plot scaling.svg
+  The same on a noisy machine: the grid 5 times over, medians with min–max bars:
+      vecpar-coord sweep --procs 1,2,4,8 --repeat 5 --plot scaling.svg
   Where the caches end and memory begins, GB/s against length (log axis):
       vecpar-coord sweep --procs 2 --modes procs --len 1e4,1e5,1e6,1e7,1e8 --plot lengths.png
   The SIMD levels on one worker, as a Markdown table:

@@ -273,11 +273,9 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
             s += &format!("{} took the whole process down; ", names(&|r| !r.survived));
         }
         if !times.is_empty() {
-            s += &format!(
-                "crashes were detected in {}–{} (a hang at --timeout {timeout} s); ",
-                ms(fastest),
-                ms(slowest)
-            );
+            let (lo, hi) = (ms(fastest), ms(slowest));
+            let range = if lo == hi { lo } else { format!("{lo}–{hi}") };
+            s += &format!("crashes were detected in {range} (a hang at --timeout {timeout} s); ");
         }
         let silent = names(&|r| r.fail_run.mismatch.is_some());
         if silent != "none" {

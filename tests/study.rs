@@ -127,7 +127,10 @@ fn a_length_plot_marks_the_caches_and_renders_as_png_too() {
     }
     let host_has_l2 = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index2/size").exists();
     if host_has_l2 {
-        assert!(texts.iter().any(|t| t.starts_with("L2 ") && t.ends_with("per core")), "the L2 size is marked: {texts:?}");
+        assert!(
+            texts.iter().any(|t| t.starts_with("L2 ") && t.ends_with("per core")),
+            "the L2 size is marked: {texts:?}"
+        );
     }
 
     let png = temp("lengths.png");

@@ -114,8 +114,12 @@ def interleave(contenders, reps, label):
         order = names[rep % len(names):] + names[:rep % len(names)]
         for name in order:
             samples[name].append(contenders[name]())
-        print(f"  {label}: repetition {rep + 1}/{reps}", file=sys.stderr, end="\r", flush=True)
-    print(" " * 60, file=sys.stderr, end="\r")
+        if sys.stderr.isatty():
+            print(f"  {label}: repetition {rep + 1}/{reps}", file=sys.stderr, end="\r", flush=True)
+    if sys.stderr.isatty():
+        print(" " * 60, file=sys.stderr, end="\r")
+    else:
+        print(f"  {label}: {reps} repetitions", file=sys.stderr)
     return samples
 
 

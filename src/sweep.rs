@@ -165,7 +165,7 @@ fn point_label(mode: Mode, procs: usize, len: usize, op: Op, simd: Simd) -> Stri
 /// Table rows: each point's median over its repetitions, with speed-up and
 /// efficiency against serial's at the same length, op and SIMD level.
 pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
-    let med = |v: Vec<f64>| crate::stats::median(&v).unwrap_or(0.0);
+    let med = |v: &[f64]| crate::stats::median(v).unwrap_or(0.0);
     let medians = |runs: &[RunReport]| -> Vec<f64> {
         runs.iter().map(|r| r.summary.as_ref().map_or(0.0, |s| s.median_gbps)).collect()
     };
@@ -174,29 +174,24 @@ pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
             .iter()
             .find(|b| {
                 b.first().is_some_and(|b| {
-                    b.config.mode == "serial"
+                    b.config.mode == Mode::Serial
                         && b.config.len == r.config.len
                         && b.config.op == r.config.op
                         && b.config.simd == r.config.simd
                 })
             })
-            .map(|b| med(medians(b)))
+            .map(|b| med(&medians(b)))
     };
     by_point
         .iter()
         .filter_map(|runs| {
             let r = runs.first()?;
-            let median_runs = medians(runs);
-            let median = med(median_runs.clone());
-            let best = med(runs.iter().map(|r| r.summary.as_ref().map_or(0.0, |s| s.best_gbps)).collect());
+            let over_repeats = crate::stats::Stats::of(&medians(runs))?;
+            let median = over_repeats.median;
+            let best = med(&runs.iter().map(|r| r.summary.as_ref().map_or(0.0, |s| s.best_gbps)).collect::<Vec<_>>());
             let speedup = baseline(r).filter(|b| *b > 0.0).map(|b| median / b);
-            let mode = match r.config.mode.as_str() {
-                "procs" => Mode::Procs,
-                "threads" => Mode::Threads,
-                _ => Mode::Serial,
-            };
             Some(SweepPoint {
-                mode,
+                mode: r.config.mode,
                 procs: r.config.procs,
                 len: r.config.len,
                 op: r.config.op,
@@ -207,11 +202,11 @@ pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
                 repeats: runs.len(),
                 best_gbps: best,
                 median_gbps: median,
-                median_gbps_min: median_runs.iter().copied().fold(f64::INFINITY, f64::min),
-                median_gbps_max: median_runs.iter().copied().fold(0.0, f64::max),
+                median_gbps_min: over_repeats.min,
+                median_gbps_max: over_repeats.max,
                 speedup,
                 efficiency: speedup.map(|s| s / r.config.procs as f64),
-                startup_s: med(runs.iter().map(|r| r.phases.spawn_s).collect()),
+                startup_s: med(&runs.iter().map(|r| r.phases.spawn_s).collect::<Vec<_>>()),
                 validated: runs.iter().all(|r| r.validated),
                 exit_code: runs.iter().map(|r| r.exit_code).max().unwrap_or(0),
             })

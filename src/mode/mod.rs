@@ -680,7 +680,7 @@ impl<'c> Conductor<'c> {
             about: Provenance::new("run", cfg.arguments.clone()),
             coordinator_pid: std::process::id(),
             config: ConfigEcho {
-                mode: cfg.mode.name().into(),
+                mode: cfg.mode,
                 procs: cfg.procs,
                 procs_source: cfg.procs_source.clone(),
                 len: cfg.len,

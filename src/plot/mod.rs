@@ -143,9 +143,9 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
 
     let (ux0, ux1) = if chart.log_x { (x0.ln(), x1.ln()) } else { (x0, x1) };
     let unit_x = |x: f64| ((if chart.log_x { x.ln() } else { x }) - ux0) / (ux1 - ux0);
-    let corner = legend_corner(&samples(chart, |x, y| (unit_x(x), y / y1)));
     let label_places =
         place_labels(&chart.markers.iter().map(|m| (unit_x(m.x), m.label.chars().count())).collect::<Vec<_>>());
+    let corner = legend_corner(&samples(chart, |x, y| (unit_x(x), y / y1), &label_places));
 
     let mut builder = ChartBuilder::on(&root);
     builder.caption(&chart.title, font(22.0)).margin(px(18.0)).x_label_area_size(px(56.0)).y_label_area_size(px(72.0));
@@ -269,9 +269,10 @@ fn legend_corner(samples: &[(f64, f64)]) -> Corner {
         .unwrap_or(Corner::LowerRight)
 }
 
-/// Points along every line, bar and marker label of `chart`, as fractions
-/// of the plot area, so that [`legend_corner`] can see what it would hide.
-fn samples(chart: &Chart, to_unit: impl Fn(f64, f64) -> (f64, f64)) -> Vec<(f64, f64)> {
+/// Points along every line and bar of `chart` and along the marker labels
+/// placed at `labels`, as fractions of the plot area, so that
+/// [`legend_corner`] can see what it would hide.
+fn samples(chart: &Chart, to_unit: impl Fn(f64, f64) -> (f64, f64), labels: &[LabelPlace]) -> Vec<(f64, f64)> {
     const STEPS: usize = 24;
     let mut out = Vec::new();
     let mut segment = |(ax, ay): (f64, f64), (bx, by): (f64, f64)| {
@@ -292,9 +293,7 @@ fn samples(chart: &Chart, to_unit: impl Fn(f64, f64) -> (f64, f64)) -> Vec<(f64,
             segment(to_unit(x, lo), to_unit(x, hi));
         }
     }
-    let labels: Vec<(f64, usize)> =
-        chart.markers.iter().map(|m| (to_unit(m.x, 0.0).0, m.label.chars().count())).collect();
-    for p in place_labels(&labels) {
+    for p in labels {
         let y = 0.98 - p.row as f64 * LABEL_ROW;
         segment((p.from, y), (p.to, y));
     }
@@ -412,7 +411,7 @@ mod tests {
             markers: vec![],
             ..chart(false)
         };
-        assert_eq!(legend_corner(&samples(&falling, |x, y| (x / 10.0, y / 50.0))), Corner::LowerLeft);
+        assert_eq!(legend_corner(&samples(&falling, |x, y| (x / 10.0, y / 50.0), &[])), Corner::LowerLeft);
         // A flat high line leaves the lower right free.
         let high = Chart {
             series: vec![Series {
@@ -423,7 +422,7 @@ mod tests {
             }],
             ..falling.clone()
         };
-        assert_eq!(legend_corner(&samples(&high, |x, y| (x / 10.0, y / 50.0))), Corner::LowerRight);
+        assert_eq!(legend_corner(&samples(&high, |x, y| (x / 10.0, y / 50.0), &[])), Corner::LowerRight);
         // Spread bars count too.
         let bars = Chart {
             series: vec![Series {
@@ -434,7 +433,7 @@ mod tests {
             }],
             ..falling
         };
-        assert_ne!(legend_corner(&samples(&bars, |x, y| (x / 10.0, y / 50.0))), Corner::LowerRight);
+        assert_ne!(legend_corner(&samples(&bars, |x, y| (x / 10.0, y / 50.0), &[])), Corner::LowerRight);
     }
 
     #[test]

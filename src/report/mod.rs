@@ -26,7 +26,7 @@ pub const REPORT_FORMAT_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConfigEcho {
     /// procs, threads or serial.
-    pub mode: String,
+    pub mode: crate::mode::Mode,
     /// Number of workers (1 in serial mode).
     pub procs: usize,
     /// Where that number came from.

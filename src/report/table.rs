@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 
 use super::RunReport;
+use crate::mode::Mode;
 use crate::sysinfo::human_bytes;
 
 /// Terminal styling.
@@ -63,10 +64,10 @@ pub fn thousands(n: u64) -> String {
 /// Writes the whole report.
 pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Result<()> {
     let c = &r.config;
-    let workers = match c.mode.as_str() {
-        "procs" => format!("{} worker process{}", c.procs, if c.procs == 1 { "" } else { "es" }),
-        "threads" => format!("{} worker thread{}", c.procs, if c.procs == 1 { "" } else { "s" }),
-        _ => "1 thread".to_string(),
+    let workers = match c.mode {
+        Mode::Procs => format!("{} worker process{}", c.procs, if c.procs == 1 { "" } else { "es" }),
+        Mode::Threads => format!("{} worker thread{}", c.procs, if c.procs == 1 { "" } else { "s" }),
+        Mode::Serial => "1 thread".to_string(),
     };
     writeln!(
         out,
@@ -168,7 +169,7 @@ pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Res
         };
         let elements = if w.idle { "idle".to_string() } else { format!("{}..{}", w.start, w.end) };
         let pid = match w.tid {
-            Some(tid) if c.mode != "procs" => format!("t{tid}"),
+            Some(tid) if c.mode != Mode::Procs => format!("t{tid}"),
             _ => w.pid.to_string(),
         };
         writeln!(
@@ -214,7 +215,6 @@ pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Res
 /// Writes a sweep: one table per (length, op, SIMD level), then how
 /// processes compare with threads at each worker count.
 pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: Style) -> io::Result<()> {
-    use crate::mode::Mode;
     let Some(first) = r.runs.first() else {
         return writeln!(out, "The sweep has no points.");
     };

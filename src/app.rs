@@ -1,56 +1,79 @@
-//! The coordinator's top level: parse, run, print, export, exit code.
-//! `src/main.rs` only calls [`coordinator_main`].
+//! The coordinator's top level: parse, resolve, open every destination,
+//! run, present, exit code. `src/main.rs` only calls [`coordinator_main`].
+//!
+//! Errors leave here as one line: `vecpar-coord: error: ` and the error
+//! with its causes (`anyhow`'s `{:#}`), or clap's own short block for what
+//! clap detects (the missing argument's name, the possible values, "a
+//! similar argument exists").
 #![forbid(unsafe_code)]
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, ColorChoice, Command, OutputArgs, Shell};
-use crate::config::RunConfig;
-use crate::error::{EXIT_OK, EXIT_USAGE, Error};
-use crate::report::RunReport;
-use crate::report::export::{self, Exportable, Format};
-use crate::report::progress::Progress;
-use crate::report::table::{self, Style};
+use crate::cli::{Cli, Command, OutputArgs, Shell};
+use crate::config::{RunConfig, SweepPlan};
+use crate::diag;
+use crate::error::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, Error};
+use crate::export::{Destination, ExportableDyn, Format, OutputPlan};
+use crate::machine::{HostInfo, Machine};
+use crate::output::progress::Progress;
+use crate::output::{Style, style, table};
+use crate::report::{Provenance, RunReport};
+use crate::warnings::Warning;
 
 /// Runs `vecpar-coord` with this process's arguments.
-pub fn coordinator_main() -> ExitCode {
+pub(crate) fn coordinator_main() -> ExitCode {
+    diag::set_program("vecpar-coord");
     if let Err(e) = crate::signals::install() {
-        eprintln!("vecpar-coord: error: cannot set up signal handling: {e}");
-        return ExitCode::from(crate::error::EXIT_RUNTIME);
+        diag::error(format!("cannot set up signal handling: {e}"));
+        return ExitCode::from(EXIT_RUNTIME);
     }
-    let arguments: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse() {
+    if !crate::signals::die_with_parent_if_asked() {
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    if let Err(e) = crate::shm::catch_bus_errors() {
+        diag::error(format!("cannot set up the SIGBUS handler: {e}"));
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => return clap_exit(e, "vecpar-coord"),
+        Err(e) => return clap_exit(e),
     };
-    let code = match run_cli(cli, arguments) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("vecpar-coord: error: {e}");
-            e.exit_code()
-        }
-    };
-    ExitCode::from(code)
+    let arguments = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    match run_cli(cli, arguments) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => ExitCode::from(report_error(e)),
+    }
 }
 
-/// Prints a clap error as one line (help and version as they are) and
-/// returns the exit code.
-pub fn clap_exit(e: clap::Error, program: &str) -> ExitCode {
+/// Prints an error the way users read it; returns its exit code.
+fn report_error(e: Error) -> u8 {
+    let code = e.exit_code();
+    match &e {
+        Error::Interrupted(i) => diag::line("", format!("{i}; workers stopped and reaped, shared memory released")),
+        _ => diag::error(format!("{:#}", anyhow::Error::from(e))),
+    }
+    code
+}
+
+/// Shows clap's help or version (exit 0), or its error (exit 2) as clap
+/// renders it, after the program's name.
+pub(crate) fn clap_exit(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
+            let _ = std::io::stdout().lock().write_all(e.render().to_string().as_bytes());
             ExitCode::from(EXIT_OK)
         }
         _ => {
-            let rendered = e.render().to_string();
-            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            eprintln!("{program}: error: {first} (see {program} --help)");
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            diag::raw(&format!("{}: error: {}", diag::program(), text.trim_end()));
+            diag::raw("\n");
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -59,43 +82,66 @@ pub fn clap_exit(e: clap::Error, program: &str) -> ExitCode {
 fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
     match cli.command {
         Some(Command::Completions { shell }) => {
-            match export::write_to(std::path::Path::new("-"), &completions(shell)) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(Error::runtime("cannot write to stdout", e))
-                }
-                _ => Ok(EXIT_OK),
-            }
+            Destination::open(std::path::Path::new("-"), "completions")?.write(&completions(shell))?;
+            Ok(EXIT_OK)
         }
         Some(Command::Sweep(args)) => {
-            check_exports(&cli.output)?;
-            let progress = Progress::new(crate::sweep::plan(&args)?.len() * args.repeat, cli.output.quiet);
-            let report = crate::sweep::run(&args, arguments, |i, _, what| progress.step(i, what));
+            let plan = OutputPlan::resolve(&cli.output, args.plot.as_deref())?;
+            let machine = Machine::detect();
+            let sweep = SweepPlan::resolve(&args, &machine)?;
+            let exports = open_exports(&plan)?;
+            let plot = args.plot.as_deref().map(|p| Destination::open(p, "--plot")).transpose()?;
+            let progress = Progress::new(sweep.points.len() * sweep.repeat, cli.output.quiet);
+            let result = crate::study::sweep::run(&sweep, &machine, arguments, |i, _, what| progress.step(i, what));
             progress.finish();
-            let report = report?;
-            present(&report, &report.warnings, &cli.output, |out, style| table::write_sweep(out, &report, style))?;
-            if let Some(path) = &args.plot {
-                crate::plot::draw(&crate::sweep::chart(&report), path).map_err(|e| Error::Runtime(e.to_string()))?;
+            let (report, interrupted) = result?;
+            let warnings = report.warnings.clone();
+            present(&report, &warnings, &cli.output, &plan, exports, |out, s| table::write_sweep(out, &report, s))?;
+            if let Some(dest) = plot {
+                let format = crate::plot::ImageFormat::of(dest.path()).expect("checked by OutputPlan");
+                match crate::plot::render(&crate::output::chart::sweep_chart(&report), format) {
+                    Ok(bytes) => dest.write(&bytes)?,
+                    Err(e) => return Err(Error::runtime_from(format!("--plot {}", dest.path().display()), e)),
+                }
+            }
+            if let Some(i) = interrupted {
+                diag::line("", format!("{i}: the sweep stopped; the table and exports hold the points finished"));
+                return Ok(i.exit_code());
             }
             Ok(report.points.iter().map(|p| p.exit_code).max().unwrap_or(EXIT_OK))
         }
         Some(Command::Isolation(args)) => {
-            check_exports(&cli.output)?;
+            crate::config::check_isolation(&args)?;
+            let plan = OutputPlan::resolve(&cli.output, None)?;
+            let machine = Machine::detect();
+            let exports = open_exports(&plan)?;
             let progress = Progress::new(args.modes.len() * args.faults.len() * 2, cli.output.quiet);
-            let report = crate::isolation::run(&args, arguments, |i, _, what| progress.step(i, what));
+            let result = crate::study::isolation::run(&args, &machine, arguments, |i, _, what| progress.step(i, what));
             progress.finish();
-            let report = report?;
-            present(&report, &[], &cli.output, |out, style| table::write_isolation(out, &report, style))?;
+            let report = result?;
+            present(&report, &[], &cli.output, &plan, exports, |out, s| table::write_isolation(out, &report, s))?;
             Ok(EXIT_OK)
         }
         None => {
-            check_exports(&cli.output)?;
-            let cfg = RunConfig::resolve(&cli.run, arguments)?;
-            let report = crate::mode::run(&cfg)?;
-            present(&report, &report.warnings, &cli.output, |out, style| table::write_report(out, &report, style))?;
+            let plan = OutputPlan::resolve(&cli.output, None)?;
+            crate::launcher::refuse_without_mpi()?;
+            let machine = Machine::detect();
+            let (cfg, warnings) = RunConfig::resolve(&cli.run, &machine)?;
+            let exports = open_exports(&plan)?;
+            let about = Provenance::new("run", arguments, HostInfo::of(&machine));
+            let report = crate::run::run(&cfg, about, warnings)?;
+            present(&report, &report.warnings, &cli.output, &plan, exports, |out, s| {
+                table::write_run(out, &report, s)
+            })?;
             report_failures(&report);
             Ok(report.exit_code)
         }
     }
+}
+
+/// Opens every export's destination, before any work.
+fn open_exports(plan: &OutputPlan) -> Result<Vec<(Destination, Format)>, Error> {
+    plan.exports.iter().map(|(path, format)| Ok((Destination::open(path, format.flag())?, *format))).collect()
 }
 
 /// The completion script for `shell` (built in memory: clap_complete
@@ -111,84 +157,65 @@ fn completions(shell: Shell) -> Vec<u8> {
     script
 }
 
-fn check_exports(output: &OutputArgs) -> Result<(), Error> {
-    let to_stdout = [&output.export_json, &output.export_csv, &output.export_markdown]
-        .iter()
-        .filter(|p| p.as_deref().is_some_and(export::is_stdout))
-        .count();
-    if to_stdout > 1 {
-        return Err(Error::Usage("only one --export-* may write to stdout (-); give the others a file".into()));
-    }
-    Ok(())
-}
-
-/// The terminal style for stdout.
-pub fn style(choice: ColorChoice) -> Style {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-    let color = match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => !no_color && !dumb && std::io::stdout().is_terminal(),
-    };
-    Style { color }
-}
-
 /// Shows a result: warnings on stderr, the table on stdout (unless an
 /// export writes there), then the exports.
 fn present(
-    item: &dyn Exportable,
-    warnings: &[String],
+    item: &dyn ExportableDyn,
+    warnings: &[Warning],
     output: &OutputArgs,
-    table: impl FnOnce(&mut dyn Write, Style) -> std::io::Result<()>,
+    plan: &OutputPlan,
+    exports: Vec<(Destination, Format)>,
+    write_table: impl FnOnce(&mut dyn Write, Style) -> std::io::Result<()>,
 ) -> Result<(), Error> {
-    // Warnings first: they say how to read what follows.
-    if !output.quiet {
-        for w in warnings {
-            eprintln!("vecpar-coord: warning: {w}");
-        }
+    // Warnings first: they say how to read what follows. What was removed
+    // from /dev/shm is said even under -q.
+    for w in warnings.iter().filter(|w| !output.quiet || w.shown_when_quiet()) {
+        diag::line(if w.is_note() { "note" } else { "warning" }, w);
     }
-    let exports: Vec<(PathBuf, Format)> = [
-        (output.export_json.clone(), Format::Json),
-        (output.export_csv.clone(), Format::Csv),
-        (output.export_markdown.clone(), Format::Markdown),
-    ]
-    .into_iter()
-    .filter_map(|(p, f)| p.map(|p| (p, f)))
-    .collect();
-    if !exports.iter().any(|(p, _)| export::is_stdout(p)) {
+    if plan.table {
         let mut out = std::io::stdout().lock();
-        if let Err(e) = table(&mut out, style(output.color)).and_then(|_| out.flush())
+        if let Err(e) = write_table(&mut out, style(output.color)).and_then(|_| out.flush())
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
-            return Err(Error::runtime("cannot write to stdout", e));
+            return Err(Error::runtime_from("cannot write to stdout", e));
         }
     }
-    for (path, format) in &exports {
-        match export::write_to(path, &export::render(item, *format)) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            Err(e) => return Err(Error::runtime(format!("cannot write {}", path.display()), e)),
-            Ok(()) => {}
-        }
+    for (dest, format) in exports {
+        dest.write(&crate::export::render(item, format))?;
     }
     Ok(())
 }
 
 /// One stderr line per lost worker and for a failed validation.
 fn report_failures(report: &RunReport) {
-    for f in report.faults.iter().filter(|f| f.action.starts_with("stopped")) {
-        eprintln!("vecpar-coord: worker lost: {f}");
+    for f in report.faults.iter().filter(|f| f.action.stopped_the_run()) {
+        diag::line("worker lost", f);
     }
-    if let Some(v) = &report.validation
-        && let Some(m) = &v.mismatch
+    if let Some((k, v)) = report.first_mismatch()
+        && let Some(m) = v.mismatch
     {
-        eprintln!(
-            "vecpar-coord: validation failed: {}[{}] = {}, expected {}{}",
-            m.array,
-            m.index,
-            m.got,
-            m.expected,
-            v.mismatch_owner.map(|o| format!(" (in worker {o}'s chunk)")).unwrap_or_default()
+        diag::line(
+            "validation failed",
+            format!(
+                "after {}: {}[{}] = {}, expected {}{}",
+                k.op,
+                m.array,
+                m.index,
+                m.got,
+                m.expected,
+                v.mismatch_owner.map(|o| format!(" (in worker {o}'s chunk)")).unwrap_or_default()
+            ),
         );
+    }
+    for k in report.kernels.iter().filter(|k| k.dot.as_ref().is_some_and(|d| !d.within_bound)) {
+        if let Some(d) = &k.dot {
+            diag::line(
+                "validation failed",
+                format!(
+                    "{}: {} lies {:.2e} from the reference {}, beyond the bound {:.2e}",
+                    k.op, d.value, d.error, d.reference, d.bound
+                ),
+            );
+        }
     }
 }

@@ -1,17 +1,17 @@
 //! The command line of `vecpar-coord`, defined once (clap derive): help,
-//! completions and parsing all come from here.
+//! completions and parsing all come from here. Values are only parsed
+//! here; whether they can work on this machine is decided in
+//! [`crate::config`].
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cpus::PinSpec;
-use crate::fault::{FaultSpec, OnFault};
-use crate::ipc::Sync;
+use crate::fault::{FaultKind, FaultSpec, OnFault};
 use crate::kernel::{Dtype, Op, Simd, Stores};
-use crate::mode::Mode;
-use crate::shm::Backend;
+use crate::machine::PinSpec;
+use crate::vocab::{Backend, HugePages, Mode, RoundSync};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -20,8 +20,8 @@ Examples:
   The same in threads and in one thread, to compare:
       vecpar-coord --procs 8 --mode threads
       vecpar-coord --mode serial
-  Memory bandwidth (arrays far larger than the caches), non-temporal stores:
-      vecpar-coord --len 1e8 --stores nontemporal
+  Every STREAM and BabelStream kernel, memory bandwidth (arrays far larger than the caches):
+      vecpar-coord --op all --len 1e8
   Kill worker 1 with a wild pointer in round 2, then recover by respawning it:
       vecpar-coord --procs 4 --inject-fault 1:segv@2 --on-fault retry
   Machine-readable results on stdout:
@@ -31,15 +31,16 @@ Examples:
       vecpar-coord isolation
 
 Exit codes: 0 validated, 1 runtime error, 2 usage error, 3 validation failed,
-4 worker lost, 130/143 interrupted by SIGINT/SIGTERM.";
+4 worker lost, 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM);
+in threads mode a crashing worker takes the process: 134 (SIGABRT), 139 (SIGSEGV).";
 
 /// vecpar: vector operations across worker processes over OS shared memory.
 ///
 /// The coordinator maps arrays a, b and c into shared memory, starts worker
 /// processes (vecpar-worker) that each compute one chunk of c = a + b (or
-/// another STREAM kernel) with SIMD, times the rounds, and checks every
-/// element. The same kernels and chunks also run on threads and on one
-/// thread, so processes and threads can be compared side by side.
+/// another STREAM or BabelStream kernel) with SIMD, times the rounds, and
+/// checks every element. The same kernels and chunks also run on threads and
+/// on one thread, so processes and threads can be compared side by side.
 #[derive(Debug, Parser)]
 #[command(name = "vecpar-coord", version, after_long_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -57,15 +58,15 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Measure a grid (worker counts × modes × lengths × ops × SIMD levels) and show one table: GB/s,
-    /// speed-up and parallel efficiency against serial, start-up cost; --plot draws it.
+    /// Measure a grid (worker counts × modes × lengths × kernels × types × SIMD levels) and show one
+    /// table: GB/s, speed-up and parallel efficiency, start-up cost; --plot draws it.
     #[command(after_long_help = SWEEP_EXAMPLES)]
     Sweep(SweepArgs),
     /// Inject every fault into processes and into threads, each in a child run, and show what survived,
     /// what was detected, what was lost and what --on-fault retry recovered.
     #[command(after_long_help = ISOLATION_EXAMPLES)]
     Isolation(IsolationArgs),
-    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    /// Print a shell completion script to stdout.
     Completions {
         /// The shell.
         shell: Shell,
@@ -80,8 +81,8 @@ Examples:
       vecpar-coord sweep --procs 1,2,4,8 --repeat 5 --plot scaling.svg
   Where the caches end and memory begins, GB/s against length (log axis):
       vecpar-coord sweep --procs 2 --modes procs --len 1e4,1e5,1e6,1e7,1e8 --plot lengths.png
-  The SIMD levels on one worker, as a Markdown table:
-      vecpar-coord sweep --procs 1 --modes serial --simd scalar,sse2,avx2,avx512 --len 2e3 --runs 2000 --export-markdown -";
+  What each SIMD level of this CPU buys in L2, against scalar, as a Markdown table:
+      vecpar-coord sweep --modes serial --simd all --len 1e4 --export-markdown -";
 
 const ISOLATION_EXAMPLES: &str = "\
 Examples:
@@ -90,13 +91,17 @@ Examples:
   Only the faults that kill a thread's process, as JSON:
       vecpar-coord isolation --faults abort,segv --export-json -";
 
+/// The most repetitions of a sweep's grid.
+pub const MAX_REPEAT: usize = 1000;
+
 /// `vecpar-coord sweep`: lists where a single run takes one value.
 #[derive(Clone, Debug, Args)]
 pub struct SweepArgs {
-    /// Worker counts, comma separated [default: 1, 2, 4, … up to 4 × the CPUs this process may use, at most 64]
+    /// Worker counts, comma separated [default: 1, 2, 4, … up to 4 × the CPUs this process may use (after any
+    /// cgroup CPU quota), at most 64]
     #[arg(short = 'n', long, value_name = "LIST", value_delimiter = ',', help_heading = "Grid")]
     pub procs: Vec<usize>,
-    /// Modes, comma separated (serial runs once, with one worker, as the baseline)
+    /// Modes, comma separated (serial runs once per length, kernel, type and SIMD level, as the baseline)
     #[arg(
         short,
         long,
@@ -109,17 +114,20 @@ pub struct SweepArgs {
     /// Lengths, comma separated: 1e4,1e5,1e6 (more than one draws GB/s against length)
     #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1e7", value_parser = parse_len, help_heading = "Grid")]
     pub len: Vec<usize>,
-    /// Kernels, comma separated
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "add", help_heading = "Grid")]
-    pub op: Vec<Op>,
-    /// SIMD levels, comma separated
+    /// Kernels, comma separated, or all
+    #[arg(long, value_name = "LIST", default_value = "add", help_heading = "Grid")]
+    pub op: OpList,
+    /// Element types, comma separated
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "f64", help_heading = "Grid")]
+    pub dtype: Vec<Dtype>,
+    /// SIMD levels, comma separated, or all that this CPU has
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "auto", help_heading = "Grid")]
-    pub simd: Vec<SimdChoice>,
+    pub simd: Vec<SweepSimd>,
     /// How each run measures, as for a single run.
     #[command(flatten)]
     pub measure: MeasureArgs,
-    /// Run the whole grid R times, each time starting one point later, and report each point's median over
-    /// them with its spread: a steadier answer on a noisy machine
+    /// Run the whole grid R times (at most 1000), each time starting one point later, and report each point's
+    /// median over them with its spread: a steadier answer on a noisy machine
     #[arg(long, value_name = "R", default_value_t = 1, help_heading = "Grid")]
     pub repeat: usize,
     /// Draw the sweep to FILE (.svg or .png): GB/s against workers, or against length when several are given
@@ -147,16 +155,35 @@ pub struct IsolationArgs {
         default_value = "procs,threads",
         help_heading = "Experiment"
     )]
-    pub modes: Vec<Mode>,
-    /// Workers per run (at least 2: an oob-write needs a neighbour)
+    pub modes: Vec<IsolationMode>,
+    /// Workers per run (2 to 64: an oob-write needs a neighbour)
     #[arg(short = 'n', long, value_name = "N", default_value_t = 2, help_heading = "Experiment")]
     pub procs: usize,
     /// Elements per array
     #[arg(short, long, value_name = "N", default_value = "1000000", value_parser = parse_len, help_heading = "Experiment")]
     pub len: usize,
-    /// Seconds before a silent worker counts as hung
+    /// Seconds without progress before a worker counts as hung
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_timeout, help_heading = "Experiment")]
     pub timeout: f64,
+}
+
+/// The modes whose workers can be lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IsolationMode {
+    /// Worker processes
+    Procs,
+    /// Worker threads
+    Threads,
+}
+
+impl IsolationMode {
+    /// As a run's mode.
+    pub fn mode(self) -> Mode {
+        match self {
+            IsolationMode::Procs => Mode::Procs,
+            IsolationMode::Threads => Mode::Threads,
+        }
+    }
 }
 
 /// A fault kind on the command line of `isolation`.
@@ -174,19 +201,21 @@ pub enum FaultKindArg {
     Hang,
     /// A store into another worker's part of a
     OobWrite,
+    /// A runaway recursion
+    StackOverflow,
 }
 
 impl FaultKindArg {
     /// The fault it names.
-    pub fn kind(self) -> crate::fault::FaultKind {
-        use crate::fault::{DEFAULT_EXIT_CODE, FaultKind};
+    pub fn kind(self) -> FaultKind {
         match self {
             FaultKindArg::Panic => FaultKind::Panic,
             FaultKindArg::Abort => FaultKind::Abort,
             FaultKindArg::Segv => FaultKind::Segv,
-            FaultKindArg::Exit => FaultKind::Exit(DEFAULT_EXIT_CODE),
+            FaultKindArg::Exit => FaultKind::Exit(crate::fault::DEFAULT_EXIT_CODE),
             FaultKindArg::Hang => FaultKind::Hang,
             FaultKindArg::OobWrite => FaultKind::OobWrite,
+            FaultKindArg::StackOverflow => FaultKind::StackOverflow,
         }
     }
 }
@@ -233,6 +262,56 @@ impl SimdChoice {
     }
 }
 
+/// A sweep's `--simd`: a level, or every level this CPU has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SweepSimd {
+    /// Every level this CPU supports, narrowest first
+    All,
+    /// The widest level this CPU supports
+    Auto,
+    /// One element per instruction
+    Scalar,
+    /// 128-bit vectors (x86_64)
+    Sse2,
+    /// 256-bit vectors (x86_64)
+    Avx2,
+    /// 512-bit vectors (x86_64)
+    Avx512,
+    /// 128-bit vectors (aarch64)
+    Neon,
+}
+
+impl SweepSimd {
+    /// The single-run choices this stands for, given the levels this CPU
+    /// supports (narrowest first).
+    pub fn expand(self, supported: &[Simd]) -> Vec<SimdChoice> {
+        let one = match self {
+            SweepSimd::All => {
+                return supported.iter().map(|&s| SimdChoice::from(s)).collect();
+            }
+            SweepSimd::Auto => SimdChoice::Auto,
+            SweepSimd::Scalar => SimdChoice::Scalar,
+            SweepSimd::Sse2 => SimdChoice::Sse2,
+            SweepSimd::Avx2 => SimdChoice::Avx2,
+            SweepSimd::Avx512 => SimdChoice::Avx512,
+            SweepSimd::Neon => SimdChoice::Neon,
+        };
+        vec![one]
+    }
+}
+
+impl From<Simd> for SimdChoice {
+    fn from(s: Simd) -> SimdChoice {
+        match s {
+            Simd::Scalar => SimdChoice::Scalar,
+            Simd::Sse2 => SimdChoice::Sse2,
+            Simd::Avx2 => SimdChoice::Avx2,
+            Simd::Avx512 => SimdChoice::Avx512,
+            Simd::Neon => SimdChoice::Neon,
+        }
+    }
+}
+
 /// `--stores`: a kind, or chosen by chunk size against the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum StoresChoice {
@@ -255,17 +334,6 @@ impl StoresChoice {
     }
 }
 
-/// `--huge-pages`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum HugePages {
-    /// Huge pages when the pool has room and the chunks stay balanced, else base pages
-    Auto,
-    /// Always base pages
-    Never,
-    /// Huge pages or an error
-    Always,
-}
-
 /// `--color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -277,11 +345,48 @@ pub enum ColorChoice {
     Never,
 }
 
+/// `--op`: kernels in the order given, or `all` (STREAM's four, then
+/// BabelStream's dot and nstream).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpList(pub Vec<Op>);
+
+impl std::str::FromStr for OpList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "all" {
+            return Ok(OpList(Op::ALL.to_vec()));
+        }
+        let mut ops = Vec::new();
+        for name in s.split(',').map(str::trim) {
+            let op = Op::ALL.into_iter().find(|o| o.name() == name).ok_or_else(|| {
+                let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+                format!("'{name}' is not a kernel (expected all, or a list of {})", names.join(", "))
+            })?;
+            ops.push(op); // a name given twice runs once, with a note
+        }
+        Ok(OpList(ops))
+    }
+}
+
+impl std::fmt::Display for OpList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|o| o.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// The most workers one run may start: far beyond any machine's cores, well
+/// short of a fork bomb.
+pub const MAX_WORKERS: usize = crate::shm::MAX_SLOTS;
+
+/// The most timed rounds (and, separately, warm-up rounds) of one run.
+pub const MAX_ROUNDS: u32 = 1_000_000;
+
 /// Options of one measurement.
 #[derive(Clone, Debug, Args)]
 pub struct RunArgs {
-    /// Number of workers [default: the CPUs this process may use, counting the
-    /// affinity mask and any cgroup CPU quota]
+    /// Number of workers, 1 to 4096 [default: the CPUs this process may use, counting the affinity mask and any
+    /// cgroup CPU quota]
     #[arg(short = 'n', long, allow_negative_numbers = true, value_name = "N", help_heading = "Workload")]
     pub procs: Option<usize>,
 
@@ -289,9 +394,14 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "N", allow_negative_numbers = true, default_value = "1000000", value_parser = parse_len, help_heading = "Workload")]
     pub len: usize,
 
-    /// The STREAM kernel: add c = a + b, copy c = a, scale c = 3·a, triad c = a + 3·b
-    #[arg(long, value_enum, default_value_t = Op::Add, help_heading = "Workload")]
-    pub op: Op,
+    /// The kernels, run one after another on the same arrays: copy, scale, add (c = a + b, the seed's), triad,
+    /// dot, nstream, a comma-separated list of them, or all
+    #[arg(long, value_name = "LIST", default_value = "add", help_heading = "Workload")]
+    pub op: OpList,
+
+    /// Element type
+    #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Workload")]
+    pub dtype: Dtype,
 
     /// Run on worker processes, on threads of one process, or on one thread
     #[arg(short, long, value_enum, default_value_t = Mode::Procs, help_heading = "Workload")]
@@ -301,11 +411,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = SimdChoice::Auto, help_heading = "Tuning")]
     pub simd: SimdChoice,
 
-    /// How each run measures: element type, rounds, seed, memory and placement.
+    /// How each run measures: rounds, seed, memory and placement.
     #[command(flatten)]
     pub measure: MeasureArgs,
 
-    /// Make worker WORKER fail in round ROUND (default 0): panic, abort, segv, exit[=CODE], hang or oob-write
+    /// Make worker WORKER fail in round ROUND (default 0): panic, abort, segv, exit[=CODE], hang, oob-write or
+    /// stack-overflow
     #[arg(long, value_name = "WORKER:KIND[@ROUND]", help_heading = "Faults")]
     pub inject_fault: Vec<FaultSpec>,
 
@@ -313,7 +424,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "POLICY", default_value = "fail", help_heading = "Faults")]
     pub on_fault: OnFault,
 
-    /// Seconds a worker may take for one step before it counts as hung
+    /// Seconds a worker may go without any sign of progress before it counts as hung (time the coordinator
+    /// itself was stopped does not count)
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
     pub timeout: f64,
 }
@@ -321,11 +433,7 @@ pub struct RunArgs {
 /// How a run measures: the options a single run and a sweep share.
 #[derive(Clone, Debug, Args)]
 pub struct MeasureArgs {
-    /// Element type
-    #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Workload")]
-    pub dtype: Dtype,
-
-    /// Timed rounds
+    /// Timed rounds (1 to 1000000)
     #[arg(
         short,
         long,
@@ -336,7 +444,7 @@ pub struct MeasureArgs {
     )]
     pub runs: u32,
 
-    /// Untimed rounds before the timed ones
+    /// Untimed rounds before the timed ones (at most 1000000)
     #[arg(
         short,
         long,
@@ -347,24 +455,25 @@ pub struct MeasureArgs {
     )]
     pub warmup: u32,
 
-    /// Seed of the pseudo-random contents of a and b (same values for any mode or worker count)
+    /// Seed of the pseudo-random contents of the arrays (same values for any mode or worker count)
     #[arg(long, allow_negative_numbers = true, value_name = "S", default_value_t = 1, help_heading = "Workload")]
     pub seed: u64,
 
-    /// How c is written: auto picks non-temporal stores when the arrays do not fit in the last-level cache
+    /// How results are written: auto picks non-temporal stores when the arrays do not fit in the last-level cache
     #[arg(long, value_enum, default_value_t = StoresChoice::Auto, help_heading = "Tuning")]
     pub stores: StoresChoice,
 
     /// Pin workers to CPUs: auto (compact when each worker can have its own CPU, else none), none, compact,
-    /// spread, or a list like 0-3,8 (always inside the CPUs this process may use)
+    /// spread, or a list like 3,1 or 0-3,8: worker i goes to the i-th CPU listed (always inside the CPUs this
+    /// process may use)
     #[arg(long, value_name = "HOW", default_value = "auto", help_heading = "Tuning")]
     pub pin: PinSpec,
 
     /// How rounds are started and reported: a futex doorbell in shared memory, or IPC messages
-    #[arg(long, value_enum, default_value_t = Sync::Doorbell, help_heading = "Tuning")]
-    pub sync: Sync,
+    #[arg(long, value_enum, default_value_t = RoundSync::Doorbell, help_heading = "Tuning")]
+    pub sync: RoundSync,
 
-    /// Shared memory: an anonymous memfd, or a named POSIX segment in /dev/shm
+    /// Shared memory: an anonymous memfd, or a POSIX object in /dev/shm (limited by its size)
     #[arg(long, value_enum, default_value_t = Backend::Memfd, help_heading = "Tuning")]
     pub shm: Backend,
 
@@ -381,7 +490,7 @@ pub struct MeasureArgs {
 /// Output options, shared by runs and studies.
 #[derive(Clone, Debug, Args)]
 pub struct OutputArgs {
-    /// Write the full report as JSON to FILE (- for stdout)
+    /// Write the full report as JSON to FILE (- for stdout); replaced whole, never left half-written
     #[arg(long, value_name = "FILE", global = true, help_heading = "Output")]
     pub export_json: Option<PathBuf>,
 
@@ -397,7 +506,7 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, help_heading = "Output")]
     pub color: ColorChoice,
 
-    /// Print no warnings
+    /// Print no warnings and no progress bar
     #[arg(short, long, global = true, help_heading = "Output")]
     pub quiet: bool,
 }
@@ -468,5 +577,16 @@ mod tests {
         for bad in ["0", "-5", "1.5", "1e-3", "abc", "2^", "10Q", "1e400", ""] {
             assert!(parse_len(bad).is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn kernel_lists() {
+        assert_eq!("all".parse::<OpList>().unwrap().0, Op::ALL);
+        assert_eq!(
+            "add,copy,add".parse::<OpList>().unwrap().0,
+            [Op::Add, Op::Copy, Op::Add],
+            "repeats kept: the run merges them with a note"
+        );
+        assert!("add,mul".parse::<OpList>().unwrap_err().contains("'mul' is not a kernel"));
     }
 }

@@ -1,31 +1,119 @@
-//! From the command line to a run that can work: defaults resolved, `auto`
-//! decided, every value checked against this machine before anything is
-//! allocated or spawned.
+//! From the command line to runs that can work: defaults resolved, `auto`
+//! decided, every value checked against the machine's facts — in one stage,
+//! before anything is allocated, spawned or written (ripgrep's `LowArgs` →
+//! `HiArgs`: [`crate::cli`] parses, this module decides).
+//!
+//! [`RunConfig`] is the resolved configuration of one run: it is what the
+//! report echoes (`config` in the JSON) and what a sweep varies.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{HugePages, RunArgs};
-use crate::cpus::{self, PinSpec, ProcsSource};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{IsolationArgs, MAX_REPEAT, MAX_ROUNDS, MAX_WORKERS, RunArgs, SweepArgs};
 use crate::error::Error;
 use crate::fault::{FaultKind, FaultSpec, OnFault};
-use crate::ipc::Sync;
 use crate::kernel::{Dtype, Op, Simd, Stores};
-use crate::mode::Mode;
+use crate::machine::cpus::{format_cpu_list, pin_plan};
+use crate::machine::{Machine, PinSpec};
 use crate::partition::Partition;
-use crate::shm::{self, Backend, Layout};
-use crate::sysinfo::{self, human_bytes};
-
-/// The most workers one run may start: far beyond any machine's cores, well
-/// short of a fork bomb.
-pub const MAX_WORKERS: usize = 4096;
+use crate::shm::Layout;
+use crate::units::human_bytes;
+use crate::vocab::{Array, Backend, HugePages, Mode, RoundSync};
+use crate::warnings::Warning;
 
 /// How long a waiter spins before sleeping, where spinning steals no CPU.
 pub const SPIN: Duration = Duration::from_millis(2);
 
-/// A run, fully resolved.
-#[derive(Clone, Debug)]
+/// The kernels of a run, in order. In JSON: `op`, the name (or the
+/// comma-separated names), and `ops`, the list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ops(pub Vec<Op>);
+
+#[derive(Serialize, Deserialize)]
+struct OpsRepr {
+    op: String,
+    ops: Vec<Op>,
+}
+
+impl Serialize for Ops {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        OpsRepr { op: crate::cli::OpList(self.0.clone()).to_string(), ops: self.0.clone() }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ops {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ops, D::Error> {
+        Ok(Ops(OpsRepr::deserialize(d)?.ops))
+    }
+}
+
+/// Where the number of workers came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProcsSource {
+    /// Given with `--procs`.
+    Flag,
+    /// Serial mode: one thread.
+    Serial,
+    /// The CPUs in the affinity mask.
+    AffinityMask {
+        /// The allowed CPUs, in taskset's list form.
+        cpus: String,
+    },
+    /// A cgroup CPU quota lower than the affinity mask.
+    CgroupQuota {
+        /// The quota in CPUs.
+        cpus: f64,
+        /// The file it was read from.
+        file: String,
+    },
+}
+
+impl std::fmt::Display for ProcsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcsSource::Flag => f.write_str("from --procs"),
+            ProcsSource::Serial => f.write_str("serial mode"),
+            ProcsSource::AffinityMask { cpus } => write!(f, "the CPUs this process may use: {cpus}"),
+            ProcsSource::CgroupQuota { cpus, file } => write!(f, "cgroup CPU quota of {cpus:.2} CPUs ({file})"),
+        }
+    }
+}
+
+/// Where workers run and how they wait.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The CPU each worker is pinned to (`null`: not pinned).
+    pub pin_plan: Vec<Option<usize>>,
+    /// How long a worker spins on the doorbell before sleeping (zero when
+    /// workers share CPUs: a spinner would steal its neighbour's time).
+    #[serde(rename = "worker_spin_us", with = "micros")]
+    pub worker_spin: Duration,
+    /// How long the coordinator spins for reports before sleeping.
+    #[serde(rename = "coordinator_spin_us", with = "micros")]
+    pub coordinator_spin: Duration,
+}
+
+/// A duration as whole microseconds.
+mod micros {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_micros() as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
+}
+
+/// A run, fully resolved: what the report echoes as `config`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// Execution mode.
     pub mode: Mode,
@@ -35,8 +123,9 @@ pub struct RunConfig {
     pub procs_source: ProcsSource,
     /// Elements per array.
     pub len: usize,
-    /// The kernel.
-    pub op: Op,
+    /// The kernels, in order.
+    #[serde(flatten)]
+    pub ops: Ops,
     /// Element type.
     pub dtype: Dtype,
     /// SIMD level.
@@ -47,225 +136,301 @@ pub struct RunConfig {
     pub stores_reason: String,
     /// Shared-memory backend.
     pub shm: Backend,
-    /// The segment's page size (base or huge).
-    pub page: usize,
-    /// Why that page size.
-    pub page_reason: String,
+    /// The segment's page size, bytes (base or huge).
+    pub page_bytes: usize,
     /// What `--huge-pages` asked for.
-    pub huge_pages: HugePages,
+    pub pages: HugePages,
+    /// Which pages back the arrays, and why.
+    pub pages_reason: String,
     /// Round synchronisation.
-    pub sync: Sync,
+    pub sync: RoundSync,
     /// Pin request.
     pub pin: PinSpec,
-    /// The CPU each worker is pinned to.
-    pub pin_plan: Vec<Option<usize>>,
-    /// The CPUs this process may use.
-    pub allowed_cpus: Vec<usize>,
-    /// Timed rounds.
+    /// Timed rounds (per kernel).
     pub runs: u32,
-    /// Warm-up rounds.
+    /// Warm-up rounds (per kernel).
     pub warmup: u32,
     /// Data seed.
     pub seed: u64,
-    /// Per-step timeout.
-    pub timeout: Duration,
+    /// Seconds without progress before a worker counts as hung.
+    pub timeout_s: f64,
     /// Fault policy.
     pub on_fault: OnFault,
-    /// Injected faults.
+    /// Injected faults, as given.
+    #[serde(rename = "inject_faults")]
     pub faults: Vec<FaultSpec>,
+    /// STREAM-counted bytes moved per round of the first kernel.
+    pub bytes_per_round: u64,
+    /// Bytes of the three arrays.
+    pub footprint_bytes: u64,
+    /// Where workers run and how they wait.
+    pub placement: Placement,
     /// The worker binary (procs mode).
+    #[serde(skip)]
     pub worker_bin: Option<PathBuf>,
-    /// How long a worker spins on the doorbell before sleeping.
-    pub worker_spin: Duration,
-    /// How long the coordinator spins for reports before sleeping.
-    pub coordinator_spin: Duration,
-    /// The command line, for the report.
-    pub arguments: Vec<String>,
-    /// Warnings found while resolving.
-    pub warnings: Vec<String>,
 }
 
 impl RunConfig {
-    /// Resolves and checks the arguments of one run.
-    pub fn resolve(args: &RunArgs, arguments: Vec<String>) -> Result<RunConfig, Error> {
-        let usage = |m: String| Err(Error::Usage(m));
+    /// Resolves and checks the arguments of one run against `machine`;
+    /// returns the run and what makes its numbers mislead.
+    pub fn resolve(args: &RunArgs, machine: &Machine) -> Result<(RunConfig, Vec<Warning>), Error> {
+        let usage = |m: String| Err(Error::usage(m));
         let mut warnings = Vec::new();
-        let allowed = cpus::allowed_cpus();
+        let allowed = &machine.allowed_cpus;
+        let room = machine.cpu_room();
         let (procs, procs_source) = match (args.mode, args.procs) {
             (Mode::Serial, Some(n)) if n != 1 => {
                 return usage(format!("--procs {n}: serial mode runs one thread; drop --procs or use --mode threads"));
             }
-            (Mode::Serial, _) => (1, ProcsSource::Flag),
+            (Mode::Serial, _) => (1, ProcsSource::Serial),
             (_, Some(0)) => return usage("--procs 0: a run needs at least one worker".into()),
             (_, Some(n)) if n > MAX_WORKERS => return usage(format!("--procs {n}: at most {MAX_WORKERS} workers")),
             (_, Some(n)) => (n, ProcsSource::Flag),
-            (_, None) => cpus::default_procs(&allowed),
+            (_, None) => match &machine.cpu_quota {
+                Some(q) if room < allowed.len() => {
+                    (room, ProcsSource::CgroupQuota { cpus: q.cpus(), file: q.file.display().to_string() })
+                }
+                _ => (allowed.len().max(1), ProcsSource::AffinityMask { cpus: format_cpu_list(allowed) }),
+            },
         };
-        if procs > allowed.len() && args.mode != Mode::Serial {
-            warnings.push(format!(
-                "{procs} workers on {} allowed CPUs: workers take turns, so each round waits for time slices",
-                allowed.len()
-            ));
+        if procs > room && args.mode != Mode::Serial {
+            let quota = machine.cpu_quota.as_ref().filter(|_| room < allowed.len()).map(|q| q.cpus());
+            warnings.push(Warning::Oversubscribed { workers: procs, cpus: room, quota });
         }
-        if args.measure.runs == 0 {
+
+        let m = &args.measure;
+        if m.runs == 0 {
             return usage("--runs 0: at least one timed round is needed".into());
         }
-        let rounds = u64::from(args.measure.runs) + u64::from(args.measure.warmup);
-        if rounds > u32::MAX as u64 {
-            return usage("--runs plus --warmup is too many rounds".into());
+        if m.runs > MAX_ROUNDS {
+            return usage(format!("--runs {}: at most {MAX_ROUNDS} timed rounds", m.runs));
+        }
+        if m.warmup > MAX_ROUNDS {
+            return usage(format!("--warmup {}: at most {MAX_ROUNDS} warm-up rounds", m.warmup));
+        }
+        let ops = dedup(&args.op.0, "--op", &mut warnings);
+        let rounds_per_op = u64::from(m.runs) + u64::from(m.warmup);
+        let records = rounds_per_op * ops.len() as u64 * procs as u64;
+        if records > 100_000_000 {
+            return usage(format!(
+                "--runs {} × --procs {procs} × {} kernels is more rounds than a report can hold; lower --runs",
+                m.runs,
+                ops.len()
+            ));
+        }
+        if let Some(pos) = ops.iter().position(|o| !o.idempotent())
+            && pos + 1 != ops.len()
+        {
+            return usage(format!(
+                "--op {}: {} writes a, which the kernels after it read; put it last",
+                crate::cli::OpList(ops.clone()),
+                ops[pos]
+            ));
         }
 
         let simd = match args.simd.level() {
-            Some(level) if !level.is_supported() => {
-                let supported: Vec<&str> = Simd::supported().iter().map(|s| s.name()).collect();
+            Some(level) if !machine.simd.contains(&level) => {
+                let supported: Vec<&str> = machine.simd.iter().map(|s| s.name()).collect();
                 return usage(format!(
                     "--simd {level}: this CPU does not support it (it supports {})",
                     supported.join(", ")
                 ));
             }
             Some(level) => level,
-            None => Simd::best(),
+            None => machine.simd.last().copied().unwrap_or(Simd::Scalar),
         };
 
-        let (page, page_reason) = choose_page(args, procs)?;
-        let page_elems = page / args.measure.dtype.size();
-        let partition = Partition::new(args.len, procs, page_elems);
-        let footprint = 3 * args.len as u64 * args.measure.dtype.size() as u64;
-        let (stores, stores_reason) = match args.measure.stores.kind() {
+        let (page, pages_reason) = choose_page(args, machine, procs)?;
+        let partition = Partition::new(args.len, procs, page / args.dtype.size());
+        let footprint = 3 * args.len as u64 * args.dtype.size() as u64;
+        let (stores, stores_reason) = match m.stores.kind() {
             Some(Stores::Nontemporal) if !simd.has_streaming_stores() => {
                 return usage(format!(
                     "--stores nontemporal: --simd {simd} has no streaming store; use --simd sse2 or wider, or --stores regular"
                 ));
             }
             Some(kind) => (kind, "requested".to_string()),
-            None => auto_stores(simd, &partition, args.measure.dtype),
+            None => auto_stores(simd, &partition, args.dtype, machine.llc_bytes()),
         };
 
-        let pin_plan = cpus::pin_plan(&args.measure.pin, &allowed, procs).map_err(|e| Error::Usage(e.to_string()))?;
+        let plan = pin_plan(&m.pin, allowed, room, procs).map_err(|e| Error::usage(e.to_string()))?;
 
         if args.mode == Mode::Serial && !args.inject_fault.is_empty() {
             return usage(
                 "--inject-fault needs --mode procs or --mode threads (serial mode has no worker to lose)".into(),
             );
         }
+        let rounds = rounds_per_op * ops.len() as u64;
         for f in &args.inject_fault {
             if f.worker >= procs {
                 return usage(format!("--inject-fault {f}: there are only workers 0 to {}", procs - 1));
             }
             if u64::from(f.round) >= rounds {
                 return usage(format!(
-                    "--inject-fault {f}: rounds are numbered 0 to {} (warm-up included)",
+                    "--inject-fault {f}: rounds are numbered 0 to {} (warm-up included, over every kernel)",
                     rounds - 1
                 ));
             }
-            if f.kind == FaultKind::OobWrite && oob_target(&partition, f.worker).is_none() {
+            if f.kind == FaultKind::OobWrite && partition.oob_target(f.worker).is_none() {
                 return usage(format!(
-                    "--inject-fault {f}: an oob-write needs another worker's chunk to write into; use --procs 2 or more and --len of at least {} elements",
-                    2 * page_elems
+                    "--inject-fault {f}: an oob-write needs another worker's chunk to write into; use --procs 2 or \
+                     more and --len of at least {} elements",
+                    2 * partition.page_elems()
                 ));
             }
         }
 
         let worker_bin = match args.mode {
-            Mode::Procs => Some(find_worker(args.measure.worker_bin.as_deref())?),
+            Mode::Procs => Some(find_worker(m.worker_bin.as_deref())?),
             _ => None,
         };
-        check_capacity(args, procs, page)?;
+        check_capacity(args, machine, procs, page, &partition)?;
 
-        // Spin only where a spinner does not steal a CPU from a worker. A
-        // worker that sleeps between rounds pays a wake-up (on a VM, waking
-        // a halted vCPU can take hundreds of µs); one that spins a little
-        // longer than the gap between rounds pays nothing.
-        let workers_fit = procs <= allowed.len();
-        let room_for_coordinator = procs < allowed.len();
-        let worker_spin = if workers_fit { SPIN } else { Duration::ZERO };
-        let coordinator_spin = if room_for_coordinator { SPIN } else { Duration::ZERO };
-
-        if let Some(llc) = sysinfo::llc_bytes()
+        let placement = placement(&plan, allowed, room, procs, args.mode, &mut warnings);
+        if let Some(llc) = machine.llc_bytes()
             && footprint <= llc
         {
-            warnings.push(format!(
-                "a, b and c ({}) fit in the {} last-level cache: this measures cache bandwidth, not memory; \
-                 for memory bandwidth use --len {} or more",
-                human_bytes(footprint),
-                human_bytes(llc),
-                suggest_len(llc, args.measure.dtype)
-            ));
+            warnings.push(Warning::FitsInCache { footprint, llc, suggest_len: suggest_len(llc, args.dtype) });
         }
 
-        Ok(RunConfig {
+        let config = RunConfig {
             mode: args.mode,
             procs,
             procs_source,
             len: args.len,
-            op: args.op,
-            dtype: args.measure.dtype,
+            bytes_per_round: ops[0].arrays_moved() * args.len as u64 * args.dtype.size() as u64,
+            ops: Ops(ops),
+            dtype: args.dtype,
             simd,
             stores,
             stores_reason,
-            shm: args.measure.shm,
-            page,
-            page_reason,
-            huge_pages: args.measure.huge_pages,
-            sync: args.measure.sync,
-            pin: args.measure.pin.clone(),
-            pin_plan,
-            allowed_cpus: allowed,
-            runs: args.measure.runs,
-            warmup: args.measure.warmup,
-            seed: args.measure.seed,
-            timeout: Duration::from_secs_f64(args.timeout),
+            shm: m.shm,
+            page_bytes: page,
+            pages: m.huge_pages,
+            pages_reason,
+            sync: m.sync,
+            pin: m.pin.clone(),
+            runs: m.runs,
+            warmup: m.warmup,
+            seed: m.seed,
+            timeout_s: args.timeout,
             on_fault: args.on_fault,
             faults: args.inject_fault.clone(),
+            footprint_bytes: footprint,
+            placement,
             worker_bin,
-            worker_spin,
-            coordinator_spin,
-            arguments,
-            warnings,
-        })
+        };
+        Ok((config, warnings))
     }
 
     /// The partition of this run.
     pub fn partition(&self) -> Partition {
-        Partition::new(self.len, self.procs, self.page / self.dtype.size())
+        Partition::new(self.len, self.procs, self.page_bytes / self.dtype.size())
     }
 
-    /// STREAM-counted bytes per round.
-    pub fn bytes_per_round(&self) -> u64 {
-        self.op.arrays_moved() * self.len as u64 * self.dtype.size() as u64
+    /// STREAM-counted bytes per round of `op`.
+    pub fn bytes_per_round(&self, op: Op) -> u64 {
+        op.arrays_moved() * self.len as u64 * self.dtype.size() as u64
+    }
+
+    /// Seconds without progress before a worker counts as hung.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_s)
+    }
+
+    /// Whether `c` must be filled from the generator: a kernel reads it
+    /// before any kernel writes it.
+    pub fn fill_c(&self) -> bool {
+        for op in &self.ops.0 {
+            if op.reads().contains(&Array::C) {
+                return true;
+            }
+            if op.writes() == Some(Array::C) {
+                return false;
+            }
+        }
+        false
+    }
+}
+
+/// How workers are placed, spin or sleep, and which CPUs they share.
+///
+/// A waiter spins only where spinning steals no CPU from a worker: a worker
+/// that sleeps between rounds pays a wake-up (on a VM, waking a halted vCPU
+/// can take hundreds of µs); one that spins pays nothing while it has a
+/// CPU to itself. The CPUs that count are the ones each worker can really
+/// run on: its pin, else the affinity mask, both lowered by a CPU quota.
+fn placement(
+    plan: &[Option<usize>],
+    allowed: &[usize],
+    room: usize,
+    procs: usize,
+    mode: Mode,
+    warnings: &mut Vec<Warning>,
+) -> Placement {
+    let mut pinned: Vec<(usize, usize)> = plan.iter().enumerate().filter_map(|(w, c)| c.map(|c| (c, w))).collect();
+    pinned.sort_unstable();
+    let mut shared = false;
+    let mut i = 0;
+    while i < pinned.len() {
+        let j = (i..pinned.len()).take_while(|&j| pinned[j].0 == pinned[i].0).last().unwrap_or(i);
+        if j > i && mode != Mode::Serial {
+            shared = true;
+            warnings
+                .push(Warning::SharedCpu { cpu: pinned[i].0, workers: pinned[i..=j].iter().map(|p| p.1).collect() });
+        }
+        i = j + 1;
+    }
+    let cpus = if pinned.is_empty() {
+        allowed.len()
+    } else {
+        let mut distinct: Vec<usize> = pinned.iter().map(|p| p.0).collect();
+        distinct.dedup();
+        distinct.len()
+    };
+    let capacity = allowed.len().min(room);
+    let workers_fit = procs <= cpus.min(room) && !shared;
+    // The coordinator is not pinned: it has a CPU of its own if the workers
+    // leave one of the allowed ones free.
+    let occupied = if pinned.is_empty() { procs } else { cpus };
+    let free_cpu = capacity > occupied;
+    // Serial mode has nobody to wait for.
+    let waits = mode != Mode::Serial;
+    Placement {
+        pin_plan: plan.to_vec(),
+        worker_spin: if workers_fit && waits { SPIN } else { Duration::ZERO },
+        coordinator_spin: if free_cpu && waits { SPIN } else { Duration::ZERO },
     }
 }
 
 /// Picks the segment's page size: huge pages from the hugetlb pool, or base pages.
-fn choose_page(args: &RunArgs, procs: usize) -> Result<(usize, String), Error> {
-    let base = shm::page_size();
-    if args.measure.huge_pages == HugePages::Never {
+fn choose_page(args: &RunArgs, machine: &Machine, procs: usize) -> Result<(usize, String), Error> {
+    let m = &args.measure;
+    let base = machine.page_size;
+    if m.huge_pages == HugePages::Never {
         return Ok((base, "base pages (--huge-pages never)".into()));
     }
-    let Some(huge) = shm::huge_page_size() else {
-        return match args.measure.huge_pages {
-            HugePages::Always => Err(Error::Usage("--huge-pages always: this kernel has no huge pages".into())),
+    let Some(huge) = machine.huge_page_size else {
+        return match m.huge_pages {
+            HugePages::Always => Err(Error::usage("--huge-pages always: this kernel has no huge pages")),
             _ => Ok((base, "base pages (no huge page support)".into())),
         };
     };
     let mib = huge >> 20;
-    if args.measure.shm != Backend::Memfd {
-        return match args.measure.huge_pages {
-            HugePages::Always => {
-                Err(Error::Usage("--huge-pages always needs --shm memfd (/dev/shm is not hugetlbfs)".into()))
-            }
+    if m.shm != Backend::Memfd {
+        return match m.huge_pages {
+            HugePages::Always => Err(Error::usage("--huge-pages always needs --shm memfd (/dev/shm is not hugetlbfs)")),
             _ => Ok((base, "base pages (huge pages need --shm memfd)".into())),
         };
     }
-    let needed =
-        Layout::bytes_needed(args.measure.dtype, args.len, procs, huge).unwrap_or(u64::MAX).div_ceil(huge as u64);
-    let available = shm::huge_pages_available();
+    let needed = Layout::bytes_needed(args.dtype, args.len, procs, huge).unwrap_or(u64::MAX).div_ceil(huge as u64);
+    let available = machine.huge_pages_available;
     if available < needed {
-        return match args.measure.huge_pages {
-            HugePages::Always => Err(Error::Runtime(format!(
+        return match m.huge_pages {
+            HugePages::Always => Err(Error::runtime(format!(
                 "--huge-pages always needs {needed} free {mib} MiB pages but the pool has {available}; reserve them \
                  (as root: sysctl vm.nr_hugepages={}) or use --huge-pages never",
-                shm::huge_pages_total() + needed - available
+                machine.huge_pages_total.saturating_add(needed - available)
             ))),
             _ => Ok((
                 base,
@@ -276,10 +441,10 @@ fn choose_page(args: &RunArgs, procs: usize) -> Result<(usize, String), Error> {
     // Chunks are whole pages: with 2 MiB pages a short array leaves workers
     // idle or unbalanced. auto takes huge pages only when every worker gets
     // one and no chunk exceeds an even share by more than a quarter.
-    let p = Partition::new(args.len, procs, huge / args.measure.dtype.size());
+    let p = Partition::new(args.len, procs, huge / args.dtype.size());
     let largest = p.chunks().iter().map(|c| c.len()).max().unwrap_or(0);
     let balanced = p.active() == procs && largest as f64 <= 1.25 * args.len.div_ceil(procs) as f64;
-    match (args.measure.huge_pages, balanced) {
+    match (m.huge_pages, balanced) {
         (HugePages::Always, _) | (_, true) => {
             Ok((huge, format!("{mib} MiB huge pages ({needed} from the hugetlb pool)")))
         }
@@ -287,43 +452,31 @@ fn choose_page(args: &RunArgs, procs: usize) -> Result<(usize, String), Error> {
     }
 }
 
-/// The element an `oob-write` by `worker` hits: the first element of the
-/// next worker (cyclically) that has one.
-pub fn oob_target(partition: &Partition, worker: usize) -> Option<u64> {
-    let n = partition.workers();
-    (1..n).map(|k| (worker + k) % n).map(|w| partition.chunk(w)).find(|c| !c.is_empty()).map(|c| c.start as u64)
-}
-
-fn auto_stores(simd: Simd, partition: &Partition, dtype: Dtype) -> (Stores, String) {
-    let Some(llc) = sysinfo::llc_bytes() else {
+fn auto_stores(simd: Simd, partition: &Partition, dtype: Dtype, llc: Option<u64>) -> (Stores, String) {
+    let Some(llc) = llc else {
         return (Stores::Regular, "auto: cache size unknown".into());
     };
     let largest = partition.chunks().iter().map(|c| c.len()).max().unwrap_or(0);
     let chunk_bytes = 3 * largest as u64 * dtype.size() as u64;
     let share = llc / partition.active().max(1) as u64;
-    if chunk_bytes > share && simd.has_streaming_stores() {
-        (
-            Stores::Nontemporal,
-            format!(
-                "auto: a chunk's arrays ({}) exceed its share of the last-level cache ({})",
-                human_bytes(chunk_bytes),
-                human_bytes(share)
-            ),
-        )
+    let (kind, relation) = if chunk_bytes > share && simd.has_streaming_stores() {
+        (Stores::Nontemporal, "exceed")
     } else {
-        (
-            Stores::Regular,
-            format!(
-                "auto: a chunk's arrays ({}) fit in its share of the last-level cache ({})",
-                human_bytes(chunk_bytes),
-                human_bytes(share)
-            ),
-        )
-    }
+        (Stores::Regular, "fit in")
+    };
+    (
+        kind,
+        format!(
+            "auto: a chunk's arrays ({}) {relation} its share of the last-level cache ({})",
+            human_bytes(chunk_bytes),
+            human_bytes(share)
+        ),
+    )
 }
 
+/// A length whose arrays are each 4 × the last-level cache (STREAM's rule),
+/// rounded up to one significant digit: "2e7".
 fn suggest_len(llc: u64, dtype: Dtype) -> String {
-    // STREAM's rule: each array at least 4 × the last-level cache.
     let elems = 4 * llc / dtype.size() as u64;
     let mut pow = 1u64;
     while pow < elems {
@@ -337,20 +490,19 @@ fn suggest_len(llc: u64, dtype: Dtype) -> String {
 pub fn find_worker(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
-        None => {
-            let exe = std::env::current_exe().map_err(|e| Error::runtime("cannot locate vecpar-coord", e))?;
-            exe.with_file_name("vecpar-worker")
-        }
+        None => std::env::current_exe()
+            .map_err(|e| Error::runtime_from("cannot locate vecpar-coord", e))?
+            .with_file_name("vecpar-worker"),
     };
     let executable = std::fs::metadata(&path)
         .map(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0);
     match executable {
         Ok(true) => Ok(path),
-        Ok(false) => Err(Error::Runtime(format!(
+        Ok(false) => Err(Error::runtime(format!(
             "{} is not an executable file; point --worker-bin or VECPAR_WORKER at vecpar-worker",
             path.display()
         ))),
-        Err(_) => Err(Error::Runtime(format!(
+        Err(_) => Err(Error::runtime(format!(
             "worker binary not found at {}; build it with `cargo build --release` (it is built next to vecpar-coord), \
              or point --worker-bin or VECPAR_WORKER at it",
             path.display()
@@ -358,60 +510,90 @@ pub fn find_worker(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     }
 }
 
+/// Room for the binaries, stacks and heap of a process, beside its
+/// mappings of the segment, when checking `ulimit -v`.
+const PROCESS_SLACK: u64 = 256 << 20;
+
 /// Refuses runs the machine cannot hold, before anything is allocated.
 ///
 /// `VECPAR_NO_PREFLIGHT=1` skips these checks; the tests use it to show
 /// that the workers' own reservations (fallocate before first touch) still
 /// turn a full filesystem into an error, not a SIGBUS.
-fn check_capacity(args: &RunArgs, procs: usize, page: usize) -> Result<(), Error> {
+fn check_capacity(
+    args: &RunArgs,
+    machine: &Machine,
+    procs: usize,
+    page: usize,
+    partition: &Partition,
+) -> Result<(), Error> {
     if std::env::var_os("VECPAR_NO_PREFLIGHT").is_some_and(|v| v == "1") {
         return Ok(());
     }
-    let needed = Layout::bytes_needed(args.measure.dtype, args.len, procs, page)
-        .ok_or_else(|| Error::Usage(format!("--len {}: the arrays do not fit in the address space", args.len)))?;
-    // Huge pages come from the pool (checked when choosing them), not from
-    // MemAvailable.
-    let huge = page > shm::page_size();
-    if !huge
-        && let Some(available) = sysinfo::memory_available()
+    let layout = Layout::new(args.dtype, args.len, procs, page, 0)
+        .map_err(|_| Error::usage(format!("--len {}: the arrays do not fit in the address space", args.len)))?;
+    let needed = layout.total_bytes as u64;
+    // Huge pages come from the pool (checked when choosing them).
+    if page == machine.page_size
+        && let Some(available) = machine.memory_headroom()
         && needed > available
     {
-        return Err(Error::Runtime(format!(
-            "--len {} needs {} of shared memory for a, b and c, but only {} is available; lower --len",
+        let limit = match &machine.memory_limit {
+            Some(l) if l.headroom <= machine.memory_available.unwrap_or(u64::MAX) => {
+                format!(" under the cgroup memory limit of {} ({})", human_bytes(l.limit), l.file.display())
+            }
+            _ => String::new(),
+        };
+        return Err(Error::runtime(format!(
+            "--len {} needs {} of shared memory for a, b and c, but only {} is available{limit}; lower --len",
             args.len,
             human_bytes(needed),
             human_bytes(available)
         )));
     }
     if args.measure.shm == Backend::Posix
-        && let Some(free) = shm::shm_free_bytes()
+        && let Some(free) = machine.shm_free
         && needed > free
     {
-        return Err(Error::Runtime(format!(
+        return Err(Error::runtime(format!(
             "--shm posix needs {} in /dev/shm but only {} is free; use the default --shm memfd \
              (not limited by /dev/shm), or enlarge /dev/shm (e.g. docker run --shm-size)",
             human_bytes(needed),
             human_bytes(free)
         )));
     }
-    let tasks = match args.mode {
-        Mode::Procs | Mode::Threads => procs as u64,
-        Mode::Serial => 0,
-    };
-    if let Some((headroom, limit, running)) = sysinfo::process_headroom()
-        && tasks > headroom
+    if let Some(limit) = machine.address_space_limit {
+        let largest = partition.chunks().iter().map(|c| layout.chunk_bytes(c).len()).max().unwrap_or(0) as u64;
+        let (who, maps) = match args.mode {
+            Mode::Procs => ("each worker process maps", 2 * layout.array_bytes as u64 + largest),
+            _ => ("this process maps", 3 * layout.array_bytes as u64),
+        };
+        let maps = maps + (layout.control_offset + layout.control_bytes) as u64;
+        if maps + PROCESS_SLACK > limit {
+            return Err(Error::runtime(format!(
+                "--len {}: {who} {} of the segment, more than the address-space limit leaves (ulimit -v {} kB); \
+                 lower --len or raise ulimit -v",
+                args.len,
+                human_bytes(maps),
+                limit / 1024
+            )));
+        }
+    }
+    let tasks = if args.mode == Mode::Serial { 0 } else { procs as u64 };
+    if let Some(l) = machine.process_limit
+        && tasks > l.headroom
     {
-        return Err(Error::Runtime(format!(
-            "--procs {procs} needs {tasks} more processes or threads, but this user may start only {headroom} \
-             (RLIMIT_NPROC {limit}, {running} running); lower --procs"
+        return Err(Error::runtime(format!(
+            "--procs {procs} needs {tasks} more processes or threads, but this user may start only {} \
+             (RLIMIT_NPROC {}, {} running); lower --procs",
+            l.headroom, l.limit, l.running
         )));
     }
     if args.mode == Mode::Procs
-        && let Some((headroom, limit)) = sysinfo::descriptor_headroom()
+        && let Some((headroom, limit)) = machine.descriptor_limit
     {
-        let per_worker = 4; // the channel pair, the rendezvous socket, slack
+        let per_worker = 3; // the channel's end, its poll entry, slack
         if (procs as u64) * per_worker + 16 > headroom {
-            return Err(Error::Runtime(format!(
+            return Err(Error::runtime(format!(
                 "--procs {procs} needs about {} file descriptors but only {headroom} are free (ulimit -n {limit}); \
                  lower --procs or raise ulimit -n",
                 procs as u64 * per_worker + 16
@@ -421,18 +603,219 @@ fn check_capacity(args: &RunArgs, procs: usize, page: usize) -> Result<(), Error
     Ok(())
 }
 
+/// A sweep, resolved: every point's run, before the first one starts.
+#[derive(Clone, Debug)]
+pub struct SweepPlan {
+    /// The points, in the table's order.
+    pub points: Vec<RunConfig>,
+    /// Each point's warnings.
+    pub warnings: Vec<Vec<Warning>>,
+    /// Times the grid runs.
+    pub repeat: usize,
+    /// Warnings about the grid itself.
+    pub notes: Vec<Warning>,
+}
+
+/// The most runs one sweep makes (points × repeats).
+pub const MAX_SWEEP_RUNS: usize = 100_000;
+
+/// The default worker counts: 1, 2, 4, … up to 4 × `cpus` (at most 64).
+pub fn default_sweep_procs(cpus: usize) -> Vec<usize> {
+    let top = (4 * cpus).clamp(1, 64);
+    std::iter::successors(Some(1usize), |p| Some(p * 2)).take_while(|&p| p <= top).collect()
+}
+
+fn dedup<T: PartialEq + Clone + std::fmt::Display>(
+    values: &[T],
+    flag: &'static str,
+    notes: &mut Vec<Warning>,
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for v in values {
+        if out.contains(v) {
+            notes.push(Warning::Repeated { flag: flag.into(), value: v.to_string() });
+        } else {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+impl SweepPlan {
+    /// Resolves every point of `args` against `machine`.
+    pub fn resolve(args: &SweepArgs, machine: &Machine) -> Result<SweepPlan, Error> {
+        let mut notes = Vec::new();
+        if args.repeat == 0 || args.repeat > MAX_REPEAT {
+            return Err(Error::usage(format!("--repeat {}: run the grid 1 to {MAX_REPEAT} times", args.repeat)));
+        }
+        let procs = if args.procs.is_empty() {
+            default_sweep_procs(machine.cpu_room())
+        } else {
+            dedup(&args.procs, "--procs", &mut notes)
+        };
+        if let Some(bad) = procs.iter().find(|&&p| p == 0 || p > MAX_WORKERS) {
+            return Err(Error::usage(format!("--procs {bad}: a run needs 1 to {MAX_WORKERS} workers")));
+        }
+        let modes = dedup(&args.modes, "--modes", &mut notes);
+        if modes.is_empty() {
+            return Err(Error::usage("--modes: name at least one of procs, threads, serial"));
+        }
+        let lens = dedup(&args.len, "--len", &mut notes);
+        let dtypes = dedup(&args.dtype, "--dtype", &mut notes);
+        let ops = dedup(&args.op.0, "--op", &mut notes);
+        let simds: Vec<crate::cli::SimdChoice> = {
+            let mut out = Vec::new();
+            for s in args.simd.iter().flat_map(|s| s.expand(&machine.simd)) {
+                if out.contains(&s) {
+                    notes.push(Warning::Repeated { flag: "--simd".into(), value: format!("{s:?}").to_lowercase() });
+                } else {
+                    out.push(s);
+                }
+            }
+            out
+        };
+        let mut runs = Vec::new();
+        for &len in &lens {
+            for &op in &ops {
+                for &dtype in &dtypes {
+                    for &simd in &simds {
+                        let point = |mode: Mode, procs: Option<usize>| RunArgs {
+                            procs,
+                            len,
+                            op: crate::cli::OpList(vec![op]),
+                            dtype,
+                            mode,
+                            simd,
+                            measure: args.measure.clone(),
+                            inject_fault: Vec::new(),
+                            on_fault: OnFault::Fail,
+                            timeout: 60.0,
+                        };
+                        if modes.contains(&Mode::Serial) {
+                            runs.push(point(Mode::Serial, None));
+                        }
+                        for &p in &procs {
+                            for &mode in modes.iter().filter(|m| **m != Mode::Serial) {
+                                runs.push(point(mode, Some(p)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if runs.len().saturating_mul(args.repeat) > MAX_SWEEP_RUNS {
+            return Err(Error::usage(format!(
+                "the grid has {} points × --repeat {}: more than {MAX_SWEEP_RUNS} runs; narrow the grid",
+                runs.len(),
+                args.repeat
+            )));
+        }
+        let mut points = Vec::with_capacity(runs.len());
+        let mut warnings = Vec::with_capacity(runs.len());
+        for r in &runs {
+            let (config, w) = RunConfig::resolve(r, machine)?;
+            points.push(config);
+            warnings.push(w);
+        }
+        Ok(SweepPlan { points, warnings, repeat: args.repeat, notes })
+    }
+}
+
+/// The isolation experiment's arguments, checked.
+pub fn check_isolation(args: &IsolationArgs) -> Result<(), Error> {
+    if !(2..=64).contains(&args.procs) {
+        return Err(Error::usage(format!(
+            "--procs {}: the experiment needs 2 to 64 workers (an oob-write writes into a neighbour)",
+            args.procs
+        )));
+    }
+    if args.modes.is_empty() || args.faults.is_empty() {
+        return Err(Error::usage("--modes and --faults each need at least one value"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use crate::machine::testing::two_cpus;
+    use clap::Parser;
+
+    fn resolve(args: &[&str], machine: &Machine) -> Result<(RunConfig, Vec<Warning>), Error> {
+        let cli = Cli::try_parse_from(std::iter::once("vecpar-coord").chain(args.iter().copied())).unwrap();
+        RunConfig::resolve(&cli.run, machine)
+    }
 
     #[test]
-    fn oob_targets_are_in_another_chunk() {
-        let p = Partition::new(4 * 512, 2, 512);
-        assert_eq!(oob_target(&p, 0), Some(1024));
-        assert_eq!(oob_target(&p, 1), Some(0));
-        let single = Partition::new(100, 4, 512);
-        assert_eq!(oob_target(&single, 0), None);
-        assert_eq!(oob_target(&single, 2), Some(0));
+    fn usage_errors_name_the_flag() {
+        let m = two_cpus();
+        for (args, flag) in [
+            (&["--mode", "threads", "--procs", "0"][..], "--procs 0"),
+            (&["--mode", "serial", "--procs", "3"], "--procs 3"),
+            (&["--mode", "threads", "--runs", "0"], "--runs 0"),
+            (&["--mode", "threads", "--runs", "2000000"], "--runs 2000000"),
+            (&["--mode", "threads", "--simd", "avx512"], "--simd avx512"),
+            (&["--mode", "threads", "--op", "nstream,add"], "put it last"),
+            (&["--mode", "threads", "--inject-fault", "5:panic"], "--inject-fault 5:panic@0"),
+            (&["--mode", "threads", "--inject-fault", "0:oob-write", "--len", "10"], "oob-write"),
+            (&["--mode", "threads", "--pin", "7"], "--pin 7"),
+            (&["--mode", "threads", "--huge-pages", "always", "--shm", "posix"], "--huge-pages always"),
+        ] {
+            let err = resolve(args, &m).expect_err(flag);
+            assert!(matches!(err, Error::Usage(_)), "{args:?}: {err}");
+            assert!(err.to_string().contains(flag), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_default_follows_the_mask_and_the_quota() {
+        let mut m = two_cpus();
+        let (c, _) = resolve(&["--mode", "threads"], &m).unwrap();
+        assert_eq!((c.procs, c.procs_source.clone()), (2, ProcsSource::AffinityMask { cpus: "0-1".into() }));
+        m.cpu_quota = Some(crate::machine::CpuQuota { quota_us: 10_000, period_us: 100_000, file: "cpu.max".into() });
+        let (c, w) = resolve(&["--mode", "threads"], &m).unwrap();
+        assert_eq!(c.procs, 1);
+        assert!(matches!(c.procs_source, ProcsSource::CgroupQuota { .. }));
+        assert!(!w.iter().any(|w| matches!(w, Warning::Oversubscribed { .. })));
+        let (_, w) = resolve(&["--mode", "threads", "--procs", "2"], &m).unwrap();
+        assert!(w.iter().any(|w| matches!(w, Warning::Oversubscribed { quota: Some(_), .. })), "{w:?}");
+        let (c, _) = resolve(&["--mode", "serial"], &m).unwrap();
+        assert_eq!(c.procs_source, ProcsSource::Serial);
+        assert_eq!(default_sweep_procs(m.cpu_room()), [1, 2, 4]);
+    }
+
+    #[test]
+    fn workers_sharing_a_cpu_do_not_spin_and_are_named() {
+        let m = two_cpus();
+        let (c, w) = resolve(&["--mode", "threads", "--procs", "2", "--pin", "1"], &m).unwrap();
+        assert_eq!(c.placement.pin_plan, [Some(1), Some(1)]);
+        assert_eq!(c.placement.worker_spin, Duration::ZERO, "two workers on one CPU must not spin");
+        assert!(w.contains(&Warning::SharedCpu { cpu: 1, workers: vec![0, 1] }), "{w:?}");
+        let (c, _) = resolve(&["--mode", "threads", "--procs", "2", "--pin", "1,0"], &m).unwrap();
+        assert_eq!(c.placement.pin_plan, [Some(1), Some(0)], "the list's order");
+        assert_eq!(c.placement.worker_spin, SPIN);
+        assert_eq!(c.placement.coordinator_spin, Duration::ZERO, "no CPU is left for the coordinator");
+        let (c, _) = resolve(&["--mode", "threads", "--procs", "1"], &m).unwrap();
+        assert_eq!(c.placement.coordinator_spin, SPIN);
+    }
+
+    #[test]
+    fn kernels_and_their_echo() {
+        let m = two_cpus();
+        let (c, _) = resolve(&["--mode", "serial", "--op", "all"], &m).unwrap();
+        assert_eq!(c.ops.0, Op::ALL);
+        assert!(!c.fill_c(), "copy writes c before nstream reads it");
+        let (c, _) = resolve(&["--mode", "serial", "--op", "nstream"], &m).unwrap();
+        assert!(c.fill_c());
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["op"], "nstream");
+        assert_eq!(json["ops"], serde_json::json!(["nstream"]));
+        assert_eq!(json["pages"], "auto");
+        assert_eq!(json["placement"]["worker_spin_us"], 0, "serial: nobody waits");
+        assert!(json.get("worker_bin").is_none());
+        let back: RunConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back.ops, c.ops);
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! Faults: injected on request, detected always, reported the same way.
+//! Faults as data: what can be injected, why a worker was lost, what the
+//! coordinator did about it — each rendered in one place.
 //!
 //! `--inject-fault WORKER:KIND[@ROUND]` makes one worker misbehave at the
 //! start of a round, the way real bugs do: a Rust panic, `abort()`, a store
-//! through a wild pointer, a non-zero `exit`, a hang, or a store into another
-//! worker's part of `a`. Processes and threads meet the same fault; what
-//! survives it is the lesson.
+//! through a wild pointer, a non-zero `exit`, a hang, a store into another
+//! worker's part of `a`, or a runaway recursion. Processes and threads meet
+//! the same fault; what survives it is the lesson. One more kind loses
+//! nothing: `stall=MS` sleeps before computing, a round slowed the way a
+//! busy machine slows one (what the noise verdict is for). The faults
+//! themselves are carried out by [`crate::worker`].
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -12,9 +16,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// What an injected fault does. (Crosses IPC, whose wire format is not
-/// self-describing: no serde tag attributes here.)
+use crate::vocab::Array;
+
+/// What an injected fault does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum FaultKind {
     /// `panic!`: unwinds the worker's thread.
     Panic,
@@ -28,17 +34,29 @@ pub enum FaultKind {
     Hang,
     /// Writes into another worker's part of the input array `a`.
     OobWrite,
+    /// Recurses until the stack runs out: SIGSEGV on the guard page.
+    StackOverflow,
+    /// Sleeps this many milliseconds, then computes as usual: a slow round,
+    /// not a lost worker.
+    Stall(u32),
 }
+
+/// The longest `stall=MS`, milliseconds.
+pub const MAX_STALL_MS: u32 = 60_000;
+
+/// The exit code of `exit` when none is given.
+pub const DEFAULT_EXIT_CODE: i32 = 42;
 
 impl FaultKind {
     /// Every kind, with `exit` at its default code.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Panic,
         FaultKind::Abort,
         FaultKind::Segv,
         FaultKind::Exit(DEFAULT_EXIT_CODE),
         FaultKind::Hang,
         FaultKind::OobWrite,
+        FaultKind::StackOverflow,
     ];
 
     /// The name used on the command line.
@@ -50,17 +68,47 @@ impl FaultKind {
             FaultKind::Exit(_) => "exit",
             FaultKind::Hang => "hang",
             FaultKind::OobWrite => "oob-write",
+            FaultKind::StackOverflow => "stack-overflow",
+            FaultKind::Stall(_) => "stall",
+        }
+    }
+
+    /// What it looks like to a user, for help texts.
+    pub fn description(self) -> &'static str {
+        match self {
+            FaultKind::Panic => "a Rust panic",
+            FaultKind::Abort => "abort()",
+            FaultKind::Segv => "a store through a wild pointer",
+            FaultKind::Exit(_) => "exit(42)",
+            FaultKind::Hang => "never reports back",
+            FaultKind::OobWrite => "a store into another worker's part of a",
+            FaultKind::StackOverflow => "a runaway recursion",
+            FaultKind::Stall(_) => "a slow round",
+        }
+    }
+
+    /// Whether `cause` is what this fault makes of a worker *process*: the
+    /// isolation experiment's check that a lost worker was lost to the fault
+    /// it injected, and not to something else.
+    pub fn explains(self, cause: &Cause) -> bool {
+        match (self, cause) {
+            (FaultKind::Panic, Cause::Panic { .. }) => true,
+            (FaultKind::Abort, Cause::Signal { number, .. }) => *number == libc::SIGABRT,
+            (FaultKind::Segv, Cause::Signal { number, .. }) => *number == libc::SIGSEGV,
+            (FaultKind::Exit(code), Cause::Exit { code: got }) => code == *got,
+            (FaultKind::Hang, Cause::Timeout { .. }) => true,
+            (FaultKind::OobWrite, Cause::BlockedWrite { array, .. }) => *array == Array::A,
+            (FaultKind::StackOverflow, Cause::StackOverflow) => true,
+            _ => false,
         }
     }
 }
-
-/// The exit code of `exit` when none is given.
-pub const DEFAULT_EXIT_CODE: i32 = 42;
 
 impl fmt::Display for FaultKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FaultKind::Exit(code) if *code != DEFAULT_EXIT_CODE => write!(f, "exit={code}"),
+            FaultKind::Stall(ms) => write!(f, "stall={ms}"),
             k => f.write_str(k.name()),
         }
     }
@@ -69,30 +117,44 @@ impl fmt::Display for FaultKind {
 impl FromStr for FaultKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "panic" => FaultKind::Panic,
-            "abort" => FaultKind::Abort,
-            "segv" => FaultKind::Segv,
-            "exit" => FaultKind::Exit(DEFAULT_EXIT_CODE),
-            "hang" => FaultKind::Hang,
-            "oob-write" => FaultKind::OobWrite,
-            other => match other.strip_prefix("exit=") {
-                Some(code) => match code.parse::<i32>() {
-                    Ok(c) if (1..=255).contains(&c) => FaultKind::Exit(c),
-                    _ => return Err(format!("exit code '{code}' must be 1 to 255")),
-                },
-                None => {
-                    return Err(format!(
-                        "unknown fault kind '{other}' (expected panic, abort, segv, exit[=CODE], hang or oob-write)"
-                    ));
-                }
+        if let Some(k) = FaultKind::ALL.into_iter().find(|k| k.name() == s) {
+            return Ok(k);
+        }
+        if let Some(ms) = s.strip_prefix("stall=") {
+            return match ms.parse::<u32>() {
+                Ok(m) if (1..=MAX_STALL_MS).contains(&m) => Ok(FaultKind::Stall(m)),
+                _ => Err(format!("stall '{ms}' must be 1 to {MAX_STALL_MS} milliseconds")),
+            };
+        }
+        match s.strip_prefix("exit=") {
+            Some(code) => match code.parse::<i32>() {
+                Ok(c) if (1..=255).contains(&c) => Ok(FaultKind::Exit(c)),
+                _ => Err(format!("exit code '{code}' must be 1 to 255")),
             },
-        })
+            None => {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                Err(format!("unknown fault kind '{s}' (expected {}, exit=CODE or stall=MS)", names.join(", ")))
+            }
+        }
+    }
+}
+
+impl From<FaultKind> for String {
+    fn from(k: FaultKind) -> String {
+        k.to_string()
+    }
+}
+
+impl TryFrom<String> for FaultKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
 /// One `--inject-fault` request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct FaultSpec {
     /// The worker that misbehaves.
     pub worker: usize,
@@ -122,9 +184,22 @@ impl fmt::Display for FaultSpec {
     }
 }
 
+impl From<FaultSpec> for String {
+    fn from(s: FaultSpec) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for FaultSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 /// What to do when a worker fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "policy", content = "attempts")]
+#[serde(into = "String", try_from = "String")]
 pub enum OnFault {
     /// Stop the run, report, exit 4.
     Fail,
@@ -135,6 +210,9 @@ pub enum OnFault {
 /// Attempts `retry` allows when no N is given.
 pub const DEFAULT_RETRIES: u32 = 3;
 
+/// The most retries `retry=N` allows per worker.
+pub const MAX_RETRIES: u32 = 1000;
+
 impl FromStr for OnFault {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -142,8 +220,8 @@ impl FromStr for OnFault {
             "fail" => Ok(OnFault::Fail),
             "retry" => Ok(OnFault::Retry(DEFAULT_RETRIES)),
             other => match other.strip_prefix("retry=").map(str::parse::<u32>) {
-                Some(Ok(n)) if n >= 1 => Ok(OnFault::Retry(n)),
-                _ => Err(format!("'{other}': expected fail, retry or retry=N with N ≥ 1")),
+                Some(Ok(n)) if (1..=MAX_RETRIES).contains(&n) => Ok(OnFault::Retry(n)),
+                _ => Err(format!("'{other}': expected fail, retry or retry=N with N from 1 to {MAX_RETRIES}")),
             },
         }
     }
@@ -155,6 +233,19 @@ impl fmt::Display for OnFault {
             OnFault::Fail => f.write_str("fail"),
             OnFault::Retry(n) => write!(f, "retry={n}"),
         }
+    }
+}
+
+impl From<OnFault> for String {
+    fn from(p: OnFault) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for OnFault {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
@@ -172,11 +263,27 @@ pub enum Cause {
     /// A store the MMU refused: the read-only mapping did its job.
     BlockedWrite {
         /// The array written to.
-        array: String,
+        array: Array,
         /// The element.
         index: u64,
         /// The worker whose chunk it is, if any.
         owner: Option<usize>,
+    },
+    /// Ran out of stack (SIGSEGV on the guard page below it).
+    StackOverflow,
+    /// SIGBUS on an element of the segment: another process truncated it.
+    SegmentLost {
+        /// The array.
+        array: Array,
+        /// The element.
+        index: u64,
+    },
+    /// Killed by the kernel's OOM killer under a cgroup memory limit.
+    OutOfMemory {
+        /// The limit, bytes.
+        limit: u64,
+        /// The file that sets it.
+        file: String,
     },
     /// Exited with a non-zero code.
     Exit {
@@ -188,7 +295,7 @@ pub enum Cause {
         /// The panic message.
         message: String,
     },
-    /// No report within `--timeout`.
+    /// No sign of progress within `--timeout`.
     Timeout {
         /// The limit in seconds.
         seconds: f64,
@@ -198,8 +305,41 @@ pub enum Cause {
         /// Its message.
         message: String,
     },
+    /// Could not map its chunk (the system refused the memory).
+    CannotMap {
+        /// The kernel's answer.
+        errno: i32,
+        /// What failed.
+        message: String,
+    },
     /// Its channel closed but the process was still there.
     Disconnected,
+}
+
+impl Cause {
+    /// A signal death, named.
+    pub fn signal(number: i32) -> Cause {
+        Cause::Signal { name: signal_name(number), number }
+    }
+
+    /// The short form, for a table cell: "killed by SIGABRT", "panicked".
+    pub fn short(&self) -> String {
+        match self {
+            Cause::Signal { name, .. } => format!("killed by {name}"),
+            Cause::BlockedWrite { array, index, .. } => {
+                format!("write to {array}[{index}] blocked by the MMU (SIGSEGV)")
+            }
+            Cause::StackOverflow => "stack overflow (SIGSEGV on the guard page)".into(),
+            Cause::SegmentLost { .. } => "SIGBUS: the segment was truncated".into(),
+            Cause::OutOfMemory { .. } => "killed by the OOM killer".into(),
+            Cause::Exit { code } => format!("exited with code {code}"),
+            Cause::Panic { .. } => "panicked".into(),
+            Cause::Timeout { .. } => "no report before --timeout".into(),
+            Cause::Failed { message } => format!("failed: {message}"),
+            Cause::CannotMap { .. } => "could not map its chunk".into(),
+            Cause::Disconnected => "closed its channel".into(),
+        }
+    }
 }
 
 impl fmt::Display for Cause {
@@ -213,10 +353,21 @@ impl fmt::Display for Cause {
                 }
                 f.write_str(" blocked by the read-only mapping")
             }
+            Cause::StackOverflow => f.write_str("stack overflow: SIGSEGV on the guard page below its stack"),
+            Cause::SegmentLost { array, index } => write!(
+                f,
+                "SIGBUS on {array}[{index}]: the segment's pages were taken away (another process truncated it)"
+            ),
+            Cause::OutOfMemory { limit, file } => write!(
+                f,
+                "killed by the OOM killer: the cgroup memory limit of {} ({file}) was reached; lower --len",
+                crate::units::human_bytes(*limit)
+            ),
             Cause::Exit { code } => write!(f, "exited with code {code}"),
             Cause::Panic { message } => write!(f, "panicked: {message}"),
-            Cause::Timeout { seconds } => write!(f, "no report within --timeout {seconds}s (hung)"),
+            Cause::Timeout { seconds } => write!(f, "no sign of progress within --timeout {seconds}s (hung)"),
             Cause::Failed { message } => write!(f, "failed: {message}"),
+            Cause::CannotMap { message, .. } => write!(f, "could not map its chunk: {message}"),
             Cause::Disconnected => f.write_str("closed its channel"),
         }
     }
@@ -247,6 +398,70 @@ impl fmt::Display for Phase {
     }
 }
 
+/// What the coordinator did about a lost worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum FaultAction {
+    /// `--on-fault fail`: the run stopped.
+    Stopped,
+    /// `--on-fault retry=N`, with N retries used up: the run stopped.
+    RetriesUsed(u32),
+    /// The worker cannot be replaced (a hung thread): the run stopped.
+    Irreplaceable(String),
+    /// A fresh worker took over, as this attempt.
+    Replaced(u32),
+    /// A replacement was started and lost too (the next record says how).
+    ReplacementLost,
+}
+
+impl FaultAction {
+    /// Whether the run stopped because of this fault.
+    pub fn stopped_the_run(&self) -> bool {
+        matches!(self, FaultAction::Stopped | FaultAction::RetriesUsed(_) | FaultAction::Irreplaceable(_))
+    }
+}
+
+impl fmt::Display for FaultAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultAction::Stopped => f.write_str("stopped the run"),
+            FaultAction::RetriesUsed(n) => write!(f, "stopped the run: {n} retries used"),
+            FaultAction::Irreplaceable(why) => write!(f, "stopped the run: cannot be replaced ({why})"),
+            FaultAction::Replaced(attempt) => write!(f, "replaced by attempt {attempt}"),
+            FaultAction::ReplacementLost => f.write_str("replaced, but the replacement was lost too"),
+        }
+    }
+}
+
+impl From<FaultAction> for String {
+    fn from(a: FaultAction) -> String {
+        a.to_string()
+    }
+}
+
+impl TryFrom<String> for FaultAction {
+    type Error = String;
+    /// Reads back exactly what [`fmt::Display`] writes.
+    fn try_from(s: String) -> Result<Self, String> {
+        let number = |t: &str| t.parse::<u32>().map_err(|_| format!("'{s}' is not a fault action"));
+        if s == "stopped the run" {
+            Ok(FaultAction::Stopped)
+        } else if s == "replaced, but the replacement was lost too" {
+            Ok(FaultAction::ReplacementLost)
+        } else if let Some(n) = s.strip_prefix("stopped the run: ").and_then(|t| t.strip_suffix(" retries used")) {
+            Ok(FaultAction::RetriesUsed(number(n)?))
+        } else if let Some(why) =
+            s.strip_prefix("stopped the run: cannot be replaced (").and_then(|t| t.strip_suffix(')'))
+        {
+            Ok(FaultAction::Irreplaceable(why.to_string()))
+        } else if let Some(n) = s.strip_prefix("replaced by attempt ") {
+            Ok(FaultAction::Replaced(number(n)?))
+        } else {
+            Err(format!("'{s}' is not a fault action"))
+        }
+    }
+}
+
 /// A lost worker, as the report shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaultRecord {
@@ -266,8 +481,8 @@ pub struct FaultRecord {
     pub cause: Cause,
     /// Seconds from the start of the step to detection.
     pub detected_after_s: f64,
-    /// What the coordinator did: "stopped the run", "replaced", …
-    pub action: String,
+    /// What the coordinator did.
+    pub action: FaultAction,
 }
 
 impl fmt::Display for FaultRecord {
@@ -278,21 +493,6 @@ impl fmt::Display for FaultRecord {
             None => write!(f, "during {}", self.phase)?,
         }
         write!(f, ": {}", self.cause)
-    }
-}
-
-/// Runs the fault on the calling thread. `OobWrite` is the caller's to do
-/// (it needs the chunk); every other kind never returns.
-pub fn inject(kind: FaultKind, worker: usize, round: u32) {
-    match kind {
-        FaultKind::Panic => panic!("injected panic in worker {worker} at round {round}"),
-        FaultKind::Abort => std::process::abort(),
-        FaultKind::Segv => crate::shm::guard::wild_write(),
-        FaultKind::Exit(code) => std::process::exit(code),
-        FaultKind::Hang => loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        },
-        FaultKind::OobWrite => {}
     }
 }
 
@@ -313,7 +513,8 @@ mod tests {
             FaultSpec { worker: 0, kind: FaultKind::Exit(7), round: 0 }
         );
         assert_eq!("2:oob-write".parse::<FaultSpec>().unwrap().kind, FaultKind::OobWrite);
-        for bad in ["1", "x:panic", "1:boom", "1:panic@x", "1:exit=0", "1:exit=300"] {
+        assert_eq!("2:stack-overflow".parse::<FaultSpec>().unwrap().kind, FaultKind::StackOverflow);
+        for bad in ["1", "x:panic", "1:boom", "1:panic@x", "1:exit=0", "1:exit=300", "1:panic@99999999999"] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad} parsed");
         }
         for kind in FaultKind::ALL {
@@ -327,12 +528,31 @@ mod tests {
         assert_eq!("retry".parse::<OnFault>().unwrap(), OnFault::Retry(DEFAULT_RETRIES));
         assert_eq!("retry=5".parse::<OnFault>().unwrap(), OnFault::Retry(5));
         assert!("retry=0".parse::<OnFault>().is_err());
+        assert!("retry=4294967295".parse::<OnFault>().is_err());
         assert!("again".parse::<OnFault>().is_err());
     }
 
     #[test]
-    fn signal_names() {
+    fn actions_read_back_what_they_write() {
+        for a in [
+            FaultAction::Stopped,
+            FaultAction::RetriesUsed(3),
+            FaultAction::Irreplaceable("worker thread 1 is hung (it holds its chunk)".into()),
+            FaultAction::Replaced(2),
+            FaultAction::ReplacementLost,
+        ] {
+            assert_eq!(FaultAction::try_from(a.to_string()).unwrap(), a);
+        }
+        assert!(FaultAction::try_from("gave up".to_string()).is_err());
+    }
+
+    #[test]
+    fn faults_explain_their_causes() {
+        assert!(FaultKind::Abort.explains(&Cause::signal(libc::SIGABRT)));
+        assert!(!FaultKind::Abort.explains(&Cause::signal(libc::SIGSEGV)));
+        assert!(FaultKind::Exit(42).explains(&Cause::Exit { code: 42 }));
+        assert!(!FaultKind::Exit(42).explains(&Cause::Exit { code: 1 }));
+        assert!(!FaultKind::Panic.explains(&Cause::Failed { message: "no such binary".into() }));
         assert_eq!(signal_name(11), "SIGSEGV");
-        assert_eq!(signal_name(6), "SIGABRT");
     }
 }

@@ -1,66 +1,154 @@
-//! vecpar runs vector operations (the STREAM kernels, starting with the seed
-//! chapter's `c = a + b`) across **worker processes over OS shared memory**,
-//! and the same kernels on threads and on one thread, so processes and
-//! threads can be compared side by side: speed, start-up cost, and what a
-//! crashing worker does to the rest.
+//! vecpar runs vector operations (the STREAM and BabelStream kernels,
+//! starting with the seed chapter's `c = a + b`) across **worker processes
+//! over OS shared memory**, and the same kernels on threads and on one
+//! thread, so that processes and threads can be compared side by side:
+//! speed, start-up cost, and what a crashing worker does to the rest.
 //!
-//! # How a run goes
+//! # Using the library
 //!
-//! 1. [`config`] turns the command line ([`cli`]) into a [`config::RunConfig`]:
-//!    worker count from the CPUs this process may use ([`cpus`]), SIMD level
-//!    and store kind checked against the CPU ([`kernel`]), memory checked
-//!    against what the machine has ([`sysinfo`]).
-//! 2. [`shm`] creates the segment: header, control block, and `a`, `b`, `c`.
-//! 3. [`mode`] starts a team — worker processes ([`worker`], over [`ipc`]),
-//!    threads, or this thread — on the chunks from [`partition`], then runs
-//!    `Init`, the rounds and `Validate` through the doorbell in the control
-//!    block, recovering lost workers as [`fault`] policy allows.
-//! 4. [`report`] shows the result and exports it.
+//! The binaries are thin: everything they do is here. A run is resolved
+//! from its arguments against the machine's facts, then run:
 //!
-//! `unsafe` lives in [`shm`] (mappings, futexes, the fault recorder) and
-//! [`kernel`] (SIMD intrinsics) only; every other module forbids it.
+//! ```no_run
+//! use clap::Parser;
+//!
+//! let args = vecpar::cli::Cli::parse_from(["vecpar-coord", "--mode", "threads", "--len", "1e6", "--op", "triad"]);
+//! let machine = vecpar::machine::Machine::detect();
+//! let (config, warnings) = vecpar::config::RunConfig::resolve(&args.run, &machine)?;
+//! let about = vecpar::report::Provenance::new("run", vec![], vecpar::machine::HostInfo::of(&machine));
+//! let report = vecpar::run(&config, about, warnings)?;
+//! assert!(report.validated());
+//! println!("{:.1} GB/s", report.kernels[0].summary.as_ref().unwrap().best_gbps);
+//! # Ok::<(), vecpar::error::Error>(())
+//! ```
+//!
+//! The kernels also work on plain slices ([`kernel::Kernel`]), and every
+//! report type deserialises from the JSON the tool exports ([`report`]).
+//!
+//! # Layers
+//!
+//! Data flows one way — command line → resolved configuration → execution
+//! → report → presentation — and a module uses only modules of its own
+//! layer or below (`python3 ../shared/tools/modcycles.py src` finds no
+//! cycle):
+//!
+//! 1. **Vocabulary and utilities**, used everywhere: [`vocab`] (`Mode`,
+//!    `Array`, `Backend`, …), `units`, `clock`, `stats`, `diag`, `locks`,
+//!    `signals`.
+//! 2. **Facts and kernels**: [`machine`] (CPUs, cgroups, memory, limits),
+//!    [`kernel`] (every kernel defined once, the oracle, the data),
+//!    `partition`, [`fault`] (faults as data).
+//! 3. **Shared memory and protocol**: `shm` (the segment, the control
+//!    block, the fault recorder: with `kernel`, the only `unsafe` code),
+//!    `protocol` (steps, results, the worker channel).
+//! 4. **Workers**: `worker` (the executor, the worker process).
+//! 5. **Configuration**: [`cli`] (the command line), [`config`] (resolved
+//!    and checked in one stage), [`warnings`], [`error`].
+//! 6. **Report data**: [`report`] (run, sweep, isolation).
+//! 7. **Execution**: [`run()`] (the conductor and its teams: processes,
+//!    threads, this thread), `launcher`.
+//! 8. **Studies**: `study` (sweeps, the isolation experiment).
+//! 9. **Presentation**: [`export`] (JSON, CSV, Markdown, atomic files),
+//!    `output` (tables, progress, the chart), `plot`.
+//! 10. **The top**: `app`, called by the two binaries.
+//!
+//! Where things go — a kernel: one line in `kernel/ops.rs`; an export
+//! format: a file in `export/`; a fault kind: `fault.rs` and its injection
+//! in `worker.rs`; a team: a file in `run/` implementing `run::team::Team`.
 #![warn(missing_docs)]
 
-pub mod app;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod cpus;
 pub mod error;
+pub mod export;
 pub mod fault;
-pub mod ipc;
-pub mod isolation;
 pub mod kernel;
-pub mod mode;
-pub mod partition;
-pub mod plot;
+pub mod machine;
 pub mod report;
-pub mod shm;
-pub mod signals;
-pub mod stats;
-pub mod sweep;
-pub mod sysinfo;
-pub mod worker;
+pub mod vocab;
+pub mod warnings;
+
+mod app;
+mod clock;
+mod diag;
+mod launcher;
+mod locks;
+mod output;
+mod partition;
+mod plot;
+mod protocol;
+mod run;
+mod shm;
+mod signals;
+mod stats;
+mod study;
+mod units;
+mod worker;
+
+pub use run::run;
+pub use signals::Interrupted;
 
 /// The version of this build; the coordinator and its workers must agree.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The message of a panic, with its location.
-pub fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {
-    let message = payload_message(info.payload());
-    match info.location() {
-        Some(l) => format!("{message} (at {}:{})", l.file(), l.line()),
-        None => message,
+/// `vecpar-coord`'s `main`.
+pub fn coordinator_main() -> std::process::ExitCode {
+    app::coordinator_main()
+}
+
+/// `vecpar-worker`'s `main`.
+pub fn worker_main() -> std::process::ExitCode {
+    use clap::Parser;
+    diag::set_program("vecpar-worker");
+    let args = match worker::WorkerArgs::try_parse() {
+        Ok(args) => args,
+        // Help and version as clap prints them; anything else is someone
+        // running the worker by hand: one line that says what it is for.
+        Err(e) if !e.use_stderr() => return app::clap_exit(e),
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").trim_end_matches(':');
+            diag::error(format_args!("vecpar-worker is started by vecpar-coord, not by hand ({first})"));
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match worker::run_process(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if e.should_print() {
+                diag::error(&e);
+            }
+            std::process::ExitCode::from(e.exit_code())
+        }
     }
 }
 
-/// The message carried by a panic payload.
-pub fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".into()
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for the unit tests.
+
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory under $TMPDIR, removed with everything in it on drop.
+    pub(crate) struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(tag: &str) -> TempDir {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("vecpar-unit-{tag}-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a test directory");
+            TempDir(dir)
+        }
+
+        pub(crate) fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }

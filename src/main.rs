@@ -2,5 +2,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    vecpar::app::coordinator_main()
+    vecpar::coordinator_main()
 }

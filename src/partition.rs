@@ -43,16 +43,6 @@ impl Partition {
         Partition { len, page_elems, chunks }
     }
 
-    /// The number of elements.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Elements per page.
     pub fn page_elems(&self) -> usize {
         self.page_elems
@@ -81,6 +71,13 @@ impl Partition {
     /// The worker whose chunk holds `index`.
     pub fn owner(&self, index: usize) -> Option<usize> {
         self.chunks.iter().position(|c| c.contains(&index))
+    }
+
+    /// The element an `oob-write` by `worker` hits: the first element of the
+    /// next worker (cyclically) that has one.
+    pub fn oob_target(&self, worker: usize) -> Option<u64> {
+        let n = self.workers();
+        (1..n).map(|k| (worker + k) % n).map(|w| self.chunk(w)).find(|c| !c.is_empty()).map(|c| c.start as u64)
     }
 }
 
@@ -129,6 +126,16 @@ mod tests {
         assert_eq!(p.active(), 1);
         assert_eq!(p.owner(6), Some(0));
         assert_eq!(p.owner(7), None);
+    }
+
+    #[test]
+    fn oob_targets_are_in_another_chunk() {
+        let p = Partition::new(4 * 512, 2, 512);
+        assert_eq!(p.oob_target(0), Some(1024));
+        assert_eq!(p.oob_target(1), Some(0));
+        let single = Partition::new(100, 4, 512);
+        assert_eq!(single.oob_target(0), None);
+        assert_eq!(single.oob_target(2), Some(0));
     }
 
     #[test]

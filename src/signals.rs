@@ -1,53 +1,233 @@
-//! SIGINT and SIGTERM: clean up, then exit 130 or 143 as a shell expects.
+//! Terminating signals: stop, reap, release, then exit 128 + N.
 //!
-//! [`install`] blocks both signals in the calling thread before any other
-//! thread exists (threads inherit the mask; spawned workers do not, std
-//! resets it), and one thread waits for them with `sigwait`. On a signal it
-//! removes any named segment still in /dev/shm and exits; the workers die
-//! with the coordinator through `PR_SET_PDEATHSIG`, and the kernel frees a
-//! memfd segment with its last descriptor.
+//! [`install`] blocks every signal whose default action would end the
+//! process (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, …) before any
+//! other thread exists, so they all reach one thread that waits for them.
+//! That thread only raises a flag: the coordinator checks it in every wait
+//! (at least every few tens of milliseconds), stops and reaps its workers on
+//! the ordinary path, releases the segment, and exits with 128 + the signal
+//! number, as a shell expects. Nothing calls `exit` behind the destructors'
+//! back.
+//!
+//! Should the ordinary path not finish within [`GRACE`] (or a second signal
+//! arrive), the signal thread stops every registered child itself — worker
+//! process groups with SIGKILL, child coordinators with SIGTERM and then
+//! SIGKILL — reaps them and exits. Children are registered in a lock-free
+//! table ([`ChildGuard`]) that a signal handler may read too
+//! ([`kill_children_now`]).
+//!
+//! Workers are in process groups of their own, so a Ctrl-C at the terminal
+//! reaches the coordinator only; they also die with it through
+//! `PR_SET_PDEATHSIG` if it is SIGKILLed.
 #![forbid(unsafe_code)]
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
 
-static NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// How long the ordinary path has after a signal before the signal thread
+/// stops the children itself.
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
-/// Blocks SIGINT and SIGTERM here and handles them on a dedicated thread.
-/// Call first thing in `main`, before any thread is started.
-pub fn install() -> std::io::Result<()> {
+/// Every signal whose default action terminates the process and that can be
+/// caught; the synchronous faults (SIGSEGV, SIGBUS, …) are not among them.
+const TERMINATING: [Signal; 14] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGIO,
+    Signal::SIGPROF,
+    Signal::SIGVTALRM,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGPWR,
+    Signal::SIGSTKFLT,
+];
+
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// The coordinator was interrupted by a signal; it exits with 128 + N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted by {}", .0.as_str())]
+pub struct Interrupted(pub Signal);
+
+impl Interrupted {
+    /// 128 + the signal number.
+    pub fn exit_code(self) -> u8 {
+        (128 + self.0 as i32).clamp(0, 255) as u8
+    }
+}
+
+/// Blocks the terminating signals here and handles them on a thread of their
+/// own. Call first thing in `main`, before any other thread is started
+/// (threads inherit the mask; spawned processes do not: std resets it).
+pub(crate) fn install() -> std::io::Result<()> {
     let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
+    for s in TERMINATING {
+        set.add(s);
+    }
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(std::io::Error::from)?;
     std::thread::Builder::new().name("vecpar-signals".into()).spawn(move || {
-        let signal = set.wait().unwrap_or(Signal::SIGTERM);
-        let names = std::mem::take(&mut *NAMES.lock().unwrap_or_else(|e| e.into_inner()));
-        for name in &names {
-            let _ = nix::sys::mman::shm_unlink(name.as_str());
+        let Ok(first) = set.wait() else { return };
+        INTERRUPTED.store(first as i32, Ordering::SeqCst);
+        // The ordinary path now has GRACE to finish; a second signal or the
+        // end of the grace forces it.
+        let grace = std::thread::Builder::new().name("vecpar-grace".into()).spawn(move || {
+            std::thread::sleep(GRACE);
+            force_exit(first);
+        });
+        if grace.is_err() {
+            force_exit(first);
         }
-        eprintln!("vecpar-coord: interrupted by {}; workers stopped, shared memory released", signal.as_str());
-        std::process::exit(128 + signal as i32);
+        let _ = set.wait();
+        force_exit(first);
     })?;
     Ok(())
 }
 
-/// A named segment to remove if the coordinator is interrupted while the
-/// name still exists; forgotten on drop.
-#[derive(Debug)]
-pub struct SegmentName(String);
-
-impl SegmentName {
-    /// Tracks `name` until the guard is dropped.
-    pub fn track(name: String) -> SegmentName {
-        NAMES.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
-        SegmentName(name)
+/// The signal that interrupted the run, if one did.
+pub(crate) fn interrupted() -> Option<Interrupted> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        n => Signal::try_from(n).ok().map(Interrupted),
     }
 }
 
-impl Drop for SegmentName {
-    fn drop(&mut self) {
-        NAMES.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| *n != self.0);
+/// `Err` once a terminating signal has arrived.
+pub(crate) fn check() -> Result<(), Interrupted> {
+    interrupted().map_or(Ok(()), Err)
+}
+
+/// Stops every registered child, reaps them, and exits 128 + N.
+fn force_exit(signal: Signal) -> ! {
+    let stopped = stop_children();
+    crate::diag::line(
+        "",
+        format!(
+            "interrupted by {}; stopped {stopped} child process{} forcibly (the run did not wind down within {} s)",
+            signal.as_str(),
+            if stopped == 1 { "" } else { "es" },
+            GRACE.as_secs()
+        ),
+    );
+    std::process::exit(Interrupted(signal).exit_code().into());
+}
+
+/// What a registered child is, and so how it is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ChildKind {
+    /// A worker, leader of its own process group: SIGKILL to the group.
+    Worker = 1,
+    /// A child `vecpar-coord` (the isolation experiment's), leader of its
+    /// own group: SIGTERM, so that it stops its own workers, then SIGKILL.
+    Coordinator = 2,
+}
+
+const TABLE: usize = 8192;
+static PIDS: [AtomicI32; TABLE] = [const { AtomicI32::new(0) }; TABLE];
+static KINDS: [AtomicU8; TABLE] = [const { AtomicU8::new(0) }; TABLE];
+
+/// A child in the table of processes to stop on a forced exit; removed on drop.
+#[derive(Debug)]
+pub(crate) struct ChildGuard {
+    slot: Option<usize>,
+}
+
+impl ChildGuard {
+    /// Registers `pid`, the leader of its own process group. A full table
+    /// only loses the forced path for this child (it still dies with its
+    /// parent through `PR_SET_PDEATHSIG`).
+    pub(crate) fn register(pid: u32, kind: ChildKind) -> ChildGuard {
+        let pid = pid as i32;
+        for (i, cell) in PIDS.iter().enumerate() {
+            if cell.load(Ordering::Relaxed) == 0 {
+                KINDS[i].store(kind as u8, Ordering::SeqCst);
+                if cell.compare_exchange(0, pid, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
+                    return ChildGuard { slot: Some(i) };
+                }
+            }
+        }
+        ChildGuard { slot: None }
     }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            PIDS[i].store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+fn registered() -> Vec<(i32, u8)> {
+    PIDS.iter()
+        .zip(&KINDS)
+        .filter_map(|(p, k)| {
+            let pid = p.load(Ordering::SeqCst);
+            (pid > 0).then(|| (pid, k.load(Ordering::SeqCst)))
+        })
+        .collect()
+}
+
+/// Stops and reaps every registered child; returns how many there were.
+fn stop_children() -> usize {
+    let children = registered();
+    for &(pid, kind) in &children {
+        let signal = if kind == ChildKind::Coordinator as u8 { Signal::SIGTERM } else { Signal::SIGKILL };
+        let _ = kill(Pid::from_raw(-pid), signal);
+    }
+    // Child coordinators get two seconds to stop their own workers.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for &(pid, kind) in &children {
+        loop {
+            match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+                    let _ = waitpid(Pid::from_raw(pid), None);
+                    break;
+                }
+                _ => break,
+            }
+            let _ = kind;
+        }
+    }
+    children.len()
+}
+
+/// From a signal handler: SIGKILL to every registered child's process group.
+/// Only atomic loads and `kill(2)`, which are async-signal-safe.
+pub(crate) fn kill_children_now() {
+    for cell in &PIDS {
+        let pid = cell.load(Ordering::SeqCst);
+        if pid > 0 {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// The environment variable through which a parent `vecpar-coord` (the
+/// isolation experiment) asks its child runs to die with it.
+pub(crate) const PARENT_ENV: &str = "VECPAR_DIE_WITH_PARENT";
+
+/// If the parent asked (see [`PARENT_ENV`]), arranges for SIGTERM when it
+/// dies, and returns `false` when it is already gone.
+pub(crate) fn die_with_parent_if_asked() -> bool {
+    let Some(parent) = std::env::var_os(PARENT_ENV).and_then(|v| v.to_str()?.parse::<i32>().ok()) else {
+        return true;
+    };
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() {
+        return true;
+    }
+    nix::unistd::getppid().as_raw() == parent
 }

@@ -1,179 +1,282 @@
 //! What a worker does, whichever mode runs it.
 //!
-//! An [`Executor`] owns one chunk and runs the commands on it: `Init`
-//! (reserve, fill and first-touch the chunk), `Run` (one round of the
-//! kernel, with any injected fault first), `Validate` (check all three arrays
-//! and digest `c`). The same executor serves a worker process
-//! ([`run_process`]), a worker thread ([`crate::mode`]) and the serial
-//! mode's single chunk, so the modes differ only in what they are made of.
+//! An [`Executor`] owns one chunk and carries out the steps on it: `Init`
+//! (reserve, fill and first-touch the chunk), `Run` (rounds of a kernel,
+//! with any injected fault first), `Validate` (check all three arrays,
+//! digest them, and report `dot`'s partial sum). The same executor serves a
+//! worker process ([`run_process`]), a worker thread and serial mode's one
+//! chunk, so the modes differ only in what a worker is made of.
+//!
+//! Long work — filling, checking, a round over a huge chunk — is done in
+//! pieces of [`PIECE`] elements, with a heartbeat after each, so that the
+//! coordinator can tell a worker that is working from one that is hung.
 #![forbid(unsafe_code)]
 
+use std::os::fd::AsFd;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, getpid, getppid};
 
 use crate::clock::now_ns;
-use crate::cpus::{current_cpu, pin_current_thread};
-use crate::fault::{FaultKind, inject};
-use crate::ipc::{Assignment, Completion, FromWorker, InjectedFault, Sync, ToWorker};
-use crate::kernel::{self, Element, Kernel, Stream, Verdict};
-use crate::shm::{Attachment, ChunkAccess, Command, Control, Slot, SlotStatus, guard};
+use crate::fault::FaultKind;
+use crate::kernel::data::{DotReference, Expect, Verdict, fill, verify};
+use crate::kernel::reduce::nodes_of;
+use crate::kernel::{Element, Kernel, Op, block_elems};
+use crate::machine::cpus::{current_cpu, pin_current_thread};
+use crate::protocol::{
+    Assignment, Channel, DotPartial, FromWorker, InitError, InjectedFault, RecvError, SegmentFacts, Step, StepResult,
+    Timing, ToWorker,
+};
+use crate::shm::{Access, Attachment, ChunkAccess, Control, Parts, Pulse, RoundStamp};
+use crate::vocab::{Array, RoundSync};
 
 /// The value an `oob-write` fault stores: far outside the generator's [-1, 1).
-pub const OOB_VALUE: f64 = 1234.5;
+pub(crate) const OOB_VALUE: f64 = 1234.5;
 
-/// The result of one command.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Outcome {
-    /// Success or the failure kind.
-    pub status: u32,
-    /// An errno or the mismatching array.
-    pub detail: u32,
-    /// CLOCK_MONOTONIC before the work, ns.
-    pub start_ns: u64,
-    /// CLOCK_MONOTONIC after it, ns.
-    pub end_ns: u64,
-    /// The CPU at the end.
-    pub cpu: u32,
-    /// Validation's verdict.
-    pub verdict: Option<Verdict>,
-}
+/// Elements of work between two heartbeats.
+pub(crate) const PIECE: usize = 1 << 20;
 
-/// Runs commands on one chunk.
+/// Runs the steps on one chunk.
 #[derive(Debug)]
-pub struct Executor<T: Element, C: ChunkAccess> {
+pub(crate) struct Executor<'c, T: Element, C: ChunkAccess> {
     id: usize,
-    kernel: Kernel<T>,
     chunk: C,
+    kernels: Vec<Kernel<T>>,
     seed: u64,
     faults: Vec<InjectedFault>,
     oob_target: Option<u64>,
+    pulse: Pulse<'c>,
+    /// `nstream` rounds applied to this chunk.
+    applied: u32,
+    /// The block sums of the last `dot` round.
+    blocks: Vec<T>,
 }
 
-impl<T: Element, C: ChunkAccess> Executor<T, C> {
-    /// An executor for worker `id`'s chunk.
-    pub fn new(
-        id: usize,
-        kernel: Kernel<T>,
-        chunk: C,
-        seed: u64,
-        faults: Vec<InjectedFault>,
-        oob_target: Option<u64>,
-    ) -> Self {
-        Executor { id, kernel, chunk, seed, faults, oob_target }
+impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
+    /// An executor for the chunk of `job`, with every kernel of the run
+    /// resolved (a level this CPU lacks is refused here).
+    pub(crate) fn new(job: &Assignment, chunk: C, pulse: Pulse<'c>) -> Result<Self, String> {
+        let kernels = job
+            .ops
+            .iter()
+            .map(|&op| Kernel::<T>::resolve(op, job.simd, job.stores).map_err(|e| format!("kernel {op}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let blocks = vec![T::ZERO; chunk.range().len().div_ceil(block_elems::<T>())];
+        Ok(Executor {
+            id: job.id as usize,
+            chunk,
+            kernels,
+            seed: job.seed,
+            faults: job.faults.clone(),
+            oob_target: job.oob_target,
+            pulse,
+            applied: 0,
+            blocks,
+        })
     }
 
-    /// The chunk.
-    pub fn chunk(&self) -> &C {
-        &self.chunk
+    /// The worker id.
+    pub(crate) fn id(&self) -> usize {
+        self.id
     }
 
-    /// Runs one command.
-    pub fn execute(&mut self, command: Command, round: u32) -> Outcome {
-        let range = self.chunk.range();
-        let mut out = Outcome::default();
-        // A round's clock starts after any injected fault, below; everything
-        // else is timed from here.
-        if command != Command::Run {
-            out.start_ns = now_ns();
+    /// Carries out `Init`, `Validate` or one round of `Run` (`k` rounds
+    /// into its batch).
+    pub(crate) fn step(&mut self, step: &Step, k: u32) -> StepResult {
+        match *step {
+            Step::Init { fill_c } => StepResult::Init { error: self.init(fill_c).err() },
+            Step::Run { op, first, op_round, .. } => {
+                StepResult::Round { timing: self.round(op, first + k, op_round + k) }
+            }
+            Step::Validate { op, expect } => self.validate(op, &expect),
+            Step::Shutdown => StepResult::Init { error: None },
         }
-        match command {
-            Command::Init => {
-                if let Err(errno) = self.chunk.reserve() {
-                    out.status = SlotStatus::ReserveFailed as u32;
-                    out.detail = errno as u32;
-                } else {
-                    let (seed, start) = (self.seed, range.start as u64);
-                    let filled = self.chunk.fill_inputs::<T>(|a, b| {
-                        kernel::fill(seed, Stream::A, start, a);
-                        kernel::fill(seed, Stream::B, start, b);
-                    });
-                    match filled {
-                        Ok(()) => self.chunk.touch_output(),
-                        Err(e) => {
-                            out.status = SlotStatus::MapFailed as u32;
-                            out.detail = e.errno().map_or(0, |e| e as u32);
-                        }
+    }
+
+    fn init(&mut self, fill_c: bool) -> Result<(), InitError> {
+        let pulse = self.pulse;
+        self.chunk.reserve(&|| pulse.beat()).map_err(|e| InitError::Reserve { errno: e as i32 })?;
+        self.fill(fill_c).map_err(|e| InitError::Map { errno: e.errno().map_or(0, |e| e as i32) })?;
+        if !fill_c {
+            self.chunk.touch_output(&|| pulse.beat());
+        }
+        // Least privilege: c stays writable only if a kernel writes it.
+        if !self.kernels.iter().any(|k| k.op().writes() == Some(Array::C)) {
+            self.chunk.close_c().map_err(|e| InitError::Map { errno: e.errno().map_or(0, |e| e as i32) })?;
+        }
+        Ok(())
+    }
+
+    /// A replacement's first act while `nstream` updates `a` in place:
+    /// re-fill its chunk of `a` from the generator (and of `b`, which holds
+    /// the same values anyway), then apply `nstream` `a_updates` times, so
+    /// that it stands where the lost worker's chunk should.
+    pub(crate) fn restore(&mut self, a_updates: u32) {
+        if a_updates == 0 {
+            return;
+        }
+        if let Err(e) = self.fill(false) {
+            panic!("cannot restore the chunk of a: {e}");
+        }
+        for round in 0..a_updates {
+            self.round(Op::Nstream, u32::MAX, round);
+        }
+    }
+
+    fn fill(&mut self, fill_c: bool) -> Result<(), crate::shm::ShmError> {
+        let (seed, start, pulse) = (self.seed, self.chunk.range().start as u64, self.pulse);
+        self.chunk.fill::<T>(fill_c, |a, b, c| {
+            let mut c = c;
+            for (i, (pa, pb)) in a.chunks_mut(PIECE).zip(b.chunks_mut(PIECE)).enumerate() {
+                let at = start + (i * PIECE) as u64;
+                fill(seed, Array::A, at, pa);
+                fill(seed, Array::B, at, pb);
+                if let Some(c) = c.as_deref_mut() {
+                    let end = (i * PIECE + PIECE).min(c.len());
+                    fill(seed, Array::C, at, &mut c[i * PIECE..end]);
+                }
+                pulse.beat();
+            }
+        })
+    }
+
+    fn kernel(&self, op: Op) -> Kernel<T> {
+        *self.kernels.iter().find(|k| k.op() == op).unwrap_or_else(|| panic!("{op} is not among the run's kernels"))
+    }
+
+    /// One round of `op` (run-wide number `round`, `op_round` among the
+    /// rounds of `op`), any fault for it injected first.
+    fn round(&mut self, op: Op, round: u32, op_round: u32) -> Timing {
+        self.inject_faults(round);
+        let kernel = self.kernel(op);
+        let start_ns = now_ns();
+        if !op.idempotent() {
+            // Updating in place: a round is applied once, even when a fault
+            // made the coordinator repeat it.
+            if op_round < self.applied {
+                return Timing { start_ns, end_ns: start_ns, cpu: current_cpu().unwrap_or(u32::MAX) };
+            }
+            self.applied = op_round + 1;
+        }
+        let pulse = self.pulse;
+        let block = block_elems::<T>();
+        match op.writes() {
+            Some(Array::C) => self.chunk.with::<T, _>(Access::WriteC, |parts| {
+                let Parts::WriteC { a, b, c } = parts else { unreachable!() };
+                for ((pa, pb), pc) in a.chunks(PIECE).zip(b.chunks(PIECE)).zip(c.chunks_mut(PIECE)) {
+                    kernel.write_c(pa, pb, pc);
+                    pulse.beat();
+                }
+            }),
+            Some(_) => {
+                if let Err(e) = self.chunk.open_a(true) {
+                    panic!("cannot make the chunk of a writable for {op}: {e}");
+                }
+                self.chunk.with::<T, _>(Access::WriteA, |parts| {
+                    let Parts::WriteA { a, b, c } = parts else { unreachable!() };
+                    for ((pa, pb), pc) in a.chunks_mut(PIECE).zip(b.chunks(PIECE)).zip(c.chunks(PIECE)) {
+                        kernel.write_a(pa, pb, pc);
+                        pulse.beat();
                     }
-                }
+                })
             }
-            Command::Run => {
-                self.inject_faults(round);
-                let (a, b, c) = self.chunk.parts::<T>();
-                out.start_ns = now_ns();
-                self.kernel.run(a, b, c);
+            None => {
+                let blocks = &mut self.blocks;
+                self.chunk.with::<T, _>(Access::Read, |parts| {
+                    let Parts::Read { a, b, .. } = parts else { unreachable!() };
+                    let per_piece = PIECE / block;
+                    for ((pa, pb), out) in a.chunks(PIECE).zip(b.chunks(PIECE)).zip(blocks.chunks_mut(per_piece)) {
+                        kernel.reduce(pa, pb, out);
+                        pulse.beat();
+                    }
+                })
             }
-            Command::Validate => {
-                let (a, b, c) = self.chunk.parts::<T>();
-                let verdict = kernel::verify(self.seed, self.kernel.op(), range.start as u64, a, b, c);
-                if let Some(m) = verdict.mismatch {
-                    out.status = SlotStatus::Mismatch as u32;
-                    out.detail = match m.array {
-                        Stream::A => 0,
-                        Stream::B => 1,
-                        Stream::C => 2,
-                    };
-                }
-                out.verdict = Some(verdict);
-            }
-            Command::Idle | Command::Shutdown => {}
         }
-        out.end_ns = now_ns();
-        out.cpu = current_cpu().map_or(u32::MAX, |c| c as u32);
-        out
+        Timing { start_ns, end_ns: now_ns(), cpu: current_cpu().unwrap_or(u32::MAX) }
+    }
+
+    fn validate(&mut self, op: Op, expect: &Expect) -> StepResult {
+        let _ = self.chunk.open_a(false); // the rounds that update a are over
+        let start = self.chunk.range().start;
+        let (pulse, blocks) = (self.pulse, &self.blocks);
+        self.chunk.with::<T, _>(Access::Read, |parts| {
+            let Parts::Read { a, b, c } = parts else { unreachable!() };
+            let mut verdict = Verdict::default();
+            for (i, ((pa, pb), pc)) in a.chunks(PIECE).zip(b.chunks(PIECE)).zip(c.chunks(PIECE)).enumerate() {
+                verdict = verdict.then(verify(expect, (start + i * PIECE) as u64, pa, pb, pc));
+                pulse.beat();
+            }
+            let dot = (op == Op::Dot).then(|| {
+                let mut reference = DotReference::default();
+                for (pa, pb) in a.chunks(PIECE).zip(b.chunks(PIECE)) {
+                    reference = reference.plus(DotReference::of(pa, pb));
+                    pulse.beat();
+                }
+                DotPartial { nodes: nodes_of((start / block_elems::<T>()) as u64, blocks), reference: reference.into() }
+            });
+            StepResult::Validate { verdict, dot }
+        })
     }
 
     fn inject_faults(&self, round: u32) {
-        // Called every round: no allocation, nothing at all without faults.
-        for kind in self.faults.iter().filter(|f| f.round == round).map(|f| f.kind) {
-            if kind == FaultKind::OobWrite {
-                if let Some(target) = self.oob_target {
-                    let bits = T::from_f64(OOB_VALUE).to_bits64();
-                    self.chunk.write_outside(Stream::A, target as usize, bits);
+        // Called every round: nothing at all without faults.
+        for fault in self.faults.iter().filter(|f| f.round == round) {
+            match fault.kind {
+                FaultKind::OobWrite => {
+                    if let Some(target) = self.oob_target {
+                        self.chunk.stray_write(Array::A, target as usize, T::from_f64(OOB_VALUE).to_bits64());
+                    }
                 }
-            } else {
-                inject(kind, self.id, round);
+                kind => inject(kind, self.id, round),
             }
         }
     }
 }
 
-/// Writes an outcome into the worker's slot (the coordinator reads it once
-/// the command is reported done).
-pub fn publish(slot: &Slot, outcome: &Outcome) {
-    use std::sync::atomic::Ordering::Relaxed;
-    slot.status.store(outcome.status, Relaxed);
-    slot.status_detail.store(outcome.detail, Relaxed);
-    slot.start_ns.store(outcome.start_ns, Relaxed);
-    slot.end_ns.store(outcome.end_ns, Relaxed);
-    slot.cpu.store(outcome.cpu, Relaxed);
-    if let Some(v) = outcome.verdict {
-        slot.digest.store(v.digest, Relaxed);
-        if let Some(m) = v.mismatch {
-            slot.bad_index.store(m.index, Relaxed);
-            slot.bad_got.store(m.got.to_bits(), Relaxed);
-            slot.bad_expected.store(m.expected.to_bits(), Relaxed);
+/// Carries out `kind` on the calling thread (all but `oob-write`, which
+/// needs the chunk). Only a stall returns.
+fn inject(kind: FaultKind, worker: usize, round: u32) {
+    match kind {
+        FaultKind::Panic => panic!("injected panic in worker {worker} at round {round}"),
+        FaultKind::Abort => std::process::abort(),
+        FaultKind::Segv => crate::shm::wild_store(),
+        FaultKind::Exit(code) => std::process::exit(code),
+        FaultKind::Hang => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        FaultKind::StackOverflow => {
+            std::hint::black_box(overflow(0));
         }
+        FaultKind::Stall(ms) => std::thread::sleep(Duration::from_millis(u64::from(ms))),
+        FaultKind::OobWrite => {}
     }
-    // `report_done` stores done_seq with Release after these.
 }
 
-/// Serves doorbell commands until `Shutdown`, or until `still_wanted` says
+/// Recurses until the stack runs out (4 KiB a frame): Rust guarantees the
+/// guard page stops it with SIGSEGV.
+#[allow(unconditional_recursion)]
+fn overflow(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 512]);
+    overflow(depth + 1).wrapping_add(frame[7])
+}
+
+/// Serves doorbell steps until `Shutdown`, or until `still_wanted` says
 /// the coordinator is gone. `seen` is the bell's value when the worker
-/// reported ready. A `Run` covers a batch of rounds, paced by the gate.
-pub fn serve_doorbell<T: Element, C: ChunkAccess>(
-    exec: &mut Executor<T, C>,
+/// became ready. `report` receives the result of every step but a round's
+/// (rounds are stamped into the slot), before the step is marked done.
+pub(crate) fn serve_doorbell<T: Element, C: ChunkAccess>(
+    exec: &mut Executor<'_, T, C>,
     control: &Control<'_>,
     mut seen: u32,
     spin: Duration,
     still_wanted: impl Fn() -> bool,
+    mut report: impl FnMut(u32, StepResult),
 ) {
-    let bell = control.bell();
+    let id = exec.id();
     loop {
-        let seq = bell.wait_while_equal(seen, spin, true, Duration::from_millis(250));
+        let seq = control.wait_for_bell(seen, spin, Duration::from_millis(250));
         if seq == seen {
             if !still_wanted() {
                 return;
@@ -181,62 +284,47 @@ pub fn serve_doorbell<T: Element, C: ChunkAccess>(
             continue;
         }
         seen = seq;
-        let order = control.order();
-        match order.command {
-            Command::Shutdown => return,
-            Command::Run => {
-                for k in 0..order.count {
-                    if (k > 0 && !control.await_round(k, spin)) || control.aborted() {
+        let Some((step, expected)) = control.order() else { return };
+        control.enter(id, seq);
+        match step {
+            Step::Shutdown => return,
+            Step::Run { count, .. } => {
+                for k in 0..count {
+                    if (k > 0 && !control.await_round(id, seq, k, spin)) || control.aborted(seq) {
                         break;
                     }
-                    let out = exec.execute(Command::Run, order.round + k);
-                    control.stamp(exec.id, k as usize, out.start_ns, out.end_ns, out.cpu);
-                    control.arrive(exec.id, k, order.count, order.expected);
+                    let StepResult::Round { timing } = exec.step(&step, k) else { unreachable!() };
+                    control.stamp(id, k as usize, RoundStamp::from(timing));
+                    control.arrive(id, seq, k, count, expected);
                 }
             }
-            command => publish(control.slot(exec.id), &exec.execute(command, order.round)),
+            _ => report(seq, exec.step(&step, 0)),
         }
-        control.report_done(exec.id, seq);
+        control.report_done(id, seq, expected);
     }
 }
 
-/// Serves `--sync ipc` commands (one round each) until `Shutdown` or the
+impl From<Timing> for RoundStamp {
+    fn from(t: Timing) -> Self {
+        RoundStamp { start_ns: t.start_ns, end_ns: t.end_ns, cpu: t.cpu }
+    }
+}
+
+/// Serves `--sync ipc` steps (one round each) until `Shutdown` or the
 /// channel closes.
-pub fn serve_ipc<T: Element, C: ChunkAccess>(
-    exec: &mut Executor<T, C>,
-    control: &Control<'_>,
-    orders: &IpcReceiver<ToWorker>,
-    reports: &IpcSender<FromWorker>,
-) -> Result<(), String> {
-    let slot = control.slot(exec.id);
+fn serve_channel<T: Element, C: ChunkAccess>(exec: &mut Executor<'_, T, C>, channel: &Channel) -> Result<(), String> {
     loop {
-        match orders.recv() {
-            Ok(ToWorker::Command { seq, command, round }) => {
-                let command = command_from_code(command).ok_or_else(|| format!("unknown command code {command}"))?;
-                if command == Command::Shutdown {
-                    return Ok(());
-                }
-                let outcome = exec.execute(command, round);
-                if command == Command::Run {
-                    control.stamp(exec.id, 0, outcome.start_ns, outcome.end_ns, outcome.cpu);
-                } else {
-                    publish(slot, &outcome);
-                }
-                slot.done_seq.store(seq, std::sync::atomic::Ordering::Release);
-                let done = Completion { seq, start_ns: outcome.start_ns, end_ns: outcome.end_ns, cpu: outcome.cpu };
-                reports.send(FromWorker::Done(done)).map_err(|e| format!("report: {e}"))?;
+        match channel.recv::<ToWorker>(Duration::from_millis(250)) {
+            Ok(ToWorker::Step { step: Step::Shutdown, .. }) | Err(RecvError::Closed) => return Ok(()),
+            Ok(ToWorker::Step { seq, step }) => {
+                let result = exec.step(&step, 0);
+                channel.send(&FromWorker::Done { seq, result }).map_err(|e| format!("cannot report: {e}"))?;
             }
-            Ok(ToWorker::Shutdown) | Err(_) => return Ok(()),
             Ok(ToWorker::Assign(_)) => return Err("a second assignment arrived".into()),
+            Err(RecvError::Empty) => {}
+            Err(e) => return Err(format!("an order could not be read: {e}")),
         }
     }
-}
-
-/// Decodes a command code from an IPC message.
-pub fn command_from_code(code: u32) -> Option<Command> {
-    [Command::Idle, Command::Init, Command::Run, Command::Validate, Command::Shutdown]
-        .into_iter()
-        .find(|c| *c as u32 == code)
 }
 
 /// The worker process's command line, as the coordinator writes it.
@@ -244,45 +332,36 @@ pub fn command_from_code(code: u32) -> Option<Command> {
 #[command(
     name = "vecpar-worker",
     version,
-    about = "A vecpar worker process. It is started by vecpar-coord, never by hand: it attaches to the \
-             coordinator's shared segment, computes its chunk and reports over IPC."
+    about = "A vecpar worker process. It is started by vecpar-coord, never by hand: its standard input is the \
+             coordinator's shared segment and its standard output a channel to the coordinator."
 )]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     /// Worker id (its slot in the segment's control block)
     #[arg(long)]
-    pub id: u32,
+    id: u32,
     /// The coordinator's pid; the worker refuses to run under any other parent
     #[arg(long)]
-    pub coordinator: i32,
-    /// Name of the coordinator's IPC one-shot server
-    #[arg(long)]
-    pub server: String,
-    /// Inherited descriptor of the segment (memfd backend)
-    #[arg(long, allow_negative_numbers = true, conflicts_with = "shm_name", required_unless_present = "shm_name")]
-    pub fd: Option<i32>,
-    /// Name of the segment in /dev/shm (posix backend)
-    #[arg(long)]
-    pub shm_name: Option<String>,
+    coordinator: i32,
 }
 
 /// Why a worker process gave up.
 #[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
+pub(crate) enum WorkerError {
     /// Started wrongly (exit 2).
     #[error("{0}")]
     Usage(String),
     /// Could not attach, connect or map (exit 1).
     #[error("{0}")]
     Setup(String),
-    /// A failure the coordinator was already told about over IPC (exit 1):
-    /// it reports it, so the worker prints nothing.
+    /// A failure the coordinator was already told about (exit 1): it
+    /// reports it, so the worker prints nothing.
     #[error("{0}")]
     Reported(String),
 }
 
 impl WorkerError {
     /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             WorkerError::Usage(_) => 2,
             WorkerError::Setup(_) | WorkerError::Reported(_) => 1,
@@ -290,20 +369,27 @@ impl WorkerError {
     }
 
     /// Whether the worker should print it (the coordinator does otherwise).
-    pub fn should_print(&self) -> bool {
+    pub(crate) fn should_print(&self) -> bool {
         !matches!(self, WorkerError::Reported(_))
     }
 }
 
-static PANIC_REPORTS: OnceLock<IpcSender<FromWorker>> = OnceLock::new();
+static PANIC_CHANNEL: OnceLock<Channel> = OnceLock::new();
 
 /// A worker process, from its command line to `Shutdown`.
-pub fn run_process(args: &WorkerArgs) -> Result<(), WorkerError> {
-    // Die with the coordinator, even if it is SIGKILLed. The coordinator
-    // spawns from its main thread, which lives as long as it does (the
-    // signal follows the thread that forked). Then close the race where
-    // the coordinator died before prctl ran.
+pub(crate) fn run_process(args: &WorkerArgs) -> Result<(), WorkerError> {
+    // Die with the coordinator, even if it is SIGKILLed; then close the race
+    // where it died before prctl ran. (The signal follows the thread that
+    // spawned us: the coordinator's spawner threads live as long as its
+    // workers.)
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| WorkerError::Setup(format!("prctl: {e}")))?;
+    // If memory runs out, the OOM killer is to take a worker, never the
+    // coordinator: a worker is the expendable part (its loss is reported,
+    // and under --on-fault retry repaired); the coordinator's loss is a
+    // silent exit 137. Its chunk's pages are in no process's RSS until
+    // they are mapped, so without this the coordinator looks the largest.
+    // (Raising one's own score needs no privilege.)
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
     let coordinator = Pid::from_raw(args.coordinator);
     if getppid() != coordinator {
         return Err(WorkerError::Usage(format!(
@@ -312,53 +398,67 @@ pub fn run_process(args: &WorkerArgs) -> Result<(), WorkerError> {
             args.coordinator
         )));
     }
-    let attachment = match (&args.fd, &args.shm_name) {
-        (Some(fd), _) => Attachment::from_inherited_fd(*fd),
-        (None, Some(name)) => Attachment::open_name(name),
-        (None, None) => return Err(WorkerError::Usage("--fd or --shm-name is required".into())),
+    // The channel is our stdout and the segment our stdin; take both, and
+    // put /dev/null in their place, so that nothing printed by accident
+    // can reach either.
+    let not_started_by_coord =
+        |why: String| WorkerError::Usage(format!("vecpar-worker is started by vecpar-coord: its stdout: {why}"));
+    let out = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| not_started_by_coord(e.to_string()))?;
+    let channel = Channel::adopt(out).map_err(not_started_by_coord)?;
+    let segment = std::io::stdin().as_fd().try_clone_to_owned();
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
     }
-    .map_err(|e| WorkerError::Setup(format!("cannot attach to the segment: {e}")))?;
+    let attachment = segment
+        .map_err(|e| e.to_string())
+        .and_then(|fd| Attachment::open(fd).map_err(|e| e.to_string()))
+        .map_err(|e| refuse(&channel, format!("cannot attach to the segment on stdin: {e}")))?;
     let layout = attachment.layout().clone();
     if args.id as usize >= layout.slots {
-        return Err(WorkerError::Usage(format!("--id {} but the segment has {} worker slots", args.id, layout.slots)));
+        return Err(refuse(&channel, format!("--id {} but the segment has {} worker slots", args.id, layout.slots)));
     }
+    let hello = FromWorker::Hello { id: args.id, pid: getpid().as_raw() as u32, version: crate::VERSION.into() };
+    channel.send(&hello).map_err(|e| WorkerError::Setup(format!("cannot report to the coordinator: {e}")))?;
 
-    let reports: IpcSender<FromWorker> = IpcSender::connect(args.server.clone())
-        .map_err(|e| WorkerError::Setup(format!("cannot connect to the coordinator at {}: {e}", args.server)))?;
-    let (reply, orders) = ipc::channel::<ToWorker>().map_err(|e| WorkerError::Setup(format!("ipc channel: {e}")))?;
-    let send = |msg: FromWorker| reports.send(msg).map_err(|e| WorkerError::Setup(format!("cannot report: {e}")));
-    send(FromWorker::Hello { id: args.id, pid: getpid().as_raw() as u32, version: crate::VERSION.to_string(), reply })?;
-
-    let _ = PANIC_REPORTS.set(reports.clone());
+    if let Ok(fd) = channel.duplicate() {
+        let _ = PANIC_CHANNEL.set(fd);
+    }
     std::panic::set_hook(Box::new(|info| {
-        let message = crate::panic_message(info);
-        match PANIC_REPORTS.get() {
-            Some(tx) if tx.send(FromWorker::Panicked { message: message.clone() }).is_ok() => {}
-            _ => eprintln!("vecpar-worker: panicked: {message}"),
+        let message = crate::diag::panic_message(info);
+        match PANIC_CHANNEL.get() {
+            Some(c) if c.send(&FromWorker::Panicked { message: message.clone() }).is_ok() => {}
+            _ => crate::diag::line("panicked", message),
         }
     }));
 
-    let assignment = loop {
-        match orders.try_recv_timeout(Duration::from_millis(500)) {
+    let job = loop {
+        match channel.recv::<ToWorker>(Duration::from_millis(500)) {
             Ok(ToWorker::Assign(a)) => break a,
-            Ok(ToWorker::Shutdown) => return Ok(()),
-            Ok(other) => return Err(refuse(&reports, format!("expected an assignment, got {other:?}"))),
-            Err(ipc_channel::TryRecvError::Empty) if getppid() == coordinator => continue,
-            Err(_) => return Ok(()), // the coordinator is gone
+            Ok(other) => return Err(refuse(&channel, format!("expected an assignment, got {other:?}"))),
+            Err(RecvError::Empty) if getppid() == coordinator => continue,
+            Err(RecvError::Empty | RecvError::Closed) => return Ok(()), // the coordinator is gone
+            Err(e) => return Err(refuse(&channel, format!("the assignment could not be read: {e}"))),
         }
     };
-    if let Err(why) = assignment.validate(&layout) {
-        return Err(refuse(&reports, format!("invalid assignment: {why}")));
+    let facts = SegmentFacts {
+        len: layout.len as u64,
+        dtype: layout.dtype,
+        slots: layout.slots,
+        page_elems: layout.page_elems() as u64,
+    };
+    if let Err(why) = job.validate(&facts) {
+        return Err(refuse(&channel, format!("invalid assignment: {why}")));
     }
-
     match layout.dtype {
-        kernel::Dtype::F64 => serve_process::<f64>(&attachment, &assignment, &reports, &orders, coordinator),
-        kernel::Dtype::F32 => serve_process::<f32>(&attachment, &assignment, &reports, &orders, coordinator),
+        crate::kernel::Dtype::F64 => serve_process::<f64>(&attachment, &job, &channel, coordinator),
+        crate::kernel::Dtype::F32 => serve_process::<f32>(&attachment, &job, &channel, coordinator),
     }
 }
 
-fn refuse(reports: &IpcSender<FromWorker>, message: String) -> WorkerError {
-    match reports.send(FromWorker::Failed { message: message.clone() }) {
+/// Tells the coordinator why the worker gives up (it reports it).
+fn refuse(channel: &Channel, message: String) -> WorkerError {
+    match channel.send(&FromWorker::Failed { message: message.clone() }) {
         Ok(()) => WorkerError::Reported(message),
         Err(_) => WorkerError::Setup(message),
     }
@@ -366,32 +466,174 @@ fn refuse(reports: &IpcSender<FromWorker>, message: String) -> WorkerError {
 
 fn serve_process<T: Element>(
     attachment: &Attachment,
-    assignment: &Assignment,
-    reports: &IpcSender<FromWorker>,
-    orders: &IpcReceiver<ToWorker>,
+    job: &Assignment,
+    channel: &Channel,
     coordinator: Pid,
 ) -> Result<(), WorkerError> {
-    let kernel = Kernel::<T>::resolve(assignment.op, assignment.simd, assignment.stores)
-        .map_err(|e| refuse(reports, format!("kernel: {e}")))?;
-    let chunk =
-        attachment.map_chunk(assignment.range()).map_err(|e| refuse(reports, format!("cannot map the chunk: {e}")))?;
-    let control = attachment.control();
-    let id = assignment.id as usize;
-    let _recorder = guard::record_faults(control.slot(id), &chunk)
-        .map_err(|e| refuse(reports, format!("cannot install the fault recorder: {e}")))?;
-    let pin = pin_current_thread(assignment.pin.map(|c| c as usize));
-    let mut exec = Executor::new(id, kernel, chunk, assignment.seed, assignment.faults.clone(), assignment.oob_target);
-    let seen = control.bell().load();
-    reports
-        .send(FromWorker::Ready { cpu: current_cpu().map(|c| c as u32), pin })
-        .map_err(|e| WorkerError::Setup(format!("cannot report: {e}")))?;
-    match assignment.sync {
-        Sync::Doorbell => {
-            serve_doorbell(&mut exec, &control, seen, Duration::from_micros(assignment.spin_us.into()), || {
-                getppid() == coordinator
-            });
-            Ok(())
+    let id = job.id as usize;
+    let chunk = attachment.map_chunk(job.range()).map_err(|e| {
+        let message = format!("cannot map the chunk: {e}");
+        match e.errno() {
+            Some(errno) => {
+                let _ = channel.send(&FromWorker::CannotMap { errno: errno as i32, message: message.clone() });
+                WorkerError::Reported(message)
+            }
+            None => refuse(channel, message),
         }
-        Sync::Ipc => serve_ipc(&mut exec, &control, orders, reports).map_err(WorkerError::Setup),
+    })?;
+    let _recorder = attachment
+        .record_faults(id, &chunk)
+        .map_err(|e| refuse(channel, format!("cannot install the fault recorder: {e}")))?;
+    let control = attachment.control();
+    let mut exec = Executor::<T, _>::new(job, chunk, control.pulse(id)).map_err(|e| refuse(channel, e))?;
+    exec.restore(job.restore);
+    let pin = pin_current_thread(job.pin.map(|c| c as usize));
+    let seen = control.bell();
+    channel.send(&FromWorker::Ready { pin }).map_err(|e| WorkerError::Setup(format!("cannot report: {e}")))?;
+    match job.sync {
+        RoundSync::Doorbell => {
+            let spin = Duration::from_micros(job.spin_us.into());
+            let mut report_error = None;
+            serve_doorbell(
+                &mut exec,
+                &control,
+                seen,
+                spin,
+                || getppid() == coordinator,
+                |seq, result| {
+                    if let Err(e) = channel.send(&FromWorker::Done { seq, result }) {
+                        report_error.get_or_insert(e);
+                    }
+                },
+            );
+            match report_error {
+                Some(e) => Err(WorkerError::Setup(format!("cannot report: {e}"))),
+                None => Ok(()),
+            }
+        }
+        RoundSync::Ipc => serve_channel(&mut exec, channel).map_err(WorkerError::Setup),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Dtype, Simd, Stores};
+    use crate::machine::page_size;
+    use crate::shm::{Access, Parts, Segment};
+    use crate::vocab::Backend;
+
+    fn job(ops: Vec<Op>, len: u64) -> Assignment {
+        Assignment {
+            version: crate::VERSION.into(),
+            id: 0,
+            attempt: 0,
+            start: 0,
+            end: len,
+            len,
+            dtype: Dtype::F64,
+            ops,
+            simd: Simd::Scalar,
+            stores: Stores::Regular,
+            seed: 3,
+            pin: None,
+            sync: RoundSync::Doorbell,
+            spin_us: 0,
+            faults: vec![],
+            oob_target: None,
+            restore: 0,
+        }
+    }
+
+    /// The worker binary next to this test binary (`target/*/vecpar-worker`).
+    fn worker_binary() -> Option<std::path::PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let bin = exe.parent()?.parent()?.join("vecpar-worker");
+        bin.exists().then_some(bin)
+    }
+
+    #[test]
+    fn a_real_worker_refuses_every_bad_assignment_before_writing_anything() {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        let Some(bin) = worker_binary() else {
+            let _ = std::io::stderr().write_all(
+                b"SKIP a_real_worker_refuses_every_bad_assignment: vecpar-worker is not built (cargo test builds it)\n",
+            );
+            return;
+        };
+        let len = 10_000usize;
+        let seg = Segment::create(Backend::Memfd, Dtype::F64, len, 2, page_size()).unwrap();
+        let good = Assignment { end: 5120, ..job(vec![Op::Add], len as u64) };
+        let bad: Vec<(Option<Assignment>, &str)> = vec![
+            (Some(Assignment { end: 20_000, ..good.clone() }), "outside the array"),
+            (Some(Assignment { start: 100, ..good.clone() }), "page boundaries"),
+            (Some(Assignment { dtype: Dtype::F32, ..good.clone() }), "the segment holds"),
+            (Some(Assignment { id: 7, ..good.clone() }), "slots"),
+            (Some(Assignment { version: "0.0.0".into(), ..good.clone() }), "rebuild both"),
+            (None, "could not be read"),
+        ];
+        for (assignment, why) in bad {
+            let (channel, theirs) = Channel::pair().unwrap();
+            let mut child = std::process::Command::new(&bin)
+                .args(["--id", "0", "--coordinator", &std::process::id().to_string()])
+                .stdin(std::process::Stdio::from(seg.fd_for_child().unwrap()))
+                .stdout(std::process::Stdio::from(theirs))
+                .stderr(std::process::Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let hello = channel.recv::<FromWorker>(Duration::from_secs(300)).unwrap();
+            assert!(matches!(hello, FromWorker::Hello { id: 0, .. }), "{hello:?}");
+            match assignment {
+                Some(a) => channel.send(&ToWorker::Assign(a)).unwrap(),
+                None => channel.send(&"not an order").unwrap(),
+            }
+            match channel.recv::<FromWorker>(Duration::from_secs(300)).unwrap() {
+                FromWorker::Failed { message } => assert!(message.contains(why), "{why}: {message}"),
+                other => panic!("{why}: expected Failed, got {other:?}"),
+            }
+            let status = child.wait().unwrap();
+            assert_eq!(status.code(), Some(1), "{why}");
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            assert!(stderr.is_empty(), "the coordinator reports it, the worker prints nothing: {stderr}");
+        }
+        // Nothing was written: the arrays are still the zeroes of a fresh segment.
+        let arrays = seg.share_arrays().unwrap();
+        let mut all = arrays.claim(0..len).unwrap();
+        all.with::<f64, _>(Access::Read, |p| {
+            let Parts::Read { a, b, c } = p else { unreachable!() };
+            assert!(a.iter().chain(b).chain(c).all(|&x| x == 0.0));
+        });
+    }
+
+    #[test]
+    fn every_kernel_validates_in_one_executor_and_nstream_applies_each_round_once() {
+        let len = 5000;
+        let seg = Segment::create(Backend::Memfd, Dtype::F64, len, 1, page_size()).unwrap();
+        let arrays = seg.share_arrays().unwrap();
+        let claim = arrays.claim(0..len).unwrap();
+        let job = job(Op::ALL.to_vec(), len as u64);
+        let mut exec = Executor::<f64, _>::new(&job, claim, Pulse::default()).unwrap();
+        assert_eq!(exec.step(&Step::Init { fill_c: true }, 0), StepResult::Init { error: None });
+        let mut c_writer = None;
+        for op in Op::ALL {
+            for r in 0..3 {
+                exec.step(&Step::Run { op, first: 0, count: 3, op_round: 0 }, r);
+            }
+            if op.writes() == Some(Array::C) {
+                c_writer = Some(op);
+            }
+            // A repeated nstream round is not applied twice.
+            if op == Op::Nstream {
+                exec.step(&Step::Run { op, first: 0, count: 1, op_round: 2 }, 0);
+            }
+            let updates = if op == Op::Nstream { 3 } else { 0 };
+            let expect = Expect { seed: 3, c_filled: true, c_writer, a_updates: updates };
+            let StepResult::Validate { verdict, dot } = exec.step(&Step::Validate { op, expect }, 0) else { panic!() };
+            assert_eq!(verdict.mismatch, None, "{op}");
+            assert_eq!(dot.is_some(), op == Op::Dot);
+        }
     }
 }

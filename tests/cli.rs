@@ -1,48 +1,103 @@
-//! The command line: help, versions, and one clear line for bad input.
+//! The command line: help, versions, and one clear message for bad input,
+//! caught before any work.
 
 use crate::util::*;
 
-/// Bad values: each must exit 2 with one line that names the flag.
+/// Asserts a usage error: exit 2, a short message on stderr whose first
+/// line names `flag`, nothing on stdout, no panic.
+fn assert_usage(args: &[&str], flag: &str, max_lines: usize) {
+    let out = coord(args);
+    assert_eq!(out.code, Some(2), "{args:?} exit code\nstderr: {}", out.stderr);
+    let lines = out.error_lines();
+    assert!(!lines.is_empty() && lines.len() <= max_lines, "{args:?}: at most {max_lines} lines: {:?}", out.stderr);
+    assert!(lines[0].starts_with("vecpar-coord: error: "), "{args:?}: {}", lines[0]);
+    assert!(lines[0].contains(flag), "{args:?}: the message names {flag}: {}", lines[0]);
+    assert!(!out.stderr.contains("panicked") && !out.stderr.contains("backtrace"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+}
+
 #[test]
-fn bad_values_exit_2_with_one_line_naming_the_flag() {
+fn bad_values_found_by_vecpar_are_one_line_naming_the_flag() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--procs", "abc"], "--procs"),
         (&["--procs", "0"], "--procs"),
         (&["--procs", "100000"], "--procs"),
+        (&["--runs", "0"], "--runs"),
+        (&["--runs", "4000000"], "--runs"),
+        (&["--warmup", "4000000"], "--warmup"),
+        (&["--stores", "nontemporal", "--simd", "scalar"], "--stores"),
+        (&["--pin", "4096"], "--pin"),
+        (&["--inject-fault", "7:panic", "--procs", "2"], "--inject-fault"),
+        (&["--inject-fault", "0:panic@99", "--runs", "3"], "--inject-fault"),
+        (&["--inject-fault", "0:oob-write", "--procs", "2", "--len", "10"], "--inject-fault"),
+        (&["--inject-fault", "0:panic", "--mode", "serial"], "--inject-fault"),
+        (&["--mode", "serial", "--procs", "4"], "--procs"),
+        (&["--op", "nstream,add"], "--op"),
+        (&["--export-json", "-", "--export-csv", "-"], "--export"),
+        (&["sweep", "--repeat", "0"], "--repeat"),
+        (&["sweep", "--repeat", "18446744073709551615"], "--repeat"),
+        (&["sweep", "--plot", "out.jpg"], "--plot"),
+        (&["isolation", "--procs", "1"], "--procs"),
+    ];
+    for (args, flag) in cases {
+        assert_usage(args, flag, 1);
+    }
+}
+
+#[test]
+fn bad_values_found_by_clap_keep_claps_hints() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--procs", "abc"], "--procs"),
         (&["--len", "0"], "--len"),
         (&["--len", "ten"], "--len"),
         (&["--len", "1.5"], "--len"),
         (&["--op", "mul"], "--op"),
         (&["--dtype", "f16"], "--dtype"),
         (&["--mode", "fibers"], "--mode"),
-        (&["--runs", "0"], "--runs"),
         (&["--runs", "-1"], "--runs"),
         (&["--simd", "sve"], "--simd"),
-        (&["--stores", "nontemporal", "--simd", "scalar"], "--stores"),
         (&["--shm", "sysv"], "--shm"),
         (&["--pin", "0-3:x"], "--pin"),
-        (&["--pin", "4096"], "--pin"),
         (&["--timeout", "-1"], "--timeout"),
         (&["--on-fault", "retry=0"], "--on-fault"),
-        (&["--inject-fault", "7:panic", "--procs", "2"], "--inject-fault"),
         (&["--inject-fault", "0:boom"], "--inject-fault"),
-        (&["--inject-fault", "0:panic@99", "--runs", "3"], "--inject-fault"),
-        (&["--inject-fault", "0:oob-write", "--procs", "2", "--len", "10"], "--inject-fault"),
-        (&["--inject-fault", "0:panic", "--mode", "serial"], "--inject-fault"),
-        (&["--mode", "serial", "--procs", "4"], "--procs"),
-        (&["--export-json", "-", "--export-csv", "-"], "--export"),
         (&["--no-such-flag"], "--no-such-flag"),
+        (&["isolation", "--modes", "serial"], "--modes"),
     ];
     for (args, flag) in cases {
-        let out = coord(args);
-        assert_eq!(out.code, Some(2), "{args:?} exit code\nstderr: {}", out.stderr);
-        let lines = out.error_lines();
-        assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {:?}", out.stderr);
-        assert!(lines[0].starts_with("vecpar-coord: error: "), "{args:?}: {}", lines[0]);
-        assert!(lines[0].contains(flag), "{args:?}: the message names {flag}: {}", lines[0]);
-        assert!(!out.stderr.contains("panicked") && !out.stderr.contains("backtrace"));
-        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert_usage(args, flag, 6);
     }
+    // What clap knows reaches the user.
+    let hint = |args: &[&str]| coord(args).stderr;
+    let e = hint(&["--mode", "thread"]);
+    assert!(e.contains("[possible values: procs, threads, serial]"), "{e}");
+    let e = hint(&["--proc", "8"]);
+    assert!(e.contains("tip:") && e.contains("--procs"), "{e}");
+    let e = hint(&["swep"]);
+    assert!(e.contains("sweep"), "did you mean: {e}");
+    let e = hint(&["completions"]);
+    assert!(e.contains("<SHELL>"), "names the missing argument: {e}");
+}
+
+#[test]
+fn output_destinations_fail_before_any_work() {
+    let dir = TempDir::new("cli-dest");
+    let missing = dir.str("missing/out.json");
+    // A sweep of many points fails at once: nothing ran.
+    for args in [
+        &["sweep", "--procs", "1,2,4", "--len", "1e6", "--runs", "50", "--export-json", &missing][..],
+        &["sweep", "--procs", "1,2,4", "--len", "1e6", "--runs", "50", "--plot", &dir.str("missing/p.svg")],
+        &["--len", "1e6", "--export-csv", &missing],
+    ] {
+        let out = coord(args);
+        out.expect_code(1);
+        assert_eq!(out.error_lines().len(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains("cannot write there"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "no table: nothing ran");
+    }
+    // A destination that is not a file is a usage error.
+    let out = coord(&["--len", "1e4", "--export-json", dir.path().to_str().unwrap()]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
 }
 
 #[test]
@@ -71,12 +126,27 @@ fn a_missing_worker_binary_is_a_clear_error() {
 fn help_teaches_and_version_prints() {
     let out = coord(&["--help"]);
     out.expect_code(0);
-    for needle in ["--procs", "--len", "1e6", "Examples", "Exit codes", "--inject-fault", "--export-json"] {
+    for needle in ["--procs", "--len", "1e6", "Examples", "Exit codes", "--inject-fault", "--export-json", "134"] {
         assert!(out.stdout.contains(needle), "--help mentions {needle}");
     }
+    assert!(out.stdout.contains("no warnings and no progress bar"), "-q says it hides the bar");
     let v = coord(&["--version"]);
     v.expect_code(0);
     assert!(v.stdout.starts_with("vecpar-coord "));
+    // Every example in the help runs clean: exit 0, no warning.
+    let sweep = coord(&["sweep", "--help"]);
+    let example = sweep.stdout.lines().find(|l| l.contains("--simd all")).expect("the SIMD example").trim().to_string();
+    assert!(example.ends_with("--export-markdown -"), "the example is on one line: {example}");
+    let args: Vec<&str> = example.split_whitespace().skip(1).collect();
+    let out = coord(&args);
+    out.expect_code(0);
+    // Clean: nothing to change in it. (A busy machine may still make some
+    // rounds outliers; that warning is about the machine, not the example.)
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("warning") && !l.contains("outlier")).collect();
+    assert!(warnings.is_empty(), "the example runs clean: {}", out.stderr);
+    // One row per SIMD level of this CPU, each compared against scalar.
+    let rows: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("| serial | 1 |")).collect();
+    assert!(rows.len() >= 2 && rows[0].contains("| scalar |") && rows[0].contains("1.00×"), "{}", out.stdout);
 }
 
 #[test]
@@ -93,4 +163,28 @@ fn a_run_too_large_for_memory_is_refused_before_allocating() {
     out.expect_code(1);
     let line = out.error_lines().join("\n");
     assert!(line.contains("--len") && line.contains("needs") && line.contains("available"), "{line}");
+}
+
+#[test]
+fn arguments_that_are_not_utf8_are_handled() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new("cli-utf8");
+    let mut path = dir.path().as_os_str().as_bytes().to_vec();
+    path.extend(b"/r\xff.json");
+    let path = std::ffi::OsStr::from_bytes(&path);
+    let mut cmd = std::process::Command::new(coord_bin());
+    cmd.args(["--len", "1e4", "--runs", "1", "-q", "--export-json"]).arg(path);
+    let out = run_cmd(cmd, LIMIT);
+    out.expect_code(0);
+    assert!(std::fs::read(path).unwrap().starts_with(b"{"), "the export went to the non-UTF-8 path");
+    let mut cmd = std::process::Command::new(coord_bin());
+    cmd.args(["--len", "1e4", "--worker-bin"]).arg(std::ffi::OsStr::from_bytes(b"/tmp/\xff"));
+    let out = run_cmd(cmd, LIMIT);
+    out.expect_code(1);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let mut cmd = std::process::Command::new(coord_bin());
+    cmd.args(["--mode"]).arg(std::ffi::OsStr::from_bytes(b"thr\xffeads"));
+    let out = run_cmd(cmd, LIMIT);
+    out.expect_code(2);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }

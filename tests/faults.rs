@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-const KINDS: [&str; 6] = ["panic", "abort", "segv", "exit", "hang", "oob-write"];
+const KINDS: [&str; 7] = ["panic", "abort", "segv", "exit", "hang", "oob-write", "stack-overflow"];
 
 /// The JSON `cause.kind` each injected fault must be reported as (procs mode).
 fn procs_cause(kind: &str) -> &'static str {
@@ -15,6 +15,7 @@ fn procs_cause(kind: &str) -> &'static str {
         "exit" => "exit",
         "hang" => "timeout",
         "oob-write" => "blocked-write",
+        "stack-overflow" => "stack-overflow",
         _ => unreachable!(),
     }
 }
@@ -32,7 +33,7 @@ fn fault_run(mode: &str, kind: &str, policy: &str) -> Outcome {
         "--inject-fault",
         &format!("1:{kind}@2"),
         "--timeout",
-        "1",
+        "2",
         "--on-fault",
         policy,
         "--export-json",
@@ -65,11 +66,11 @@ fn every_fault_kind_in_procs_mode_is_detected_and_exits_4() {
         assert_eq!((f["range"][0].as_u64(), f["range"][1].as_u64()), (Some(start), Some(end)));
         let pid = f["pid"].as_u64().unwrap();
         assert!(pid > 0 && pid != r["coordinator_pid"].as_u64().unwrap());
+        // How fast is the benchmark's business; here only that a hang is
+        // never declared before its timeout.
         let detected = f["detected_after_s"].as_f64().unwrap();
         if kind == "hang" {
-            assert!((1.0..2.5).contains(&detected), "a hang is declared at the timeout: {detected}");
-        } else {
-            assert!(detected < 1.0, "{kind}: detected within a second of the death: {detected}");
+            assert!(detected >= 2.0, "a hang is declared at the timeout, not before: {detected}");
         }
         // One line per lost worker on stderr, naming it and the cause.
         let lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains("worker lost")).collect();
@@ -184,5 +185,85 @@ fn threads_meet_the_same_faults_in_one_process() {
     assert_eq!(r["validation"]["mismatch"]["array"], "a");
     assert_eq!(r["validation"]["mismatch"]["got"], 1234.5);
     assert_eq!(r["validation"]["mismatch_owner"], 2, "worker 1 wrote into worker 2's chunk");
-    assert!(out.stderr.contains("validation failed: a["), "{}", out.stderr);
+    assert!(out.stderr.contains("validation failed: after add: a["), "{}", out.stderr);
+}
+
+#[test]
+fn a_long_initialisation_is_not_a_hang() {
+    // Reserving and filling 2.4 GB takes seconds; the timeout bounds
+    // silence, not work: a worker that keeps reserving, filling and
+    // checking keeps beating.
+    let r = coord_json(&["--procs", "1", "--len", "1e8", "--runs", "1", "--warmup", "0", "--timeout", "1"], 0);
+    assert_eq!(r["validated"], true);
+    assert_eq!(r["faults"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn time_the_coordinator_was_stopped_does_not_count_against_its_workers() {
+    // Ctrl-Z for longer than --timeout, during start-up and during the
+    // rounds: the workers did nothing wrong.
+    for when in ["start-up", "rounds"] {
+        let mut run = Background::start(&[
+            "--procs",
+            "2",
+            "--len",
+            "1e6",
+            "--runs",
+            "300",
+            "--timeout",
+            "1",
+            "--export-json",
+            "-",
+            "-q",
+        ]);
+        if when == "rounds" {
+            run.wait_for_workers(2);
+        }
+        run.signal(nix::sys::signal::Signal::SIGSTOP);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        run.signal(nix::sys::signal::Signal::SIGCONT);
+        let out = run.finish(LIMIT);
+        out.expect_code(0);
+        let r = out.json();
+        assert_eq!(r["faults"].as_array().unwrap().len(), 0, "stopped during {when}: {}", r["faults"]);
+        assert_eq!(r["validated"], true);
+    }
+}
+
+#[test]
+fn a_stopped_worker_is_replaced_and_no_survivor_is_stranded() {
+    // SIGSTOP one worker mid-batch: it is declared hung, killed and
+    // replaced; the others, caught inside the aborted batch, must all
+    // leave it before the next bell, so none is killed as hung in turn.
+    for victim in [0usize, 1, 2] {
+        let mut run = Background::start(&[
+            "--procs",
+            "3",
+            "--len",
+            "1e5",
+            "--runs",
+            "20000",
+            "--timeout",
+            "1",
+            "--on-fault",
+            "retry",
+            "--export-json",
+            "-",
+            "-q",
+        ]);
+        let workers = run.wait_for_workers(3);
+        let mut ordered = workers.clone();
+        ordered.sort_unstable();
+        let pid = nix::unistd::Pid::from_raw(ordered[victim] as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let out = run.finish(LIMIT);
+        out.expect_code(0);
+        let r = out.json();
+        assert_eq!(r["validated"], true);
+        let faults = r["faults"].as_array().unwrap();
+        assert_eq!(faults.len(), 1, "only the stopped worker is lost: {faults:?}");
+        assert_eq!(faults[0]["pid"].as_u64(), Some(ordered[victim] as u64));
+        assert_eq!(faults[0]["cause"]["kind"], "timeout");
+        assert_eq!(r["runs"].as_array().unwrap().len(), 20000, "every round once");
+    }
 }

@@ -207,3 +207,257 @@ fn a_refused_pin_is_reported_and_the_run_goes_on_unpinned() {
     }
     let _ = std::fs::remove_dir_all(helper.parent().unwrap());
 }
+
+/// Runs the coordinator with `TMPDIR` set to `tmpdir`.
+fn with_tmpdir(tmpdir: &std::ffi::OsStr, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new(coord_bin());
+    cmd.args(args).env("TMPDIR", tmpdir);
+    run_cmd(cmd, LIMIT)
+}
+
+#[test]
+fn a_broken_tmpdir_does_not_matter() {
+    use std::os::unix::ffi::OsStrExt;
+    // The rendezvous with the workers needs no directory: each inherits its
+    // end of a socket pair. Whatever $TMPDIR is, runs are unaffected.
+    let dir = TempDir::new("tmpdir");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let long = dir.path().join("d".repeat(200)).join("e".repeat(200));
+    std::fs::create_dir_all(&long).unwrap();
+    let mut not_utf8 = dir.path().as_os_str().as_bytes().to_vec();
+    not_utf8.extend(b"/\xff\xfe");
+    let cases: Vec<(&str, std::ffi::OsString)> = vec![
+        ("missing", dir.join("missing/deeper").into_os_string()),
+        ("a regular file", file.into_os_string()),
+        ("400 characters long", long.into_os_string()),
+        ("not UTF-8", std::ffi::OsStr::from_bytes(&not_utf8).to_os_string()),
+        ("empty", std::ffi::OsString::new()),
+    ];
+    for (what, tmpdir) in &cases {
+        for args in [
+            &["--procs", "3", "--len", "1e5", "--export-json", "-", "-q"][..],
+            &[
+                "--procs",
+                "2",
+                "--len",
+                "1e4",
+                "--inject-fault",
+                "1:segv@1",
+                "--on-fault",
+                "retry",
+                "--export-json",
+                "-",
+                "-q",
+            ],
+        ] {
+            let out = with_tmpdir(tmpdir, args);
+            out.expect_code(0);
+            assert_eq!(out.json()["validated"], true, "TMPDIR {what}");
+            assert!(out.stderr.is_empty(), "TMPDIR {what}: {}", out.stderr);
+        }
+    }
+    // Read-only, where a private mount namespace allows one.
+    if is_root() && can_unshare_mounts() {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "sh", "-c", r#"set -e; d=$(mktemp -d); mount -t tmpfs -o ro tmpfs "$d"; TMPDIR="$d" "$VECPAR" --procs 2 --len 1e5 -q; umount "$d"; rmdir "$d""#]);
+        cmd.env("VECPAR", coord_bin());
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(0);
+        assert!(out.stdout.contains("Solution validates"), "{}", out.stderr);
+    } else {
+        skip("read-only TMPDIR", "needs root and unshare -m");
+    }
+}
+
+/// A cgroup (v1 hierarchy `controller`, or the unified one) made for one
+/// test, removed on drop; `None` where cgroups cannot be created here.
+struct TestCgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl TestCgroup {
+    /// A parent cgroup with `settings` (file, value) and a child in it
+    /// with none: a limit the child inherits without showing it.
+    fn nested(controller: &str, settings: &[(&str, &str)]) -> Option<TestCgroup> {
+        if !is_root() {
+            return None;
+        }
+        let name = format!("vecpar-test-{}-{controller}", std::process::id());
+        for root in [Path::new("/sys/fs/cgroup").join(controller), PathBuf::from("/sys/fs/cgroup")] {
+            let parent = root.join(&name);
+            if std::fs::create_dir(&parent).is_err() {
+                continue;
+            }
+            let cg = TestCgroup { dirs: vec![parent.clone()] };
+            if settings.iter().all(|(file, value)| std::fs::write(parent.join(file), value).is_ok()) {
+                let child = parent.join("inner");
+                if std::fs::create_dir(&child).is_ok() {
+                    let mut cg = cg;
+                    cg.dirs.push(child);
+                    return Some(cg);
+                }
+            }
+        }
+        None
+    }
+
+    /// A shell command that moves itself into the innermost cgroup, then
+    /// runs `command`.
+    fn run(&self, command: &str) -> Outcome {
+        let inner = self.dirs.last().unwrap();
+        let script = format!("echo $$ > {}/cgroup.procs && {command}", inner.display());
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script]).env("VECPAR", coord_bin());
+        run_cmd(cmd, LIMIT)
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for dir in self.dirs.iter().rev() {
+            // The processes have exited; the kernel may take a moment to
+            // notice, so try a few times.
+            for _ in 0..100 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_memory_limit_on_a_parent_cgroup_is_seen_before_the_run_and_an_oom_kill_is_named() {
+    let limit = (96u64 << 20).to_string();
+    let Some(cg) = TestCgroup::nested("memory", &[("memory.limit_in_bytes", &limit)])
+        .or_else(|| TestCgroup::nested("", &[("memory.max", &limit)]))
+    else {
+        return skip(
+            "parent cgroup memory limit",
+            "cannot create a memory cgroup here (needs root and a writable hierarchy)",
+        );
+    };
+    // 240 MB of arrays under a 96 MiB limit set on the parent.
+    let out = cg.run(r#"exec "$VECPAR" --procs 2 --len 1e7 -q"#);
+    out.expect_code(1);
+    let lines = out.error_lines();
+    let parent_name = cg.dirs[0].file_name().unwrap().to_str().unwrap();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains("--len") && lines[0].contains(parent_name), "names the parent's limit: {}", lines[0]);
+    // Past the preflight, the kernel's OOM killer takes a worker: said in
+    // one line naming the limit, never a silent SIGKILL of the coordinator.
+    // (Workers volunteer as the OOM killer's victims: the coordinator
+    // lives to say what happened.)
+    let out = cg.run(r#"VECPAR_NO_PREFLIGHT=1 exec "$VECPAR" --procs 2 --len 1e7 --export-json - -q"#);
+    out.expect_code(4);
+    let r = out.json();
+    assert_eq!(r["faults"][0]["cause"]["kind"], "out-of-memory", "{}", r["faults"]);
+    let line = out.stderr.lines().find(|l| l.contains("worker lost")).unwrap_or_default();
+    assert!(line.contains("OOM killer") && line.contains(parent_name), "names the parent's limit: {}", out.stderr);
+    assert!(!out.stderr.contains("SIGBUS"), "{}", out.stderr);
+}
+
+#[test]
+fn a_small_address_space_limit_is_one_runtime_error() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        return skip("address space limit", "prlimit is not installed");
+    }
+    // Enough to start the binaries, not to map 240 MB of arrays.
+    for mode in ["procs", "threads"] {
+        let mut cmd = Command::new("prlimit");
+        cmd.args(["--as=200000000", coord_bin(), "--mode", mode, "--procs", "2", "--len", "1e7", "-q"]);
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(1);
+        let lines = out.error_lines();
+        assert_eq!(lines.len(), 1, "{mode}: one line, not one per worker: {}", out.stderr);
+        assert!(
+            lines[0].contains("RLIMIT_AS") || lines[0].contains("ulimit -v"),
+            "{mode}: names the limit: {}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn workers_pinned_to_one_cpu_do_not_spin_and_the_run_says_so() {
+    if allowed_cpus() < 2 {
+        return skip("shared pin", "needs two allowed CPUs");
+    }
+    let out = coord(&["--pin", "1", "--procs", "2", "--len", "1e5", "--runs", "20", "--export-json", "-"]);
+    out.expect_code(0);
+    let r = out.json();
+    assert_eq!(r["config"]["placement"]["pin_plan"], serde_json::json!([1, 1]));
+    assert_eq!(r["config"]["placement"]["worker_spin_us"], 0, "a spinner would steal its neighbour's CPU");
+    assert!(out.stderr.contains("workers 0, 1 are pinned to the same CPU 1"), "{}", out.stderr);
+    // With a CPU each they may spin.
+    let r = coord_json(&["--pin", "0,1", "--procs", "2", "--len", "1e5"], 0);
+    assert!(r["config"]["placement"]["worker_spin_us"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_pin_list_is_followed_in_its_order() {
+    if allowed_cpus() < 2 {
+        return skip("pin order", "needs two allowed CPUs");
+    }
+    let r = coord_json(&["--pin", "1,0", "--procs", "2", "--len", "1e5"], 0);
+    let pins: Vec<u64> = r["workers"].as_array().unwrap().iter().map(|w| w["pin_cpu"].as_u64().unwrap()).collect();
+    assert_eq!(pins, [1, 0], "worker 0 on the first CPU listed");
+    for w in r["workers"].as_array().unwrap() {
+        assert_eq!(w["cpu"], w["pin_cpu"], "it ran where it was pinned: {w}");
+    }
+}
+
+#[test]
+fn serial_mode_does_not_claim_a_flag_it_was_not_given() {
+    let out = coord(&["--mode", "serial", "--len", "1e4"]);
+    out.expect_code(0);
+    let header = out.stdout.lines().next().unwrap();
+    assert!(!header.contains("--procs"), "{header}");
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> usize {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|set| (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).count())
+        .unwrap_or(1)
+}
+
+/// A cgroup with a CPU quota of `cpus` (v1 cpu controller or v2 cpu.max).
+fn quota_cgroup(cpus: f64) -> Option<TestCgroup> {
+    let quota = ((cpus * 100_000.0) as u64).to_string();
+    TestCgroup::nested("cpu", &[("cpu.cfs_period_us", "100000"), ("cpu.cfs_quota_us", &quota)])
+        .or_else(|| TestCgroup::nested("", &[("cpu.max", &format!("{quota} 100000"))]))
+}
+
+#[test]
+fn a_cpu_quota_is_honoured_by_runs_and_sweeps_and_throttling_is_reported() {
+    let Some(cg) = quota_cgroup(0.5) else {
+        return skip("cgroup quota", "cannot create a cgroup with a CPU quota here");
+    };
+    // The default: what the quota allows (rounded up to one worker).
+    let r = cg.run(r#"exec "$VECPAR" --len 1e5 --export-json - -q"#);
+    r.expect_code(0);
+    let r = r.json();
+    assert_eq!(r["config"]["procs"], 1);
+    assert_eq!(r["config"]["procs_source"]["kind"], "cgroup_quota");
+    // More workers than the quota allows: said, naming the quota.
+    let out = cg.run(r#"exec "$VECPAR" --procs 2 --len 1e5 --runs 3"#);
+    out.expect_code(0);
+    assert!(out.stderr.contains("quota"), "{}", out.stderr);
+    // A sweep's default grid stops at 4 × what the quota allows.
+    let out = cg.run(r#"exec "$VECPAR" sweep --modes procs --len 1e4 --runs 2 --export-json - -q"#);
+    out.expect_code(0);
+    let s = out.json();
+    let procs: Vec<u64> = s["points"].as_array().unwrap().iter().map(|p| p["procs"].as_u64().unwrap()).collect();
+    assert_eq!(procs, [1, 2, 4], "1, 2, 4 up to 4 × 1 CPU");
+    assert_eq!(s["cpus"], 1);
+    // Two busy workers on half a CPU for a second or more are throttled.
+    let out = cg.run(r#"exec "$VECPAR" --procs 2 --len 2e6 --runs 200 --export-json -"#);
+    out.expect_code(0);
+    let r = out.json();
+    let t = &r["throttling"];
+    assert!(t["periods"].as_u64().unwrap_or(0) > 0, "throttling is read from cpu.stat: {t}");
+    assert!(out.stderr.contains("throttled"), "{}", out.stderr);
+}

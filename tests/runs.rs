@@ -3,24 +3,161 @@
 
 use crate::util::*;
 
+/// The SIMD levels this CPU runs (a run refuses the others).
+fn simd_levels() -> Vec<&'static str> {
+    ["scalar", "sse2", "avx2", "avx512", "neon"]
+        .into_iter()
+        .filter(|l| coord(&["--simd", l, "--len", "10", "--runs", "1", "--quiet"]).code == Some(0))
+        .collect()
+}
+
+const ALL_OPS: [&str; 6] = ["copy", "scale", "add", "triad", "dot", "nstream"];
+
 #[test]
-fn every_op_dtype_and_mode_validates_at_awkward_lengths() {
+fn every_kernel_dtype_mode_and_simd_level_validates_at_awkward_lengths() {
+    let levels = simd_levels();
+    assert!(levels.contains(&"scalar"));
     for mode in ["procs", "threads", "serial"] {
         for dtype in ["f64", "f32"] {
-            for op in ["add", "copy", "scale", "triad"] {
+            for simd in &levels {
                 for len in ["1", "7", "4097", "1000003"] {
-                    let mut args = vec!["--mode", mode, "--dtype", dtype, "--op", op, "--len", len, "--runs", "2"];
+                    let mut args = vec![
+                        "--mode", mode, "--dtype", dtype, "--simd", simd, "--op", "all", "--len", len, "--runs", "3",
+                    ];
                     if mode != "serial" {
                         args.extend(["--procs", "3"]);
                     }
                     let r = coord_json(&args, 0);
                     assert_eq!(r["validated"], true, "{args:?}");
-                    assert_eq!(r["validation"]["checked"].as_u64(), Some(len.parse().unwrap()));
+                    let kernels = r["kernels"].as_array().unwrap();
+                    let ops: Vec<&str> = kernels.iter().map(|k| k["op"].as_str().unwrap()).collect();
+                    assert_eq!(ops, ALL_OPS, "--op all runs every kernel, STREAM's order then BabelStream's");
+                    for k in kernels {
+                        assert_eq!(k["validation"]["checked"].as_u64(), Some(len.parse().unwrap()), "{args:?}: {k}");
+                        assert_eq!(k["validation"]["mismatch"], serde_json::Value::Null);
+                        assert_eq!(k["runs"].as_array().unwrap().len(), 3);
+                    }
+                    assert_eq!(kernels[4]["dot"]["within_bound"], true, "{args:?}");
+                    assert_eq!(kernels[5]["validation"]["a_updates"], 4, "nstream: 1 warm-up + 3 timed rounds");
                     assert_partition(&r);
                 }
             }
         }
     }
+}
+
+#[test]
+fn a_list_of_kernels_runs_them_in_order_with_one_row_each() {
+    let out = coord(&["--procs", "2", "--len", "1e5", "--op", "triad,copy,dot", "--runs", "4", "-q"]);
+    out.expect_code(0);
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| ["Copy:", "Scale:", "Add:", "Triad:", "Dot:"].iter().any(|f| l.starts_with(f)))
+        .collect();
+    assert_eq!(rows.len(), 3, "{}", out.stdout);
+    assert!(rows[0].starts_with("Triad:") && rows[1].starts_with("Copy:") && rows[2].starts_with("Dot:"));
+    assert!(out.stdout.contains("Function    Best Rate GB/s     Avg time     Min time     Max time"), "{}", out.stdout);
+    assert!(out.stdout.contains("Solution validates"));
+
+    // The JSON: the first kernel at the top, as a one-kernel run has it.
+    let r = coord_json(&["--procs", "2", "--len", "1e5", "--op", "triad,copy", "--runs", "4"], 0);
+    assert_eq!(r["config"]["op"], "triad,copy");
+    assert_eq!(r["config"]["ops"], serde_json::json!(["triad", "copy"]));
+    assert_eq!(r["summary"], r["kernels"][0]["summary"]);
+    assert_eq!(r["runs"], r["kernels"][0]["runs"]);
+    assert_eq!(r["validation"], r["kernels"][0]["validation"]);
+    assert_eq!(r["kernels"][1]["bytes_per_round"].as_u64(), Some(2 * 100_000 * 8), "copy moves 2 arrays");
+    // Rounds are numbered through the run: copy's follow triad's.
+    let last_triad = r["kernels"][0]["runs"][3]["round"].as_u64().unwrap();
+    let first_copy = r["kernels"][1]["warmup"][0]["round"].as_u64().unwrap();
+    assert_eq!(first_copy, last_triad + 1);
+
+    for bad in ["nstream,add", "fma", ""] {
+        let out = coord(&["--op", bad, "--len", "1e3"]);
+        out.expect_code(2);
+        assert!(out.stderr.contains("--op"), "{bad}: {}", out.stderr);
+    }
+    // A kernel named twice runs once, and the run says so.
+    let r = coord(&["--op", "add,add", "--len", "1e3", "--runs", "2", "--export-json", "-"]);
+    r.expect_code(0);
+    assert_eq!(r.json()["kernels"].as_array().unwrap().len(), 1);
+    assert!(r.stderr.contains("note: --op names add more than once"), "{}", r.stderr);
+}
+
+#[test]
+fn dot_is_the_same_sum_whatever_the_mode_and_worker_count() {
+    for dtype in ["f64", "f32"] {
+        let value = |extra: &[&str]| {
+            let args = [&["--op", "dot", "--len", "300001", "--dtype", dtype, "--seed", "9"][..], extra].concat();
+            let r = coord_json(&args, 0);
+            let dot = &r["kernels"][0]["dot"];
+            assert_eq!(dot["within_bound"], true, "{args:?}: {dot}");
+            let (err, bound) = (dot["error"].as_f64().unwrap(), dot["bound"].as_f64().unwrap());
+            assert!(err <= bound && bound > 0.0);
+            dot["value"].as_f64().unwrap().to_bits()
+        };
+        let serial = value(&["--mode", "serial"]);
+        for procs in ["1", "2", "3", "7"] {
+            for mode in ["procs", "threads"] {
+                assert_eq!(value(&["--mode", mode, "--procs", procs]), serial, "{dtype} {mode} × {procs}: bit for bit");
+            }
+        }
+    }
+}
+
+#[test]
+fn nstream_updates_a_once_per_round_and_is_validated_after_them() {
+    for (runs, warmup) in [("1", "0"), ("5", "2"), ("12", "1")] {
+        for mode in ["procs", "threads", "serial"] {
+            let mut args =
+                vec!["--op", "nstream", "--len", "100003", "--runs", runs, "--warmup", warmup, "--mode", mode];
+            if mode != "serial" {
+                args.extend(["--procs", "3"]);
+            }
+            let r = coord_json(&args, 0);
+            let updates: u64 = runs.parse::<u64>().unwrap() + warmup.parse::<u64>().unwrap();
+            assert_eq!(r["validation"]["a_updates"].as_u64(), Some(updates), "{args:?}");
+            assert_eq!(r["validated"], true);
+            assert_eq!(r["config"]["bytes_per_round"].as_u64(), Some(4 * 100_003 * 8), "BabelStream counts 4 arrays");
+        }
+    }
+    // The same a whatever the mode: the digests agree.
+    let digest = |mode: &str| {
+        let r = coord_json(&["--op", "nstream", "--len", "50000", "--runs", "6", "--mode", mode, "--procs", "2"], 0);
+        r["validation"]["a_digest"].as_str().unwrap().to_string()
+    };
+    assert_eq!(digest("procs"), digest("threads"));
+}
+
+#[test]
+fn a_stalled_round_gets_a_noise_verdict_and_a_warning_that_says_what_to_do() {
+    // One worker sleeps 200 ms in round 5: an outlier by any measure.
+    let out = coord(&[
+        "--procs",
+        "2",
+        "--len",
+        "1e5",
+        "--runs",
+        "15",
+        "--inject-fault",
+        "1:stall=200@5",
+        "--export-json",
+        "-",
+    ]);
+    out.expect_code(0);
+    let r = out.json();
+    assert_eq!(r["validated"], true, "a stall loses nothing");
+    assert_eq!(r["noise"]["verdict"], "noisy", "{}", r["noise"]);
+    assert!(r["noise"]["outliers"].as_array().unwrap().contains(&serde_json::json!(5)), "{}", r["noise"]);
+    assert_eq!(r["noise"], r["kernels"][0]["noise"]);
+    let line = out.stderr.lines().find(|l| l.contains("outliers")).unwrap_or_else(|| panic!("{}", out.stderr));
+    for hint in ["--runs", "--warmup", "--repeat", "--len"] {
+        assert!(line.contains(hint), "{hint}: {line}");
+    }
+    // The table shows the spread as a person reads it.
+    let table = coord(&["--procs", "2", "--len", "1e5", "--runs", "15", "--inject-fault", "1:stall=200@5", "-q"]);
+    assert!(table.stdout.contains("IQR") && table.stdout.contains("% of the median"), "{}", table.stdout);
 }
 
 #[test]
@@ -70,10 +207,32 @@ fn the_json_export_has_the_documented_keys() {
         "runs",
         "warmup",
         "seed",
+        "ops",
+        "pages",
+        "pages_reason",
+        "page_bytes",
+        "stores_reason",
+        "bytes_per_round",
+        "footprint_bytes",
     ] {
         assert!(!r["config"][key].is_null(), "config.{key} missing");
     }
-    assert_eq!(r["format_version"], 1);
+    assert_eq!(r["format_version"], 2);
+    assert_eq!(r["kind"], "run");
+    assert_eq!(r["config"]["pages"], "auto", "the --huge-pages setting; what it did is in pages_reason");
+    // RFC 3339, UTC, to the second: 2026-12-01T12:00:00Z.
+    let started = r["started"].as_str().unwrap();
+    let b = started.as_bytes();
+    assert!(
+        started.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'Z',
+        "{started}"
+    );
+    assert!(started[..4].parse::<u32>().unwrap() >= 2024);
+    let argv: Vec<&str> = r["arguments"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(argv.ends_with(&["--warmup", "2", "--export-json", "-", "--quiet"]), "{argv:?}");
+    assert!(r["kernels"].as_array().unwrap().len() == 1 && r["kernels"][0]["op"] == "add");
+    assert!(["steady", "noisy", "too-short"].contains(&r["noise"]["verdict"].as_str().unwrap()));
+    assert!(r["summary"]["iqr_s"].as_f64().unwrap() >= 0.0);
     assert_eq!(r["validated"], true);
     let runs = r["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
@@ -91,9 +250,13 @@ fn the_json_export_has_the_documented_keys() {
         assert!(s[key].as_f64().unwrap() > 0.0, "summary.{key}");
     }
     assert!(s["min_s"].as_f64() <= s["median_s"].as_f64() && s["median_s"].as_f64() <= s["max_s"].as_f64());
-    for key in ["setup_s", "spawn_s", "init_s", "rounds_s", "validate_s", "teardown_s", "total_s"] {
-        assert!(r["phases"][key].as_f64().unwrap() >= 0.0, "phases.{key}");
-    }
+    let phases = &r["phases"];
+    let parts: f64 = ["setup_s", "spawn_s", "init_s", "rounds_s", "validate_s", "teardown_s"]
+        .iter()
+        .map(|k| phases[k].as_f64().unwrap_or_else(|| panic!("phases.{k}")))
+        .sum();
+    assert!(parts <= phases["total_s"].as_f64().unwrap() * (1.0 + 1e-9), "the phases add up to no more than the total");
+    assert!(phases["rounds_s"].as_f64().unwrap() >= runs.iter().map(|x| x["seconds"].as_f64().unwrap()).sum::<f64>());
     for w in r["workers"].as_array().unwrap() {
         for key in ["id", "pid", "start", "end", "cpu", "pinned"] {
             assert!(!w[key].is_null(), "workers[].{key} missing in {w}");
@@ -138,14 +301,7 @@ fn posix_segments_work_and_are_gone_after_the_run() {
 
 #[test]
 fn every_simd_level_and_store_kind_of_this_cpu_validates() {
-    let levels: Vec<&str> = ["scalar", "sse2", "avx2", "avx512", "neon"]
-        .into_iter()
-        .filter(|l| {
-            let out = coord(&["--simd", l, "--len", "10", "--runs", "1", "--quiet"]);
-            out.code == Some(0)
-        })
-        .collect();
-    assert!(levels.contains(&"scalar"));
+    let levels = simd_levels();
     for simd in &levels {
         for stores in ["regular", "nontemporal"] {
             if (*simd == "scalar" || *simd == "neon") && stores == "nontemporal" {
@@ -153,7 +309,7 @@ fn every_simd_level_and_store_kind_of_this_cpu_validates() {
             }
             for dtype in ["f64", "f32"] {
                 let r = coord_json(
-                    &["--simd", simd, "--stores", stores, "--dtype", dtype, "--len", "100003", "--op", "triad"],
+                    &["--simd", simd, "--stores", stores, "--dtype", dtype, "--len", "100003", "--op", "all"],
                     0,
                 );
                 assert_eq!(r["config"]["simd"], *simd);
@@ -227,7 +383,8 @@ fn huge_pages_back_the_arrays_when_the_pool_has_room() {
         }
         let r = coord_json(&args, 0);
         assert_eq!(r["validated"], true, "{mode}");
-        assert_eq!(r["config"]["page_bytes"], 2 * 1024 * 1024, "{mode}: {}", r["config"]["pages"]);
+        assert_eq!(r["config"]["page_bytes"], 2 * 1024 * 1024, "{mode}: {}", r["config"]["pages_reason"]);
+        assert_eq!(r["config"]["pages"], "always");
         // Chunks are whole huge pages of c.
         let boundary = r["workers"][0]["end"].as_u64().unwrap();
         assert!(boundary == 1_000_003 || boundary.is_multiple_of(2 * 1024 * 1024 / 8));
@@ -235,8 +392,9 @@ fn huge_pages_back_the_arrays_when_the_pool_has_room() {
     }
     // A run whose chunks would be unbalanced keeps base pages under auto.
     let r = coord_json(&["--len", "1e6", "--procs", "8", "--mode", "threads"], 0);
-    assert_eq!(r["config"]["page_bytes"], 4096, "{}", r["config"]["pages"]);
-    assert!(r["config"]["pages"].as_str().unwrap().contains("unbalanced"));
+    assert_eq!(r["config"]["page_bytes"], 4096, "{}", r["config"]["pages_reason"]);
+    assert_eq!(r["config"]["pages"], "auto");
+    assert!(r["config"]["pages_reason"].as_str().unwrap().contains("unbalanced"), "{}", r["config"]["pages_reason"]);
     // posix segments live in /dev/shm, which is not hugetlbfs.
     coord(&["--huge-pages", "always", "--shm", "posix", "--len", "1e6"]).expect_code(2);
 }

@@ -1,11 +1,15 @@
-//! Soak: a few hundred runs over random modes, ops, lengths, worker counts,
-//! backends and faults. Each must end with the exit code its configuration
-//! implies, validated where it should be, leaving nothing behind.
+//! Soak: a few hundred runs over random modes, kernels, lengths, worker
+//! counts, backends and faults, and runs interrupted by a signal at a random
+//! moment of start-up, work or teardown. Each must end with the exit code
+//! its configuration implies, validated where it should be, leaving nothing
+//! behind.
 //!
 //! Reproducible: the seed is printed; `VECPAR_SOAK_SEED` replays one and
 //! `VECPAR_SOAK_RUNS` changes the count (default 300).
 
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
 
 use crate::util::*;
 
@@ -55,23 +59,31 @@ fn expected(mode: &str, fault: Option<(&str, bool)>, oob_ok: bool) -> Expect {
         ("threads", "exit") => Expect::Code(42),
         ("threads", "hang") => Expect::Code(4),
         ("threads", "oob-write") => Expect::Code(3),
+        ("threads", "stack-overflow") => Expect::Signal(11),
         _ => unreachable!(),
     }
 }
 
-#[test]
-fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
+/// The seed (printed where the test output shows it) and the run count.
+fn soak_setup(test: &str, default_runs: usize) -> (u64, usize) {
     let seed = std::env::var("VECPAR_SOAK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
-    let runs: usize = std::env::var("VECPAR_SOAK_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
-    eprintln!("soak: {runs} runs, VECPAR_SOAK_SEED={seed}");
+    let runs: usize = std::env::var("VECPAR_SOAK_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_runs);
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{test}: {runs} runs, VECPAR_SOAK_SEED={seed}\n").as_bytes());
+    (seed, runs)
+}
+
+#[test]
+fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
+    let (seed, runs) = soak_setup("soak", 300);
     let mut rng = Rng(seed);
     let started = Instant::now();
     let mut tally = std::collections::BTreeMap::<String, usize>::new();
     for i in 0..runs {
         let mode = rng.pick(&["procs", "procs", "threads"]);
-        let op = rng.pick(&["add", "copy", "scale", "triad"]);
+        let op = rng.pick(&["add", "copy", "scale", "triad", "dot", "nstream", "all", "dot,copy", "triad,nstream"]);
         let dtype = rng.pick(&["f64", "f32"]);
         let len = rng.pick(&["1", "7", "513", "4097", "65537", "300001"]);
         let procs = 1 + rng.below(6);
@@ -99,8 +111,13 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
             shm,
             "--sync",
             sync,
+            // Base pages: the chunk layout (and so which worker has a
+            // neighbour to write into) must not depend on what the hugetlb
+            // pool holds while another test changes it.
+            "--huge-pages",
+            "never",
             "--timeout",
-            "0.3",
+            "2",
             "--export-json",
             "-",
             "--quiet",
@@ -112,8 +129,11 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
             None
         } else {
             // Hangs cost a timeout each: keep them rare.
-            let kind =
-                if rng.below(10) == 0 { "hang" } else { rng.pick(&["panic", "abort", "segv", "exit", "oob-write"]) };
+            let kind = if rng.below(10) == 0 {
+                "hang"
+            } else {
+                rng.pick(&["panic", "abort", "segv", "exit", "oob-write", "stack-overflow"])
+            };
             let worker = rng.below(procs);
             let round = rng.below(rounds + warmup);
             let retry = rng.below(2) == 0;
@@ -140,6 +160,60 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
         }
         *tally.entry(format!("{want:?}")).or_default() += 1;
     }
-    eprintln!("soak: {runs} runs in {:.1?}: {tally:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(300), "a soak is bounded to a few minutes");
+    use std::io::Write;
+    let _ =
+        std::io::stderr().write_all(format!("soak: {runs} runs in {:.1?}: {tally:?}\n", started.elapsed()).as_bytes());
+}
+
+#[test]
+fn signals_at_random_moments_of_start_up_work_and_teardown_leave_nothing() {
+    let (seed, runs) = soak_setup("signal soak", 60);
+    let mut rng = Rng(seed ^ 0x5eed);
+    let mut tally = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..runs {
+        let mode = rng.pick(&["procs", "procs", "threads", "serial"]);
+        let shm = rng.pick(&["memfd", "posix"]);
+        let procs = (1 + rng.below(8)).to_string();
+        let len = rng.pick(&["1e4", "1e5", "1e6"]);
+        let rounds = (1 + rng.below(20)).to_string();
+        let signal = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGKILL][rng.below(4) as usize];
+        // From the first instruction to past the end: 0–60 ms covers
+        // start-up, spawning, the rounds and teardown of these runs.
+        let delay = Duration::from_micros(rng.below(60_000));
+        let mut args = vec!["--mode", mode, "--shm", shm, "--len", len, "--runs", &rounds, "-q"];
+        if mode != "serial" {
+            args.extend(["--procs", &procs]);
+        }
+        let mut run = Background::start(&args);
+        std::thread::sleep(delay);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.pid() as i32), signal);
+        if signal == Signal::SIGKILL {
+            // The kernel frees the segment and kills the workers; the one
+            // thing it cannot free is a posix name linked in the
+            // microseconds before its unlink: the next posix run removes it.
+            let _ = run.child.wait();
+            let pid = run.pid();
+            let named = !segments_of(pid).is_empty();
+            if named {
+                let next = coord(&["--shm", "posix", "--procs", "1", "--len", "1e3", "--runs", "1"]);
+                next.expect_code(0);
+                assert!(next.stderr.contains("removed 1 stale segment"), "run {i}: {}", next.stderr);
+                *tally.entry("SIGKILL left a name, swept".into()).or_default() += 1;
+            }
+        }
+        let out = run.finish(LIMIT);
+        let how = match (out.code, out.signal) {
+            (Some(0), _) => "finished".to_string(),
+            (Some(c), _) if c == 128 + signal as i32 && signal != Signal::SIGKILL => format!("{signal}"),
+            (None, Some(9)) if signal == Signal::SIGKILL => "SIGKILL".to_string(),
+            // So early that the default action still applied: nothing had
+            // been created yet.
+            (None, Some(s)) if s == signal as i32 => format!("{signal} before the handlers"),
+            other => panic!("run {i} (seed {seed}) {args:?}, {signal} after {delay:?}: {other:?}\n{}", out.stderr),
+        };
+        assert!(!out.stderr.contains("panicked"), "run {i}: {}", out.stderr);
+        *tally.entry(how).or_default() += 1;
+    }
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("signal soak: {tally:?}\n").as_bytes());
 }

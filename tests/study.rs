@@ -1,17 +1,19 @@
 //! The study workflow: sweeps, plots, the isolation experiment, exports and
 //! completions.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 use crate::util::*;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vecpar-study-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+/// The run CSV's columns, in order: a contract with whoever reads the file.
+const RUN_CSV: &str = "mode,procs,len,op,dtype,simd,stores,runs,best_gbps,median_gbps,\
+min_s,median_s,mean_s,max_s,stddev_s,validated,exit_code,iqr_s,noise";
+const SWEEP_CSV: &str = "mode,procs,len,op,dtype,simd,stores,page_bytes,repeats,best_gbps,\
+median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code";
+const ISOLATION_CSV: &str = "mode,fault,survived,correct,detected,lost,retry,recovered";
+/// The plot's first two series colours (its palette starts with these).
+const FIRST_SERIES: (u8, u8, u8) = (0x1f, 0x77, 0xb4);
+const SECOND_SERIES: (u8, u8, u8) = (0xd6, 0x27, 0x28);
 
 #[test]
 fn a_sweep_measures_every_point_against_serial() {
@@ -19,7 +21,7 @@ fn a_sweep_measures_every_point_against_serial() {
     out.expect_code(0);
     let r = out.json();
     assert_eq!(r["kind"], "sweep");
-    assert_eq!(r["format_version"], 1);
+    assert_eq!(r["format_version"], 2);
     let points = r["points"].as_array().unwrap();
     // serial once, then procs and threads at 1 and 2 workers
     let shape: Vec<(String, u64)> =
@@ -88,13 +90,14 @@ fn the_sweep_table_answers_procs_versus_threads() {
 
 #[test]
 fn a_workers_plot_has_one_line_per_mode() {
-    let svg = temp("scaling.svg");
+    let dir = TempDir::new("plot");
+    let svg = dir.join("scaling.svg");
     let out =
         coord(&["sweep", "--procs", "1,2,4", "--len", "1e5", "--runs", "2", "--plot", svg.to_str().unwrap(), "-q"]);
     out.expect_code(0);
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg"));
-    let texts = vecpar::plot::svg_texts(&text);
+    let texts = svg_texts(&text);
     for label in ["procs", "threads", "serial", "workers (log scale)", "1", "2", "4"] {
         assert!(texts.iter().any(|t| t == label), "{label} in {texts:?}");
     }
@@ -105,7 +108,8 @@ fn a_workers_plot_has_one_line_per_mode() {
 
 #[test]
 fn a_length_plot_marks_the_caches_and_renders_as_png_too() {
-    let svg = temp("lengths.svg");
+    let dir = TempDir::new("plot");
+    let svg = dir.join("lengths.svg");
     let out = coord(&[
         "sweep",
         "--procs",
@@ -121,7 +125,7 @@ fn a_length_plot_marks_the_caches_and_renders_as_png_too() {
         "-q",
     ]);
     out.expect_code(0);
-    let texts = vecpar::plot::svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
     for label in ["procs × 2", "serial", "elements per array (log scale)"] {
         assert!(texts.iter().any(|t| t.starts_with(label)), "{label} in {texts:?}");
     }
@@ -133,7 +137,7 @@ fn a_length_plot_marks_the_caches_and_renders_as_png_too() {
         );
     }
 
-    let png = temp("lengths.png");
+    let png = dir.join("lengths.png");
     coord(&[
         "sweep",
         "--procs",
@@ -157,10 +161,10 @@ fn a_length_plot_marks_the_caches_and_renders_as_png_too() {
     let pixels = &buf[..frame.buffer_size()];
     let step = frame.line_size / frame.width as usize;
     let has = |(r, g, b): (u8, u8, u8)| pixels.chunks(step).any(|p| p[0] == r && p[1] == g && p[2] == b);
-    assert!(has(vecpar::plot::series_color(0)) && has(vecpar::plot::series_color(1)), "both series are drawn");
+    assert!(has(FIRST_SERIES) && has(SECOND_SERIES), "both series are drawn");
 
-    let bad = coord(&["sweep", "--procs", "1", "--len", "1e3", "--runs", "1", "--plot", "/tmp/x.gif", "-q"]);
-    bad.expect_code(1);
+    let bad = coord(&["sweep", "--procs", "1", "--len", "1e3", "--runs", "1", "--plot", &dir.str("x.gif"), "-q"]);
+    bad.expect_code(2);
     assert!(bad.stderr.contains("--plot") && bad.stderr.contains(".svg or .png"), "{}", bad.stderr);
 }
 
@@ -176,14 +180,15 @@ fn every_export_parses_back_for_runs_and_sweeps() {
     let out = coord(&["--procs", "2", "--len", "1e4", "--export-csv", "-", "-q"]);
     out.expect_code(0);
     let (header, rows) = csv(&out.stdout);
-    assert_eq!(header.join(","), vecpar::report::export::CSV_HEADER);
+    assert_eq!(header.join(","), RUN_CSV);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][header.iter().position(|h| h == "validated").unwrap()], "true");
     let md = coord(&["--procs", "2", "--len", "1e4", "--export-markdown", "-", "-q"]);
     assert!(md.stdout.starts_with("| mode |") && md.stdout.lines().count() == 3, "{}", md.stdout);
 
     // A sweep, all three at once into files.
-    let (j, c, m) = (temp("s.json"), temp("s.csv"), temp("s.md"));
+    let dir = TempDir::new("exports");
+    let (j, c, m) = (dir.join("s.json"), dir.join("s.csv"), dir.join("s.md"));
     coord(&[
         "sweep",
         "--procs",
@@ -205,7 +210,7 @@ fn every_export_parses_back_for_runs_and_sweeps() {
     .expect_code(0);
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
     let (header, rows) = csv(&std::fs::read_to_string(&c).unwrap());
-    assert_eq!(header.join(","), vecpar::report::export::SWEEP_CSV_HEADER);
+    assert_eq!(header.join(","), SWEEP_CSV);
     assert_eq!(rows.len(), json["points"].as_array().unwrap().len());
     let gbps = header.iter().position(|h| h == "median_gbps").unwrap();
     for (row, point) in rows.iter().zip(json["points"].as_array().unwrap()) {
@@ -258,7 +263,7 @@ fn the_isolation_experiment_shows_what_processes_buy() {
     assert!(table.stdout.contains("What it shows") && table.stdout.contains("died of SIGSEGV"), "{}", table.stdout);
     let c = coord(&["isolation", "--faults", "panic", "--len", "1e5", "--export-csv", "-", "-q"]);
     let (header, rows) = csv(&c.stdout);
-    assert_eq!(header.join(","), vecpar::report::export::ISOLATION_CSV_HEADER);
+    assert_eq!(header.join(","), ISOLATION_CSV);
     assert_eq!(rows.len(), 2);
     let m = coord(&["isolation", "--faults", "panic", "--len", "1e5", "--export-markdown", "-", "-q"]);
     assert!(m.stdout.starts_with("| mode | fault |"), "{}", m.stdout);
@@ -290,11 +295,12 @@ fn a_closed_pipe_is_not_an_error() {
             .unwrap();
         drop(child.stdout.take()); // close the read end at once
         let pid = child.id();
+        let since = std::time::SystemTime::now();
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
-        assert_no_leftovers(pid);
+        assert_no_leftovers(pid, since);
     }
 }
 
@@ -315,10 +321,149 @@ fn misleading_measurements_are_warned_about() {
     let out = coord(&["--procs", "8", "--len", "1e5", "--runs", "3"]);
     out.expect_code(0);
     assert!(out.stderr.contains("fit in the") && out.stderr.contains("cache"), "{}", out.stderr);
-    let cpus = vecpar::cpus::allowed_cpus().len();
-    if cpus < 8 {
-        assert!(out.stderr.contains(&format!("8 workers on {cpus} allowed CPUs")), "{}", out.stderr);
+    let cpus = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|set| (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).count());
+    if let Ok(cpus @ ..=7) = cpus {
+        assert!(out.stderr.contains(&format!("8 workers on {cpus} CPUs allowed")), "{}", out.stderr);
     }
     let tiny = coord(&["--procs", "1", "--len", "100", "--runs", "3"]);
     assert!(tiny.stderr.contains("too short to time well"), "{}", tiny.stderr);
+}
+
+#[test]
+fn the_isolation_experiment_refuses_child_runs_that_failed_for_another_reason() {
+    // A vecpar-coord with no vecpar-worker beside it: every procs child
+    // fails to start its workers — not because of the injected fault.
+    let dir = TempDir::new("lonely");
+    let lonely = dir.join("vecpar-coord");
+    std::fs::copy(coord_bin(), &lonely).unwrap();
+    let mut cmd = std::process::Command::new(&lonely);
+    cmd.args(["isolation", "--faults", "panic", "--len", "1e4"]).env_remove("VECPAR_WORKER");
+    let out = run_cmd(cmd, LIMIT);
+    out.expect_code(1);
+    assert!(out.stdout.is_empty(), "no table of false lessons: {}", out.stdout);
+    let lines = out.error_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("did not fail because of the fault") && l.contains("vecpar-worker")),
+        "says why, with the child's own error: {}",
+        out.stderr
+    );
+    // A length the children refuse: the same.
+    let out = coord(&["isolation", "--faults", "panic", "--len", "1e14"]);
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
+
+#[test]
+fn isolation_offers_only_the_modes_it_compares() {
+    let out = coord(&["isolation", "--modes", "serial"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--modes"), "{}", out.stderr);
+    let help = coord(&["isolation", "--help"]).stdout;
+    let modes = help.split("--modes").nth(1).unwrap_or_default();
+    let listed = &modes[..modes.find("--procs").unwrap_or(modes.len())];
+    assert!(!listed.contains("serial"), "{listed}");
+}
+
+#[test]
+fn a_failed_export_keeps_the_previous_file_whole() {
+    if !is_root() || !can_unshare_mounts() {
+        return skip("atomic exports", "needs root and unshare -m for a small private file system");
+    }
+    // A 64 KiB file system holding last week's export: this sweep's JSON
+    // does not fit, and the old file must come through intact.
+    let script = r#"
+        set -e; d=$(mktemp -d); mount -t tmpfs -o size=64k tmpfs "$d"
+        printf '{"old": true}' > "$d/s.json"
+        set +e; "$VECPAR" sweep --procs 1,2 --len 1e4 --runs 200 --export-json "$d/s.json" -q >/dev/null; echo "exit $?"
+        cat "$d/s.json"; echo; ls -a "$d" | wc -l
+        umount "$d"; rmdir "$d"
+    "#;
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", script]).env("VECPAR", coord_bin());
+    let out = run_cmd(cmd, LIMIT);
+    out.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"exit 1"), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(lines.get(1), Some(&r#"{"old": true}"#), "the previous export is untouched");
+    assert_eq!(lines.get(2), Some(&"3"), "no temporary left beside it (., .., s.json)");
+    assert!(out.stderr.contains("--export-json") || out.stderr.contains("s.json"), "{}", out.stderr);
+    assert!(out.stderr.contains("ENOSPC") || out.stderr.contains("No space"), "{}", out.stderr);
+}
+
+#[test]
+fn an_interrupted_sweep_keeps_its_finished_points() {
+    let dir = TempDir::new("partial");
+    let json = dir.join("partial.json");
+    let md = dir.join("partial.md");
+    // Two points of several seconds each: procs × 1, then procs × 2.
+    let mut run = Background::start(&[
+        "sweep",
+        "--modes",
+        "procs",
+        "--procs",
+        "1,2",
+        "--len",
+        "1e6",
+        "--runs",
+        "5000",
+        "--export-json",
+        json.to_str().unwrap(),
+        "--export-markdown",
+        md.to_str().unwrap(),
+        "-q",
+    ]);
+    // The second point has started once two workers run at once.
+    run.wait_for_workers(2);
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let out = run.finish(LIMIT);
+    out.expect_code(130);
+    assert!(out.stderr.contains("interrupted by SIGINT"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("| procs |") || out.stdout.contains("procs"),
+        "the finished points' table: {}",
+        out.stdout
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["partial"], true);
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "the finished point, not the interrupted one: {points:?}");
+    assert_eq!(points[0]["procs"], 1);
+    assert!(std::fs::read_to_string(&md).unwrap().contains("| procs | 1 |"));
+}
+
+#[test]
+fn a_sweep_combines_every_grid_flag_and_merges_repeats() {
+    let out = coord(&[
+        "sweep",
+        "--modes",
+        "procs",
+        "--procs",
+        "2,2",
+        "--len",
+        "1e4",
+        "--dtype",
+        "f64,f32",
+        "--op",
+        "add,dot",
+        "--runs",
+        "2",
+        "--export-json",
+        "-",
+    ]);
+    out.expect_code(0);
+    let r = out.json();
+    let mut shape: Vec<(String, String)> = r["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["op"].as_str().unwrap().to_string(), p["dtype"].as_str().unwrap().to_string()))
+        .collect();
+    shape.sort();
+    let want: Vec<(String, String)> = [("add", "f32"), ("add", "f64"), ("dot", "f32"), ("dot", "f64")]
+        .iter()
+        .map(|(o, d)| (o.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(shape, want, "every op × dtype, --procs 2 once");
+    assert!(out.stderr.contains("note: --procs names 2 more than once"), "{}", out.stderr);
 }

@@ -1,40 +1,45 @@
 //! Running the real binaries and checking that they leave nothing behind.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 /// The coordinator binary built for this test run.
-pub fn coord_bin() -> &'static str {
+pub(crate) fn coord_bin() -> &'static str {
     env!("CARGO_BIN_EXE_vecpar-coord")
 }
 
 /// The worker binary built for this test run.
-pub fn worker_bin() -> &'static str {
+pub(crate) fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_vecpar-worker")
 }
 
+/// How long any one run may take before the test calls it hung. Generous:
+/// the machine may be busy (CI runs on two shared cores).
+pub(crate) const LIMIT: Duration = Duration::from_secs(300);
+
 /// How a process ended and what it printed.
 #[derive(Debug)]
-pub struct Outcome {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub pid: u32,
+pub(crate) struct Outcome {
+    pub(crate) code: Option<i32>,
+    pub(crate) signal: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) pid: u32,
 }
 
 impl Outcome {
     /// The stdout as JSON (the run must have used `--export-json -`).
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
     }
 
     /// Asserts the exit code, showing the output otherwise.
-    pub fn expect_code(&self, code: i32) -> &Self {
+    pub(crate) fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code,
             Some(code),
@@ -46,31 +51,22 @@ impl Outcome {
         self
     }
 
-    /// The stderr lines that are not warnings.
-    pub fn error_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.contains(": warning: ")).collect()
+    /// The stderr lines that are not warnings or notes.
+    pub(crate) fn error_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| !l.contains(": warning: ") && !l.contains(": note: ")).collect()
     }
 }
 
 /// Runs a command to completion (killing it after `limit`), then checks it
-/// left no worker process and no segment behind.
-pub fn run_cmd(mut cmd: Command, limit: Duration) -> Outcome {
+/// left no worker process, no segment and nothing in $TMPDIR behind.
+pub(crate) fn run_cmd(mut cmd: Command, limit: Duration) -> Outcome {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
     let started = Instant::now();
+    let since = SystemTime::now();
     let mut child = cmd.spawn().expect("spawn");
     let pid = child.id();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let out_thread = drain(child.stdout.take().unwrap());
+    let err_thread = drain(child.stderr.take().unwrap());
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -91,19 +87,19 @@ pub fn run_cmd(mut cmd: Command, limit: Duration) -> Outcome {
         stderr: err_thread.join().unwrap(),
         pid,
     };
-    assert_no_leftovers(pid);
+    assert_no_leftovers(pid, since);
     outcome
 }
 
 /// Runs `vecpar-coord` with `args`.
-pub fn coord(args: &[&str]) -> Outcome {
+pub(crate) fn coord(args: &[&str]) -> Outcome {
     let mut cmd = Command::new(coord_bin());
     cmd.args(args);
-    run_cmd(cmd, Duration::from_secs(120))
+    run_cmd(cmd, LIMIT)
 }
 
 /// Runs `vecpar-coord` with `args` and `--export-json -`, expecting `code`.
-pub fn coord_json(args: &[&str], code: i32) -> Value {
+pub(crate) fn coord_json(args: &[&str], code: i32) -> Value {
     let mut all = args.to_vec();
     all.extend(["--export-json", "-", "--quiet"]);
     let out = coord(&all);
@@ -112,7 +108,7 @@ pub fn coord_json(args: &[&str], code: i32) -> Value {
 }
 
 /// Entries of /dev/shm that belong to the coordinator `pid`.
-pub fn segments_of(pid: u32) -> Vec<String> {
+pub(crate) fn segments_of(pid: u32) -> Vec<String> {
     let prefix = format!("vecpar-{pid}-");
     std::fs::read_dir("/dev/shm")
         .map(|d| {
@@ -125,42 +121,67 @@ pub fn segments_of(pid: u32) -> Vec<String> {
 }
 
 /// Live `vecpar-worker` processes started by the coordinator `pid`.
-pub fn workers_of(pid: u32) -> Vec<u32> {
+pub(crate) fn workers_of(pid: u32) -> Vec<u32> {
     let needle = format!("--coordinator\0{pid}\0");
+    processes()
+        .into_iter()
+        .filter(|(_, cmdline)| cmdline.contains("vecpar-worker") && cmdline.contains(&needle))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Every live (not zombie) process: (pid, command line with NULs).
+pub(crate) fn processes() -> Vec<(u32, String)> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|p| {
-            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            let alive = std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-                .unwrap_or(false);
-            alive && cmdline.contains("vecpar-worker") && cmdline.contains(&needle)
+        .filter(|&p| is_alive(p))
+        .map(|p| {
+            (p, String::from_utf8_lossy(&std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default()).into_owned())
         })
         .collect()
 }
 
-/// Asserts the coordinator `pid` left no segment and no worker behind
-/// (allowing a second for workers to notice their coordinator died).
-pub fn assert_no_leftovers(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(2);
+/// What a run could leave in `dir` (by default $TMPDIR) since `since`:
+/// ipc-style socket directories and export temporaries.
+pub(crate) fn temp_leftovers(dir: &Path, since: SystemTime) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let recent = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+                    recent
+                        && ((name.starts_with(".tmp") && e.path().join("socket").exists()) || name.contains(".vecpar-"))
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts the coordinator `pid` left no segment, no worker and nothing in
+/// $TMPDIR behind (allowing a few seconds for workers to notice their
+/// coordinator died, on a busy machine).
+pub(crate) fn assert_no_leftovers(pid: u32, since: SystemTime) {
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let segments = segments_of(pid);
         let workers = workers_of(pid);
-        if segments.is_empty() && workers.is_empty() {
+        let temps = temp_leftovers(&std::env::temp_dir(), since);
+        if segments.is_empty() && workers.is_empty() && temps.is_empty() {
             return;
         }
         if Instant::now() > deadline {
-            panic!("coordinator {pid} left segments {segments:?} and workers {workers:?}");
+            panic!("coordinator {pid} left segments {segments:?}, workers {workers:?} and temporary files {temps:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 /// The workers of a report: (id, pid, start, end).
-pub fn worker_ranges(report: &Value) -> Vec<(u64, u64, u64, u64)> {
+pub(crate) fn worker_ranges(report: &Value) -> Vec<(u64, u64, u64, u64)> {
     report["workers"]
         .as_array()
         .unwrap()
@@ -177,7 +198,7 @@ pub fn worker_ranges(report: &Value) -> Vec<(u64, u64, u64, u64)> {
 }
 
 /// Asserts the workers' chunks cover [0, len) in order without overlap.
-pub fn assert_partition(report: &Value) {
+pub(crate) fn assert_partition(report: &Value) {
     let len = report["config"]["len"].as_u64().unwrap();
     let mut next = 0;
     for (_, _, start, end) in worker_ranges(report) {
@@ -191,63 +212,80 @@ pub fn assert_partition(report: &Value) {
     assert_eq!(next, len, "chunks cover [0, len)");
 }
 
-/// A coordinator running in the background; its output is read as it comes
-/// (a full pipe would block it).
-pub struct Background {
-    pub child: std::process::Child,
-    readers: Option<(std::thread::JoinHandle<String>, std::thread::JoinHandle<String>)>,
-}
-
 fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = pipe.read_to_string(&mut s);
-        s
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
     })
+}
+
+/// A coordinator running in the background; its output is read as it comes
+/// (a full pipe would block it).
+pub(crate) struct Background {
+    pub(crate) child: std::process::Child,
+    since: SystemTime,
+    readers: Option<(std::thread::JoinHandle<String>, std::thread::JoinHandle<String>)>,
 }
 
 impl Background {
     /// Starts `vecpar-coord` with `args`, output captured.
-    pub fn start(args: &[&str]) -> Background {
-        let mut child = Command::new(coord_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vecpar-coord");
-        let readers = Some((drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap())));
-        Background { child, readers }
+    pub(crate) fn start(args: &[&str]) -> Background {
+        let mut cmd = Command::new(coord_bin());
+        cmd.args(args);
+        Background::spawn(cmd)
     }
 
-    pub fn pid(&self) -> u32 {
+    /// Starts `cmd`, output captured.
+    pub(crate) fn spawn(mut cmd: Command) -> Background {
+        let since = SystemTime::now();
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let readers = Some((drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap())));
+        Background { child, since, readers }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits until `n` workers of this coordinator are running.
-    pub fn wait_for_workers(&mut self, n: usize) -> Vec<u32> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    pub(crate) fn wait_for_workers(&mut self, n: usize) -> Vec<u32> {
+        let deadline = Instant::now() + LIMIT;
         loop {
             let workers = workers_of(self.pid());
             if workers.len() >= n {
                 return workers;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("coordinator exited early: {status:?}");
+                let stderr = self.readers.take().map(|(_, err)| err.join().unwrap_or_default()).unwrap_or_default();
+                panic!("coordinator exited early: {status:?}; stderr:\n{stderr}");
             }
             assert!(Instant::now() < deadline, "{n} workers did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
+    /// Waits until the coordinator has `n` threads (threads mode: its workers).
+    pub(crate) fn wait_for_threads(&mut self, n: usize) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let threads = std::fs::read_dir(format!("/proc/{}/task", self.pid())).map_or(0, |d| d.count());
+            if threads >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{n} threads did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Sends `signal` to the coordinator.
-    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
     }
 
     /// Waits for the coordinator to end (killing it after `limit`), then
     /// checks that it left nothing behind.
-    pub fn finish(mut self, limit: Duration) -> Outcome {
+    pub(crate) fn finish(mut self, limit: Duration) -> Outcome {
         use std::os::unix::process::ExitStatusExt;
         let started = Instant::now();
         let status = loop {
@@ -263,7 +301,7 @@ impl Background {
         let (out, err) = self.readers.take().unwrap();
         let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
         let pid = self.pid();
-        assert_no_leftovers(pid);
+        assert_no_leftovers(pid, self.since);
         Outcome { code: status.code(), signal: status.signal(), stdout, stderr, pid }
     }
 }
@@ -276,17 +314,63 @@ impl Drop for Background {
 }
 
 /// Whether `pid` is a live (not zombie) process.
-pub fn is_alive(pid: u32) -> bool {
+pub(crate) fn is_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
 }
 
 /// Whether the tests run as root (some need it to restrict the machine).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Prints why a test skips and returns (a skip is visible, never silent).
-pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIP {test}: {why}");
+/// Says why a test skips, where the test output shows it: straight to the
+/// process's stderr, which libtest does not capture (it captures only what
+/// the print macros write).
+pub(crate) fn skip(test: &str, why: &str) {
+    let _ = std::io::stderr().write_all(format!("SKIP {test}: {why}\n").as_bytes());
+}
+
+/// Whether `unshare -m` (a private mount namespace) works here.
+pub(crate) fn can_unshare_mounts() -> bool {
+    matches!(Command::new("unshare").args(["-m", "true"]).status(), Ok(s) if s.success())
+}
+
+/// A fresh directory under $TMPDIR, removed with everything in it on drop.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("vecpar-test-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a test directory");
+        TempDir(dir)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub(crate) fn str(&self, name: &str) -> String {
+        self.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The text elements of an SVG, trimmed.
+pub(crate) fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string()))
+        .collect()
 }

@@ -1,49 +1,23 @@
 //! The arrays' contents: generated, checked and summarised, chunk by chunk.
 //!
-//! `a[i]` and `b[i]` come from a counter-based generator (SplitMix64's
-//! finaliser applied to a key derived from `--seed` plus `i` times the golden
-//! ratio), so a value depends on the seed and its index only. Every worker
-//! can therefore fill its own chunk, touching its pages first, and the arrays
-//! are the same whatever the mode or the number of workers.
+//! `a[i]`, `b[i]` (and, when a kernel reads it first, `c[i]`) come from a
+//! counter-based generator (SplitMix64's finaliser applied to a key derived
+//! from `--seed` plus `i` times the golden ratio), so a value depends on the
+//! seed and its index only. Every worker can therefore fill its own chunk,
+//! touching its pages first, and the arrays are the same whatever the mode
+//! or the number of workers.
 //!
-//! Validation regenerates the expected `a[i]` and `b[i]` instead of trusting
+//! Validation regenerates what every element must hold — the inputs, then
+//! the kernels applied in the run's order ([`Expect`]) — instead of trusting
 //! the arrays in memory, so it also catches a worker that scribbled over
-//! someone else's input. The digest of `c` is an XOR of per-element hashes
-//! keyed by index: chunks combine in any order, and two runs produced the same
-//! `c` exactly when their digests match (up to hash collisions).
+//! someone else's input. The digests are XORs of per-element hashes keyed by
+//! index: chunks combine in any order, and two runs produced the same array
+//! exactly when their digests match (up to hash collisions).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Element, OP_ADD, OP_COPY, OP_SCALE, OP_TRIAD, Op, STREAM_SCALAR};
-
-/// One of the three arrays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// The first input.
-    A,
-    /// The second input.
-    B,
-    /// The output.
-    C,
-}
-
-impl Stream {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::A => "a",
-            Stream::B => "b",
-            Stream::C => "c",
-        }
-    }
-}
-
-impl std::fmt::Display for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use super::{Element, Formula, Op, STREAM_SCALAR, Visit, formula};
+use crate::vocab::Array;
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 const DIGEST_KEY: u64 = 0xD1B5_4A32_D192_ED03;
@@ -56,11 +30,11 @@ fn mix64(mut z: u64) -> u64 {
 }
 
 #[inline(always)]
-fn stream_key(seed: u64, stream: Stream) -> u64 {
-    let tag = match stream {
-        Stream::A => 0xA0A0_A0A0_A0A0_A0A1,
-        Stream::B => 0xB0B0_B0B0_B0B0_B0B3,
-        Stream::C => 0xC0C0_C0C0_C0C0_C0C5,
+fn key(seed: u64, array: Array) -> u64 {
+    let tag = match array {
+        Array::A => 0xA0A0_A0A0_A0A0_A0A1,
+        Array::B => 0xB0B0_B0B0_B0B0_B0B3,
+        Array::C => 0xC0C0_C0C0_C0C0_C0C5,
     };
     mix64(seed ^ tag)
 }
@@ -70,218 +44,398 @@ fn generated<T: Element>(key: u64, index: u64) -> T {
     T::from_random_bits(mix64(key.wrapping_add(index.wrapping_mul(GOLDEN))))
 }
 
-/// The value element `index` of `stream` must hold after a validated run.
-pub fn expected_value<T: Element>(seed: u64, stream: Stream, index: u64) -> T {
-    match stream {
-        Stream::A | Stream::B => generated(stream_key(seed, stream), index),
-        // Only meaningful with an op; `expected_output` covers c.
-        Stream::C => T::ZERO,
-    }
+#[inline(always)]
+fn digest_of(bits: u64, index: u64) -> u64 {
+    mix64(bits ^ index.wrapping_mul(DIGEST_KEY))
 }
 
-/// The value `c[index]` must hold after a validated run of `op`.
-pub fn expected_output<T: Element>(seed: u64, op: Op, index: u64) -> T {
-    let a = expected_value::<T>(seed, Stream::A, index);
-    let b = expected_value::<T>(seed, Stream::B, index);
-    op.apply(a, b, T::from_f64(STREAM_SCALAR))
+/// The generated value of element `index` of `array` before any kernel ran.
+#[cfg(test)]
+pub(crate) fn expected_input<T: Element>(seed: u64, array: Array, index: u64) -> T {
+    generated(key(seed, array), index)
 }
 
 #[inline(always)]
-fn fill_body<T: Element>(seed: u64, stream: Stream, start: u64, out: &mut [T]) {
-    let key = stream_key(seed, stream);
+fn fill_body<T: Element>(seed: u64, array: Array, start: u64, out: &mut [T]) {
+    let k = key(seed, array);
     for (i, x) in out.iter_mut().enumerate() {
-        *x = generated(key, start + i as u64);
+        *x = generated(k, start + i as u64);
     }
 }
 
-/// Fills `out` with elements `start..start + out.len()` of input `stream`.
-pub fn fill<T: Element>(seed: u64, stream: Stream, start: u64, out: &mut [T]) {
+/// Fills `out` with elements `start..start + out.len()` of `array`'s inputs.
+pub(crate) fn fill<T: Element>(seed: u64, array: Array, start: u64, out: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512dq") {
         // SAFETY: the CPU supports AVX-512F/DQ (checked just above).
-        return unsafe { fill_avx512(seed, stream, start, out) };
+        return unsafe { fill_avx512(seed, array, start, out) };
     }
-    fill_body(seed, stream, start, out)
+    fill_body(seed, array, start, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-fn fill_avx512<T: Element>(seed: u64, stream: Stream, start: u64, out: &mut [T]) {
-    fill_body(seed, stream, start, out)
+fn fill_avx512<T: Element>(seed: u64, array: Array, start: u64, out: &mut [T]) {
+    fill_body(seed, array, start, out)
 }
 
-/// The first element that differs from what a correct run leaves behind.
+/// What the arrays must hold when validation runs: the inputs as
+/// generated, then the kernels applied in the run's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Expect {
+    /// `--seed`.
+    pub seed: u64,
+    /// Whether `c` was filled from the generator (a kernel read it before
+    /// any wrote it); else it starts as zeroes.
+    pub c_filled: bool,
+    /// The last kernel that wrote `c`, if any (they all read only `a` and
+    /// `b`, so the last one alone decides `c`).
+    pub c_writer: Option<Op>,
+    /// How many times `nstream` updated `a` (it runs last: it reads `c` as
+    /// the kernels before it left it).
+    pub a_updates: u32,
+}
+
+/// The first element that differs from what the run must have left.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mismatch {
     /// Which array.
-    pub array: Stream,
+    pub array: Array,
     /// The element's index in the whole array.
     pub index: u64,
-    /// What it holds.
+    /// What it holds (in JSON, a number, or "NaN", "inf", "-inf").
+    #[serde(with = "any_float")]
     pub got: f64,
     /// What it should hold.
+    #[serde(with = "any_float")]
     pub expected: f64,
+}
+
+/// JSON has no NaN or infinity, but a corrupted array may hold them: those
+/// are written as strings.
+pub(crate) mod any_float {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes a finite value as a number, others as "NaN", "inf" or "-inf".
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_str(if v.is_nan() {
+                "NaN"
+            } else if *v > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            })
+        }
+    }
+
+    /// Reads what [`serialize`] writes.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Number(f64),
+            Text(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Number(v) => Ok(v),
+            Either::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!("'{other}' is not a number"))),
+            },
+        }
+    }
 }
 
 /// The result of checking one chunk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The first bad element, if any.
     pub mismatch: Option<Mismatch>,
     /// XOR-combinable digest of the chunk of `c`.
-    pub digest: u64,
+    pub c_digest: u64,
+    /// XOR-combinable digest of the chunk of `a` (0 unless `nstream` ran).
+    pub a_digest: u64,
+}
+
+impl Verdict {
+    /// Combines the verdicts of two neighbouring pieces (`self` first).
+    pub(crate) fn then(self, next: Verdict) -> Verdict {
+        Verdict {
+            mismatch: self.mismatch.or(next.mismatch),
+            c_digest: self.c_digest ^ next.c_digest,
+            a_digest: self.a_digest ^ next.a_digest,
+        }
+    }
 }
 
 const VERIFY_BLOCK: usize = 256;
 
-/// The op as a compile-time constant, so the check loop has no branch on
-/// it and vectorises (a runtime `match` per element turned it into a jump
-/// table, three times slower).
+/// What element `index` of every array must hold.
 #[inline(always)]
-fn apply_const<T: Element, const OP: u8>(a: T, b: T, s: T) -> T {
-    match OP {
-        OP_ADD => a.add(b),
-        OP_COPY => a,
-        OP_SCALE => s.mul(a),
-        _ => a.add(s.mul(b)),
-    }
-}
-
-#[inline(always)]
-fn verify_dispatch<T: Element>(seed: u64, op: Op, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
-    match op {
-        Op::Add => verify_body::<T, OP_ADD>(seed, op, start, a, b, c),
-        Op::Copy => verify_body::<T, OP_COPY>(seed, op, start, a, b, c),
-        Op::Scale => verify_body::<T, OP_SCALE>(seed, op, start, a, b, c),
-        Op::Triad => verify_body::<T, OP_TRIAD>(seed, op, start, a, b, c),
-    }
-}
-
-#[inline(always)]
-fn verify_body<T: Element, const OP: u8>(seed: u64, op: Op, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
-    let n = c.len();
-    assert!(a.len() == n && b.len() == n, "verify needs equal chunks of a, b and c");
-    let key_a = stream_key(seed, Stream::A);
-    let key_b = stream_key(seed, Stream::B);
+fn expected<T: Element, F: Formula, const FILLED: bool, const WRITER: bool>(
+    e: &Expect,
+    keys: &[u64; 3],
+    index: u64,
+) -> [T; 3] {
     let s = T::from_f64(STREAM_SCALAR);
-    let mut digest = 0u64;
-    let mut first_bad_block = None;
-    for block_start in (0..n).step_by(VERIFY_BLOCK) {
-        let block_end = (block_start + VERIFY_BLOCK).min(n);
-        let mut bad = 0u64;
-        for i in block_start..block_end {
-            let index = start + i as u64;
-            let ea: T = generated(key_a, index);
-            let eb: T = generated(key_b, index);
-            let ec = apply_const::<T, OP>(ea, eb, s);
-            let cb = c[i].to_bits64();
-            bad |= (a[i].to_bits64() ^ ea.to_bits64()) | (b[i].to_bits64() ^ eb.to_bits64()) | (cb ^ ec.to_bits64());
-            digest ^= mix64(cb ^ index.wrapping_mul(DIGEST_KEY));
-        }
-        if bad != 0 && first_bad_block.is_none() {
-            first_bad_block = Some(block_start..block_end);
-        }
+    let a0: T = generated(keys[0], index);
+    let b: T = generated(keys[1], index);
+    let c0: T = if FILLED { generated(keys[2], index) } else { T::ZERO };
+    let c = if WRITER { F::eval(a0, b, c0, s) } else { c0 };
+    let mut a = a0;
+    for _ in 0..e.a_updates {
+        a = formula::Nstream::eval(a, b, c, s);
     }
-    let mismatch = first_bad_block.and_then(|block| {
-        block.into_iter().find_map(|i| {
-            let index = start + i as u64;
-            let ea: T = generated(key_a, index);
-            let eb: T = generated(key_b, index);
-            let ec = op.apply(ea, eb, s);
-            [(Stream::A, a[i], ea), (Stream::B, b[i], eb), (Stream::C, c[i], ec)]
-                .into_iter()
-                .find(|(_, got, want)| got.to_bits64() != want.to_bits64())
-                .map(|(array, got, want)| Mismatch { array, index, got: got.to_f64(), expected: want.to_f64() })
-        })
-    });
-    Verdict { mismatch, digest }
+    [a, b, c]
 }
 
-/// Checks elements `start..start + c.len()` of all three arrays against the
-/// generator and the scalar oracle, and digests `c`.
-pub fn verify<T: Element>(seed: u64, op: Op, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
+struct Check<'x, T> {
+    e: &'x Expect,
+    start: u64,
+    arrays: [&'x [T]; 3],
+}
+
+impl<T: Element> Check<'_, T> {
+    #[inline(always)]
+    fn body<F: Formula, const FILLED: bool, const WRITER: bool>(&self) -> Verdict {
+        let [a, b, c] = self.arrays;
+        let n = c.len();
+        assert!(a.len() == n && b.len() == n, "verify needs equal chunks of a, b and c");
+        let keys = Array::ALL.map(|arr| key(self.e.seed, arr));
+        let updated = self.e.a_updates > 0;
+        let (mut c_digest, mut a_digest) = (0u64, 0u64);
+        let mut first_bad_block = None;
+        for block_start in (0..n).step_by(VERIFY_BLOCK) {
+            let block_end = (block_start + VERIFY_BLOCK).min(n);
+            let mut bad = 0u64;
+            for i in block_start..block_end {
+                let index = self.start + i as u64;
+                let [ea, eb, ec] = expected::<T, F, FILLED, WRITER>(self.e, &keys, index);
+                let (ab, cb) = (a[i].to_bits64(), c[i].to_bits64());
+                bad |= (ab ^ ea.to_bits64()) | (b[i].to_bits64() ^ eb.to_bits64()) | (cb ^ ec.to_bits64());
+                c_digest ^= digest_of(cb, index);
+                if updated {
+                    a_digest ^= digest_of(ab, index);
+                }
+            }
+            if bad != 0 && first_bad_block.is_none() {
+                first_bad_block = Some(block_start..block_end);
+            }
+        }
+        let mismatch = first_bad_block.and_then(|block| {
+            block.into_iter().find_map(|i| {
+                let index = self.start + i as u64;
+                let want = expected::<T, F, FILLED, WRITER>(self.e, &keys, index);
+                Array::ALL
+                    .into_iter()
+                    .zip(want)
+                    .map(|(arr, w)| (arr, self.arrays[arr.index()][i], w))
+                    .find(|(_, got, want)| got.to_bits64() != want.to_bits64())
+                    .map(|(array, got, want)| Mismatch { array, index, got: got.to_f64(), expected: want.to_f64() })
+            })
+        });
+        Verdict { mismatch, c_digest, a_digest }
+    }
+}
+
+impl<T: Element> Visit for Check<'_, T> {
+    type Out = Verdict;
+    fn visit<F: Formula>(self) -> Verdict {
+        match (self.e.c_filled, self.e.c_writer.is_some()) {
+            (false, true) => self.body::<F, false, true>(),
+            (true, true) => self.body::<F, true, true>(),
+            (false, false) => self.body::<F, false, false>(),
+            (true, false) => self.body::<F, true, false>(),
+        }
+    }
+}
+
+#[inline(always)]
+fn verify_dispatch<T: Element>(e: &Expect, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
+    let check = Check { e, start, arrays: [a, b, c] };
+    // Without a writer of c the formula is not used: any one will do.
+    e.c_writer.unwrap_or(Op::Copy).visit(check)
+}
+
+/// Checks elements `start..start + c.len()` of all three arrays against
+/// what `e` says they must hold, and digests them.
+pub(crate) fn verify<T: Element>(e: &Expect, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512dq") {
         // SAFETY: the CPU supports AVX-512F/DQ (checked just above).
-        return unsafe { verify_avx512(seed, op, start, a, b, c) };
+        return unsafe { verify_avx512(e, start, a, b, c) };
     }
-    verify_dispatch(seed, op, start, a, b, c)
+    verify_dispatch(e, start, a, b, c)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-fn verify_avx512<T: Element>(seed: u64, op: Op, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
-    verify_dispatch(seed, op, start, a, b, c)
+fn verify_avx512<T: Element>(e: &Expect, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
+    verify_dispatch(e, start, a, b, c)
+}
+
+/// A compensated partial of Σ aᵢ·bᵢ in f64 (Ogita, Rump and Oishi's Dot2:
+/// as accurate as if computed in twice f64's precision), with Σ|aᵢ·bᵢ|.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DotReference {
+    /// The running sum.
+    pub hi: f64,
+    /// The accumulated rounding errors of `hi`.
+    pub lo: f64,
+    /// Σ|aᵢ·bᵢ|, for the error bound.
+    pub abs: f64,
+}
+
+#[inline(always)]
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let z = s - a;
+    (s, (a - (s - z)) + (b - z))
+}
+
+impl DotReference {
+    /// The reference over `a` and `b` (products exact for f32 inputs;
+    /// TwoProduct through a fused multiply-add for f64).
+    pub(crate) fn of<T: Element>(a: &[T], b: &[T]) -> DotReference {
+        let mut r = DotReference::default();
+        for (x, y) in a.iter().zip(b) {
+            let (x, y) = (x.to_f64(), y.to_f64());
+            let p = x * y;
+            let e = x.mul_add(y, -p);
+            let (s, q) = two_sum(r.hi, p);
+            r.hi = s;
+            r.lo += q + e;
+            r.abs += p.abs();
+        }
+        r
+    }
+
+    /// Adds another partial.
+    pub(crate) fn plus(self, other: DotReference) -> DotReference {
+        let (hi, q) = two_sum(self.hi, other.hi);
+        DotReference { hi, lo: self.lo + other.lo + q, abs: self.abs + other.abs }
+    }
+
+    /// The reference value.
+    pub(crate) fn value(&self) -> f64 {
+        self.hi + self.lo
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn exp(c_writer: Option<Op>) -> Expect {
+        Expect { seed: 5, c_filled: false, c_writer, a_updates: 0 }
+    }
+
     #[test]
     fn values_are_in_range_and_depend_on_seed_and_index_only() {
         for i in 0..10_000u64 {
-            let x: f64 = expected_value(42, Stream::A, i);
+            let x: f64 = expected_input(42, Array::A, i);
             assert!((-1.0..1.0).contains(&x));
-            let y: f32 = expected_value(42, Stream::B, i);
+            let y: f32 = expected_input(42, Array::B, i);
             assert!((-1.0..1.0).contains(&y));
         }
         let mut whole = vec![0.0f64; 1000];
-        fill(9, Stream::A, 0, &mut whole);
+        fill(9, Array::A, 0, &mut whole);
         let mut parts = vec![0.0f64; 1000];
         let (left, right) = parts.split_at_mut(333);
-        fill(9, Stream::A, 333, right);
-        fill(9, Stream::A, 0, left);
+        fill(9, Array::A, 333, right);
+        fill(9, Array::A, 0, left);
         assert_eq!(whole, parts);
-        assert_ne!(expected_value::<f64>(9, Stream::A, 5), expected_value::<f64>(10, Stream::A, 5));
-        assert_ne!(expected_value::<f64>(9, Stream::A, 5), expected_value::<f64>(9, Stream::B, 5));
+        assert_ne!(expected_input::<f64>(9, Array::A, 5), expected_input::<f64>(10, Array::A, 5));
+        assert_ne!(expected_input::<f64>(9, Array::A, 5), expected_input::<f64>(9, Array::B, 5));
     }
 
-    #[test]
-    fn fill_matches_the_scalar_generator() {
-        let mut out = vec![0.0f32; 777];
-        fill(3, Stream::B, 1_000_000, &mut out);
-        for (i, x) in out.iter().enumerate() {
-            assert_eq!(*x, expected_value::<f32>(3, Stream::B, 1_000_000 + i as u64));
+    /// A chunk as a correct run leaves it, computed with the oracle alone.
+    fn correct_chunk(e: &Expect, start: u64, n: usize) -> [Vec<f64>; 3] {
+        let s = STREAM_SCALAR;
+        let mut out = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+        for (i, index) in (start..start + n as u64).enumerate() {
+            let a0 = expected_input::<f64>(e.seed, Array::A, index);
+            let b = expected_input::<f64>(e.seed, Array::B, index);
+            let c0 = if e.c_filled { expected_input::<f64>(e.seed, Array::C, index) } else { 0.0 };
+            let c = e.c_writer.map_or(c0, |op| op.oracle(a0, b, c0, s));
+            let a = (0..e.a_updates).fold(a0, |a, _| Op::Nstream.oracle(a, b, c, s));
+            [out[0][i], out[1][i], out[2][i]] = [a, b, c];
         }
-    }
-
-    fn correct_chunk(op: Op, start: u64, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let mut a = vec![0.0; n];
-        let mut b = vec![0.0; n];
-        fill(5, Stream::A, start, &mut a);
-        fill(5, Stream::B, start, &mut b);
-        let c = (0..n).map(|i| expected_output::<f64>(5, op, start + i as u64)).collect();
-        (a, b, c)
+        out
     }
 
     #[test]
     fn verify_finds_the_first_bad_element_in_any_array() {
-        let (a, b, c) = correct_chunk(Op::Triad, 100, 2000);
-        assert_eq!(verify(5, Op::Triad, 100, &a, &b, &c).mismatch, None);
+        let e = exp(Some(Op::Triad));
+        let [a, b, c] = correct_chunk(&e, 100, 2000);
+        assert_eq!(verify(&e, 100, &a, &b, &c).mismatch, None);
         let mut c2 = c.clone();
         c2[1500] += 1.0;
         c2[1700] += 1.0;
-        let m = verify(5, Op::Triad, 100, &a, &b, &c2).mismatch.unwrap();
-        assert_eq!((m.array, m.index), (Stream::C, 1600));
+        let m = verify(&e, 100, &a, &b, &c2).mismatch.unwrap();
+        assert_eq!((m.array, m.index), (Array::C, 1600));
         let mut a2 = a.clone();
         a2[3] = -0.0;
-        let m = verify(5, Op::Triad, 100, &a2, &b, &c).mismatch.unwrap();
-        assert_eq!((m.array, m.index), (Stream::A, 103));
+        let m = verify(&e, 100, &a2, &b, &c).mismatch.unwrap();
+        assert_eq!((m.array, m.index), (Array::A, 103));
         let mut b2 = b.clone();
         b2[1999] = f64::NAN;
-        let m = verify(5, Op::Triad, 100, &a, &b2, &c).mismatch.unwrap();
-        assert_eq!((m.array, m.index), (Stream::B, 2099));
+        let m = verify(&e, 100, &a, &b2, &c).mismatch.unwrap();
+        assert_eq!((m.array, m.index), (Array::B, 2099));
     }
 
     #[test]
-    fn digest_combines_chunks_in_any_split() {
-        let (a, b, c) = correct_chunk(Op::Add, 0, 5000);
-        let whole = verify(5, Op::Add, 0, &a, &b, &c).digest;
-        let left = verify(5, Op::Add, 0, &a[..1234], &b[..1234], &c[..1234]).digest;
-        let right = verify(5, Op::Add, 1234, &a[1234..], &b[1234..], &c[1234..]).digest;
-        assert_eq!(whole, left ^ right);
-        let (a2, b2, c2) = correct_chunk(Op::Copy, 0, 5000);
-        assert_ne!(whole, verify(5, Op::Copy, 0, &a2, &b2, &c2).digest);
+    fn nstream_rounds_are_accounted_for() {
+        let e = Expect { a_updates: 3, ..exp(Some(Op::Add)) };
+        let [a, b, c] = correct_chunk(&e, 0, 777);
+        let v = verify(&e, 0, &a, &b, &c);
+        assert_eq!(v.mismatch, None);
+        assert_ne!(v.a_digest, 0);
+        let once_too_often = Expect { a_updates: 4, ..e };
+        assert_eq!(verify(&once_too_often, 0, &a, &b, &c).mismatch.unwrap().array, Array::A);
+    }
+
+    #[test]
+    fn digests_combine_over_any_split() {
+        let e = exp(Some(Op::Add));
+        let [a, b, c] = correct_chunk(&e, 0, 5000);
+        let whole = verify(&e, 0, &a, &b, &c);
+        let split = verify(&e, 0, &a[..1234], &b[..1234], &c[..1234]).then(verify(
+            &e,
+            1234,
+            &a[1234..],
+            &b[1234..],
+            &c[1234..],
+        ));
+        assert_eq!(whole, split);
+        let copy = exp(Some(Op::Copy));
+        let [a2, b2, c2] = correct_chunk(&copy, 0, 5000);
+        assert_ne!(whole.c_digest, verify(&copy, 0, &a2, &b2, &c2).c_digest);
+    }
+
+    #[test]
+    fn mismatches_survive_json_even_when_not_finite() {
+        for got in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1234.5] {
+            let m = Mismatch { array: Array::A, index: 3, got, expected: 0.25 };
+            let back: Mismatch = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+            assert_eq!(back.got.to_bits(), got.to_bits());
+        }
+    }
+
+    #[test]
+    fn the_compensated_reference_is_exact_where_plain_summation_is_not() {
+        // 1e16 + 1 − 1e16 in f64: plain summation loses the 1.
+        let a = [1e16, 1.0, -1e16];
+        let b = [1.0, 1.0, 1.0];
+        assert_eq!(DotReference::of(&a, &b).value(), 1.0);
+        let left = DotReference::of(&a[..1], &b[..1]);
+        let right = DotReference::of(&a[1..], &b[1..]);
+        assert_eq!(left.plus(right).value(), 1.0);
+        assert_eq!(a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>(), 0.0);
     }
 }

@@ -1,100 +1,173 @@
-//! The STREAM kernels, their SIMD implementations and the data they run on.
+//! The STREAM and BabelStream kernels, their SIMD implementations and the
+//! data they run on.
 //!
-//! Four operations, after John McCalpin's STREAM benchmark, on `f64` or `f32`:
+//! Six operations on `f64` or `f32`, each defined once in [`ops`]'s table:
 //!
-//! | op      | computes      | arrays read | counted bytes per element |
-//! |---------|---------------|-------------|---------------------------|
-//! | `copy`  | c = a         | a           | 2 × size                  |
-//! | `scale` | c = s·a       | a           | 2 × size                  |
-//! | `add`   | c = a + b     | a, b        | 3 × size                  |
-//! | `triad` | c = a + s·b   | a, b        | 3 × size                  |
+//! | op        | computes          | arrays read | counted bytes per element |
+//! |-----------|-------------------|-------------|---------------------------|
+//! | `copy`    | c = a             | a           | 2 × size                  |
+//! | `scale`   | c = s·a           | a           | 2 × size                  |
+//! | `add`     | c = a + b         | a, b        | 3 × size                  |
+//! | `triad`   | c = a + s·b       | a, b        | 3 × size                  |
+//! | `dot`     | s = Σ a·b         | a, b        | 2 × size                  |
+//! | `nstream` | a = a + (b + s·c) | a, b, c     | 4 × size                  |
 //!
-//! Every kernel computes bit-for-bit what the scalar oracle ([`Op::apply`])
-//! computes: IEEE-754 addition and multiplication are correctly rounded, and
-//! no kernel contracts `a + s·b` into a fused multiply-add. Validation can
-//! therefore demand exact equality instead of STREAM's epsilon.
+//! (STREAM's and BabelStream's counting: every array read plus the one
+//! written, no credit for write-allocate traffic; `s` = 3.)
 //!
-//! A [`Kernel`] is resolved once per run from the requested [`Simd`] level,
-//! [`Op`] and [`Stores`]; resolving checks the CPU, so the hot loop only calls
-//! through a function pointer. `unsafe` lives here and in [`crate::shm`]
-//! only: the SIMD bodies use `std::arch` intrinsics, which need raw pointers.
+//! Every kernel that writes an array computes bit for bit what the scalar
+//! oracle ([`Op::oracle`]) computes: IEEE-754 addition and multiplication
+//! are correctly rounded and no kernel contracts them into a fused
+//! multiply-add, so validation demands exact equality. `dot` is a sum, whose
+//! rounding depends on the order of the additions: it is computed in 4 KiB
+//! blocks and combined along a fixed tree over the whole array
+//! ([`reduce`]), so its result is the same for any number of workers, and
+//! validated against a compensated reference within a derived error bound.
+//!
+//! A [`Kernel`] is resolved once per run from the [`Op`], [`Simd`] level and
+//! [`Stores`]; resolving checks the CPU, so the hot loop only calls through a
+//! function pointer. `unsafe` lives here and in [`crate::shm`] only: the
+//! SIMD bodies use `std::arch` intrinsics, which need raw pointers.
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
-mod data;
+pub(crate) mod data;
+mod ops;
+pub use data::Mismatch;
+pub(crate) mod reduce;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
-
-pub use data::{Mismatch, Stream, Verdict, expected_output, expected_value, fill, verify};
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The scalar `s` of `scale` and `triad`, as in STREAM.
+use crate::vocab::Array;
+use ops::{lower, pick, statement, with_ops, written};
+
+/// The scalar `s` of `scale`, `triad` and `nstream`, as in STREAM.
 pub const STREAM_SCALAR: f64 = 3.0;
 
-/// Which STREAM operation to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    /// c = a + b (the seed chapter's loop)
-    Add,
-    /// c = a
-    Copy,
-    /// c = s·a with s = 3
-    Scale,
-    /// c = a + s·b with s = 3
-    Triad,
+/// Bytes per reduction block: `dot` sums 4 KiB of each input at a time.
+pub const REDUCE_BLOCK_BYTES: usize = 4096;
+
+macro_rules! define_ops {
+    (() $s:ident; $($V:ident $fname:ident $shape:ident $($dest:ident)? [$($r:ident)*] $f:tt;)*) => {
+        /// A kernel.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum Op {
+            $(
+                #[doc = statement!($shape $($dest)?; $f)]
+                $V,
+            )*
+        }
+
+        impl Op {
+            /// Every kernel, in the order `--op all` runs them (STREAM's
+            /// four, then BabelStream's two; `nstream` last, as it writes
+            /// an input).
+            pub const ALL: [Op; [$(Op::$V),*].len()] = [$(Op::$V),*];
+
+            /// The name used on the command line and in reports.
+            pub fn name(self) -> &'static str {
+                match self { $(Op::$V => stringify!($fname),)* }
+            }
+
+            /// The formula, as people write it: `c = a + s·b`.
+            pub fn formula(self) -> &'static str {
+                match self { $(Op::$V => statement!($shape $($dest)?; $f),)* }
+            }
+
+            /// The arrays the kernel reads.
+            pub fn reads(self) -> &'static [Array] {
+                match self { $(Op::$V => &[$(pick!(A, B, C; $r)),*],)* }
+            }
+
+            /// The array it writes (`None` for a reduction).
+            pub fn writes(self) -> Option<Array> {
+                match self { $(Op::$V => written!($shape $($dest)?),)* }
+            }
+
+            /// The oracle: the value an element of the written array must
+            /// take (for a reduction, the term summed), in the kernels'
+            /// own order of operations.
+            #[inline(always)]
+            pub fn oracle<T: Element>(self, a: T, b: T, c: T, s: T) -> T {
+                let _ = (a, b, c);
+                match self {
+                    $(Op::$V => {
+                        #[allow(unused_variables)]
+                        let $s = s;
+                        $(let $r = pick!(a, b, c; $r);)*
+                        lower!([Element::add, Element::mul] $f)
+                    })*
+                }
+            }
+
+            /// Calls `v` with the kernel's formula as a type, so that a
+            /// loop over elements is compiled once per kernel.
+            pub(crate) fn visit<V: Visit>(self, v: V) -> V::Out {
+                match self { $(Op::$V => v.visit::<formula::$V>(),)* }
+            }
+        }
+
+        /// Each kernel's formula as a type (see [`Op::visit`]).
+        pub(crate) mod formula {
+            use super::{Element, Formula};
+            $(
+                /// The formula of this kernel.
+                pub(crate) struct $V;
+                impl Formula for $V {
+                    #[inline(always)]
+                    fn eval<T: Element>(a: T, b: T, c: T, s: T) -> T {
+                        let _ = (a, b, c);
+                        #[allow(unused_variables)]
+                        let $s = s;
+                        $(let $r = crate::kernel::ops::pick!(a, b, c; $r);)*
+                        crate::kernel::ops::lower!([Element::add, Element::mul] $f)
+                    }
+                }
+            )*
+        }
+    };
 }
 
+use crate::vocab::Array::{A, B, C};
+with_ops!(define_ops!());
+
 impl Op {
-    /// All operations, in STREAM's table order.
-    pub const ALL: [Op; 4] = [Op::Copy, Op::Scale, Op::Add, Op::Triad];
-
-    /// Arrays STREAM counts as moved per element (reads plus the write of c).
+    /// Arrays STREAM counts as moved per element: every array read, plus
+    /// the one written.
     pub fn arrays_moved(self) -> u64 {
-        match self {
-            Op::Copy | Op::Scale => 2,
-            Op::Add | Op::Triad => 3,
-        }
+        self.reads().len() as u64 + u64::from(self.writes().is_some())
     }
 
-    /// Whether the kernel reads `b`.
-    pub fn reads_b(self) -> bool {
-        matches!(self, Op::Add | Op::Triad)
+    /// The kernel's number in [`Op::ALL`] (for the control block).
+    pub(crate) fn code(self) -> u32 {
+        Op::ALL.iter().position(|o| *o == self).unwrap_or(0) as u32
     }
 
-    /// The scalar oracle: what every kernel must produce for one element.
-    #[inline(always)]
-    pub fn apply<T: Element>(self, a: T, b: T, s: T) -> T {
-        match self {
-            Op::Add => a.add(b),
-            Op::Copy => a,
-            Op::Scale => s.mul(a),
-            Op::Triad => a.add(s.mul(b)),
-        }
+    /// The kernel with that number.
+    pub(crate) fn from_code(code: u32) -> Option<Op> {
+        Op::ALL.get(code as usize).copied()
     }
 
-    /// The formula, for reports.
-    pub fn formula(self) -> &'static str {
-        match self {
-            Op::Add => "c = a + b",
-            Op::Copy => "c = a",
-            Op::Scale => "c = s·a",
-            Op::Triad => "c = a + s·b",
-        }
+    /// Whether the kernel can be repeated without changing its result
+    /// (`nstream` updates `a` in place: a repeated round would add twice).
+    pub fn idempotent(self) -> bool {
+        self.writes().is_none_or(|w| !self.reads().contains(&w))
+    }
+}
+
+impl clap::ValueEnum for Op {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Op::ALL
     }
 
-    /// Lower-case name, as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Add => "add",
-            Op::Copy => "copy",
-            Op::Scale => "scale",
-            Op::Triad => "triad",
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.formula()))
     }
 }
 
@@ -104,15 +177,22 @@ impl fmt::Display for Op {
     }
 }
 
-// Const-generic operation codes: each kernel body is monomorphised per op, so
-// the `match` on the op disappears from the loop.
-const OP_ADD: u8 = 0;
-const OP_COPY: u8 = 1;
-const OP_SCALE: u8 = 2;
-const OP_TRIAD: u8 = 3;
+/// A kernel's formula as a type.
+pub(crate) trait Formula {
+    /// The formula on one element.
+    fn eval<T: Element>(a: T, b: T, c: T, s: T) -> T;
+}
+
+/// Something generic over a formula (see [`Op::visit`]).
+pub(crate) trait Visit {
+    /// What the visit returns.
+    type Out;
+    /// Runs with the formula `F`.
+    fn visit<F: Formula>(self) -> Self::Out;
+}
 
 /// Element type of the arrays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
     /// 64-bit IEEE float (STREAM's default)
@@ -177,6 +257,9 @@ pub enum Simd {
 }
 
 impl Simd {
+    /// Every level, lowest first.
+    pub const ALL: [Simd; 5] = [Simd::Scalar, Simd::Sse2, Simd::Avx2, Simd::Avx512, Simd::Neon];
+
     /// Lower-case name, as on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -185,16 +268,6 @@ impl Simd {
             Simd::Avx2 => "avx2",
             Simd::Avx512 => "avx512",
             Simd::Neon => "neon",
-        }
-    }
-
-    /// Vector width in bytes (8 for scalar f64, meaning one element).
-    pub fn width_bytes(self) -> usize {
-        match self {
-            Simd::Scalar => 8,
-            Simd::Sse2 | Simd::Neon => 16,
-            Simd::Avx2 => 32,
-            Simd::Avx512 => 64,
         }
     }
 
@@ -217,15 +290,7 @@ impl Simd {
 
     /// Every level this CPU supports, lowest first.
     pub fn supported() -> Vec<Simd> {
-        [Simd::Scalar, Simd::Sse2, Simd::Avx2, Simd::Avx512, Simd::Neon]
-            .into_iter()
-            .filter(|s| s.is_supported())
-            .collect()
-    }
-
-    /// The widest level this CPU supports.
-    pub fn best() -> Simd {
-        *Simd::supported().last().unwrap_or(&Simd::Scalar)
+        Simd::ALL.into_iter().filter(|s| s.is_supported()).collect()
     }
 
     /// Whether the level has a non-temporal (streaming) store.
@@ -240,7 +305,7 @@ impl fmt::Display for Simd {
     }
 }
 
-/// How the kernel writes `c`.
+/// How the kernel writes its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Stores {
@@ -269,18 +334,42 @@ impl fmt::Display for Stores {
 }
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f64 {}
-    impl Sealed for f32 {}
+    /// Only `f64` and `f32` are elements; the kernel bodies are chosen here.
+    pub trait Sealed {
+        /// The kernel body for (level, op, store kind), if there is one.
+        fn body(simd: super::Simd, op: super::Op, stores: super::Stores) -> Option<Body<Self>>
+        where
+            Self: Sized;
+    }
+
+    /// A kernel body.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Body<T> {
+        /// Writes one array.
+        Write(super::RawWrite<T>),
+        /// Sums per block.
+        Reduce(super::RawReduce<T>),
+    }
 }
 
-/// A raw kernel: `c[i] = op(a[i], b[i], s)` for `i < n`.
+pub(crate) use sealed::Body;
+
+/// A kernel that writes one array: `dst[i] = f(a[i], b[i], c[i], s)` for
+/// `i < n`, `dst` being `a` or `c`.
 ///
 /// # Safety
-/// Callers guarantee the CPU supports the kernel's instruction set, that `a`,
-/// `b` and `c` are valid for `n` elements (`b` only if the op reads it), and
-/// that `c` overlaps neither `a` nor `b`.
-pub(crate) type RawKernel<T> = unsafe fn(*const T, *const T, *mut T, usize, T);
+/// The CPU supports the kernel's instruction set; every array the kernel
+/// reads or writes is valid for `n` elements; the written array overlaps no
+/// other (a kernel that reads what it writes does so at the same index).
+pub type RawWrite<T> = unsafe fn(*mut T, *const T, *mut T, usize, T);
+
+/// A reduction: `out[k]` = the sum of the terms over block `k` of `block`
+/// elements (the last one shorter), for `n` elements.
+///
+/// # Safety
+/// The CPU supports the kernel's instruction set; `a` and `b` are valid for
+/// `n` reads; `out` for `n.div_ceil(block)` writes, overlapping neither.
+pub type RawReduce<T> = unsafe fn(*const T, *const T, usize, usize, *mut T);
 
 /// An element type of the arrays: `f64` or `f32`.
 pub trait Element:
@@ -290,6 +379,8 @@ pub trait Element:
     const DTYPE: Dtype;
     /// Zero.
     const ZERO: Self;
+    /// The unit roundoff: half the distance from 1 to the next value.
+    const UNIT_ROUNDOFF: f64;
     /// Maps 64 random bits to a value uniform in [-1, 1), exactly representable.
     fn from_random_bits(z: u64) -> Self;
     /// The value's bit pattern, widened to 64 bits.
@@ -304,37 +395,6 @@ pub trait Element:
     fn add(self, other: Self) -> Self;
     /// Correctly rounded multiplication.
     fn mul(self, other: Self) -> Self;
-    #[doc(hidden)]
-    fn simd_kernel(simd: Simd, op: Op, stores: Stores) -> Option<RawKernel<Self>>;
-}
-
-macro_rules! scalar_table {
-    ($t:ty, $op:expr) => {
-        match $op {
-            Op::Add => scalar::run::<$t, OP_ADD> as RawKernel<$t>,
-            Op::Copy => scalar::run::<$t, OP_COPY>,
-            Op::Scale => scalar::run::<$t, OP_SCALE>,
-            Op::Triad => scalar::run::<$t, OP_TRIAD>,
-        }
-    };
-}
-
-/// Picks the monomorphised body for (op, store kind) out of an ISA module.
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_macros))]
-macro_rules! simd_table {
-    ($module:path, $op:expr, $nt:expr) => {{
-        use $module as m;
-        match ($op, $nt) {
-            (Op::Add, false) => m::run::<OP_ADD, false> as RawKernel<_>,
-            (Op::Add, true) => m::run::<OP_ADD, true>,
-            (Op::Copy, false) => m::run::<OP_COPY, false>,
-            (Op::Copy, true) => m::run::<OP_COPY, true>,
-            (Op::Scale, false) => m::run::<OP_SCALE, false>,
-            (Op::Scale, true) => m::run::<OP_SCALE, true>,
-            (Op::Triad, false) => m::run::<OP_TRIAD, false>,
-            (Op::Triad, true) => m::run::<OP_TRIAD, true>,
-        }
-    }};
 }
 
 macro_rules! impl_element {
@@ -343,6 +403,7 @@ macro_rules! impl_element {
         impl Element for $t {
             const DTYPE: Dtype = $dtype;
             const ZERO: Self = 0.0;
+            const UNIT_ROUNDOFF: f64 = <$t>::EPSILON as f64 / 2.0;
 
             #[inline(always)]
             fn from_random_bits(z: u64) -> Self {
@@ -376,20 +437,22 @@ macro_rules! impl_element {
             fn mul(self, other: Self) -> Self {
                 self * other
             }
+        }
 
-            #[allow(unused_variables)]
-            fn simd_kernel(simd: Simd, op: Op, stores: Stores) -> Option<RawKernel<Self>> {
-                let nt = stores == Stores::Nontemporal;
+        impl sealed::Sealed for $t {
+            fn body(simd: Simd, op: Op, stores: Stores) -> Option<Body<Self>> {
+                // A reduction stores nothing: any store kind will do.
+                let nt = stores == Stores::Nontemporal && op.writes().is_some();
                 match simd {
-                    Simd::Scalar if !nt => Some(scalar_table!($t, op)),
+                    Simd::Scalar if !nt => Some(scalar::table::<$t>(op)),
                     #[cfg(target_arch = "x86_64")]
-                    Simd::Sse2 => Some(simd_table!(x86_64::$sse2, op, nt)),
+                    Simd::Sse2 => Some(x86_64::$sse2::table(op, nt)),
                     #[cfg(target_arch = "x86_64")]
-                    Simd::Avx2 => Some(simd_table!(x86_64::$avx2, op, nt)),
+                    Simd::Avx2 => Some(x86_64::$avx2::table(op, nt)),
                     #[cfg(target_arch = "x86_64")]
-                    Simd::Avx512 => Some(simd_table!(x86_64::$avx512, op, nt)),
+                    Simd::Avx512 => Some(x86_64::$avx512::table(op, nt)),
                     #[cfg(target_arch = "aarch64")]
-                    Simd::Neon if !nt => Some(simd_table!(aarch64::$neon, op, false)),
+                    Simd::Neon if !nt => Some(aarch64::$neon::table(op)),
                     _ => None,
                 }
             }
@@ -422,6 +485,25 @@ impl_element!(
     neon = neon_f32
 );
 
+/// Elements per reduction block.
+pub fn block_elems<T: Element>() -> usize {
+    REDUCE_BLOCK_BYTES / size_of::<T>()
+}
+
+/// Sums a power-of-two number of values pairwise, neighbours first:
+/// `(v0 + v1) + (v2 + v3)`. Used for the lanes of a vector register.
+#[inline(always)]
+pub(crate) fn pairwise<T: Element>(v: &mut [T]) -> T {
+    let mut n = v.len();
+    while n > 1 {
+        for i in 0..n / 2 {
+            v[i] = v[2 * i].add(v[2 * i + 1]);
+        }
+        n /= 2;
+    }
+    v.first().copied().unwrap_or(T::ZERO)
+}
+
 /// Why a kernel cannot be resolved.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KernelError {
@@ -441,7 +523,7 @@ pub enum KernelError {
 /// A resolved kernel for one element type: the op, the SIMD level and the
 /// store kind, checked against this CPU.
 pub struct Kernel<T: Element> {
-    raw: RawKernel<T>,
+    body: Body<T>,
     op: Op,
     simd: Simd,
     stores: Stores,
@@ -473,8 +555,8 @@ impl<T: Element> Kernel<T> {
             let supported: Vec<&str> = Simd::supported().iter().map(|s| s.name()).collect();
             return Err(KernelError::Unsupported { requested: simd, supported: supported.join(", ") });
         }
-        let raw = T::simd_kernel(simd, op, stores).ok_or(KernelError::NoStreamingStores(simd))?;
-        Ok(Kernel { raw, op, simd, stores, s: T::from_f64(STREAM_SCALAR) })
+        let body = <T as sealed::Sealed>::body(simd, op, stores).ok_or(KernelError::NoStreamingStores(simd))?;
+        Ok(Kernel { body, op, simd, stores, s: T::from_f64(STREAM_SCALAR) })
     }
 
     /// The operation.
@@ -492,32 +574,71 @@ impl<T: Element> Kernel<T> {
         self.stores
     }
 
-    /// Computes `c[i] = op(a[i], b[i])` for every `i < c.len()`.
+    /// A kernel that writes `c` (copy, scale, add, triad): `c[i] = f(a[i],
+    /// b[i])` for every `i < c.len()`.
     ///
     /// # Panics
-    /// If `a` (or `b`, for ops that read it) is shorter than `c`.
+    /// If the kernel does not write `c`, or an array it reads is shorter
+    /// than `c`.
     #[inline]
-    pub fn run(&self, a: &[T], b: &[T], c: &mut [T]) {
+    pub fn write_c(&self, a: &[T], b: &[T], c: &mut [T]) {
+        let Body::Write(raw) = self.body else { panic!("{} does not write c", self.op) };
+        assert_eq!(self.op.writes(), Some(Array::C), "{} does not write c", self.op);
         let n = c.len();
         assert!(a.len() >= n, "a is shorter than c");
-        assert!(!self.op.reads_b() || b.len() >= n, "b is shorter than c");
+        assert!(!self.op.reads().contains(&Array::B) || b.len() >= n, "b is shorter than c");
         // SAFETY: `resolve` checked that the CPU supports the kernel's
-        // instruction set. `a` and `b` are valid for reads of `n` elements
-        // (asserted above; `b` is not read by copy and scale), `c` is valid
-        // for writes of `n`, and `c` is a unique borrow, so it overlaps
-        // neither input.
-        unsafe { (self.raw)(a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), n, self.s) }
+        // instruction set. `a` (and `b`, when read) are valid for `n` reads
+        // (asserted); the kernel does not read `c` (c-writers read only a
+        // and b), and writes `n` elements of `c`, a unique borrow, which
+        // therefore overlaps neither input. The pointer to `a` is only read.
+        unsafe { raw(a.as_ptr().cast_mut(), b.as_ptr(), c.as_mut_ptr(), n, self.s) }
+    }
+
+    /// A kernel that writes `a` (nstream): `a[i] = f(a[i], b[i], c[i])` for
+    /// every `i < a.len()`.
+    ///
+    /// # Panics
+    /// If the kernel does not write `a`, or `b` or `c` is shorter than `a`.
+    #[inline]
+    pub fn write_a(&self, a: &mut [T], b: &[T], c: &[T]) {
+        let Body::Write(raw) = self.body else { panic!("{} does not write a", self.op) };
+        assert_eq!(self.op.writes(), Some(Array::A), "{} does not write a", self.op);
+        let n = a.len();
+        assert!(b.len() >= n && c.len() >= n, "b or c is shorter than a");
+        // SAFETY: as in `write_c`, with `a` the unique borrow written (and
+        // read at the same index only); `b` and `c` are valid for `n`
+        // reads and cannot overlap `a`. The pointer to `c` is only read.
+        unsafe { raw(a.as_mut_ptr(), b.as_ptr(), c.as_ptr().cast_mut(), n, self.s) }
+    }
+
+    /// A reduction (dot): `blocks[k]` = the sum over block `k` of
+    /// [`block_elems`] elements of `a` and `b`.
+    ///
+    /// # Panics
+    /// If the kernel is not a reduction, `a` and `b` differ in length, or
+    /// `blocks` does not have one entry per block.
+    #[inline]
+    pub fn reduce(&self, a: &[T], b: &[T], blocks: &mut [T]) {
+        let Body::Reduce(raw) = self.body else { panic!("{} is not a reduction", self.op) };
+        let n = a.len();
+        let block = block_elems::<T>();
+        assert_eq!(b.len(), n, "a and b differ in length");
+        assert_eq!(blocks.len(), n.div_ceil(block), "one sum per block");
+        // SAFETY: the CPU supports the kernel (checked by `resolve`); `a`
+        // and `b` are valid for `n` reads; `blocks` is a unique borrow of
+        // exactly one entry per block.
+        unsafe { raw(a.as_ptr(), b.as_ptr(), n, block, blocks.as_mut_ptr()) }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::data::expected_input;
 
-    fn inputs<T: Element>(n: usize) -> (Vec<T>, Vec<T>) {
-        let a = (0..n).map(|i| expected_value::<T>(7, Stream::A, i as u64)).collect();
-        let b = (0..n).map(|i| expected_value::<T>(7, Stream::B, i as u64)).collect();
-        (a, b)
+    fn inputs<T: Element>(n: usize) -> [Vec<T>; 3] {
+        Array::ALL.map(|arr| (0..n).map(|i| expected_input::<T>(7, arr, i as u64)).collect())
     }
 
     /// Every kernel this CPU supports, every op and store kind, against the
@@ -526,6 +647,7 @@ mod tests {
     /// misaligned starts, so the non-temporal head peeling runs too.
     fn check_all<T: Element>() {
         let lengths = [0usize, 1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 1000, 4097];
+        let s = T::from_f64(STREAM_SCALAR);
         for simd in Simd::supported() {
             for stores in [Stores::Regular, Stores::Nontemporal] {
                 for op in Op::ALL {
@@ -535,22 +657,39 @@ mod tests {
                     };
                     for &n in &lengths {
                         for offset in [0usize, 1, 3] {
-                            let (a, b) = inputs::<T>(n + offset);
-                            let mut c = vec![T::from_f64(-7.5); n + offset];
-                            kernel.run(&a[offset..], &b[offset..], &mut c[offset..]);
-                            let s = T::from_f64(STREAM_SCALAR);
+                            let [a, b, c0] = inputs::<T>(n + offset);
+                            let (mut a2, mut c) = (a.clone(), c0.clone());
+                            match op.writes() {
+                                Some(Array::C) => kernel.write_c(&a[offset..], &b[offset..], &mut c[offset..]),
+                                Some(_) => kernel.write_a(&mut a2[offset..], &b[offset..], &c0[offset..]),
+                                None => {
+                                    let mut blocks = vec![T::ZERO; n.div_ceil(block_elems::<T>())];
+                                    kernel.reduce(&a[offset..], &b[offset..], &mut blocks);
+                                    let exact: f64 =
+                                        (offset..n + offset).map(|i| op.oracle(a[i], b[i], c0[i], s).to_f64()).sum();
+                                    let got: f64 = blocks.iter().map(|x| x.to_f64()).sum();
+                                    let scale: f64 =
+                                        (offset..n + offset).map(|i| (a[i].to_f64() * b[i].to_f64()).abs()).sum();
+                                    assert!(
+                                        (got - exact).abs() <= 1e-4 * scale.max(1e-30) + 1e-30,
+                                        "{simd} {op} {} n={n}",
+                                        T::DTYPE
+                                    );
+                                    continue;
+                                }
+                            }
+                            let (out, before) = if op.writes() == Some(Array::C) { (&c, &c0) } else { (&a2, &a) };
                             for i in offset..n + offset {
-                                let want = op.apply(a[i], b[i], s);
+                                let want = op.oracle(a[i], b[i], c0[i], s);
                                 assert_eq!(
-                                    c[i].to_bits64(),
+                                    out[i].to_bits64(),
                                     want.to_bits64(),
                                     "{simd} {stores} {op} {} n={n} offset={offset} i={i}",
                                     T::DTYPE
                                 );
                             }
-                            // Nothing before the slice was touched.
-                            for x in &c[..offset] {
-                                assert_eq!(x.to_bits64(), T::from_f64(-7.5).to_bits64());
+                            for i in 0..offset {
+                                assert_eq!(out[i].to_bits64(), before[i].to_bits64(), "nothing before the slice");
                             }
                         }
                     }
@@ -570,6 +709,36 @@ mod tests {
     }
 
     #[test]
+    fn a_dot_of_integers_is_exact_at_every_level() {
+        // Integer-valued inputs whose products and partial sums stay below
+        // 2^24: every order of summation gives the exact value.
+        let n: usize = 3 * 1024 + 17;
+        let a: Vec<f32> = (0..n).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+        let b: Vec<f32> = (0..n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
+        let exact: i64 = a.iter().zip(&b).map(|(x, y)| (*x as i64) * (*y as i64)).sum();
+        for simd in Simd::supported() {
+            let k = Kernel::<f32>::resolve(Op::Dot, simd, Stores::Regular).unwrap();
+            let mut blocks = vec![0.0f32; n.div_ceil(block_elems::<f32>())];
+            k.reduce(&a, &b, &mut blocks);
+            let total: i64 = blocks.iter().map(|&x| x as i64).sum();
+            assert_eq!(total, exact, "{simd}");
+            assert!(blocks.iter().all(|x| x.fract() == 0.0));
+        }
+    }
+
+    #[test]
+    fn the_table_describes_each_kernel() {
+        assert_eq!(Op::Triad.formula(), "c = a + s·b");
+        assert_eq!(Op::Nstream.formula(), "a = a + (b + s·c)");
+        assert_eq!(Op::Dot.formula(), "s = Σ a·b");
+        let moved: Vec<u64> = Op::ALL.iter().map(|o| o.arrays_moved()).collect();
+        assert_eq!(moved, [2, 2, 3, 3, 2, 4], "STREAM's and BabelStream's byte counting");
+        assert_eq!(Op::ALL.map(Op::name), ["copy", "scale", "add", "triad", "dot", "nstream"]);
+        assert!(Op::ALL.iter().all(|o| o.idempotent() != (*o == Op::Nstream)));
+        assert_eq!(Op::Nstream.reads(), [Array::A, Array::B, Array::C]);
+    }
+
+    #[test]
     fn unsupported_levels_are_refused() {
         #[cfg(target_arch = "x86_64")]
         assert!(matches!(
@@ -580,24 +749,23 @@ mod tests {
             Kernel::<f64>::resolve(Op::Add, Simd::Scalar, Stores::Nontemporal).unwrap_err(),
             KernelError::NoStreamingStores(Simd::Scalar)
         );
+        assert!(Kernel::<f64>::resolve(Op::Dot, Simd::Scalar, Stores::Nontemporal).is_ok(), "dot stores nothing");
     }
 
     #[test]
     fn triad_is_not_fused() {
-        // Find inputs where a fused multiply-add rounds differently from
-        // a + s·b; every kernel must give the unfused result for them.
+        // Inputs where a fused multiply-add rounds differently from a + s·b;
+        // every kernel must give the unfused result for them.
         let s = STREAM_SCALAR;
         let (a, b) = (0..10_000u64)
-            .map(|i| (expected_value::<f64>(1, Stream::A, i), expected_value::<f64>(1, Stream::B, i)))
-            .find(|&(a, b)| Op::Triad.apply(a, b, s).to_bits() != s.mul_add(b, a).to_bits())
+            .map(|i| (expected_input::<f64>(1, Array::A, i), expected_input::<f64>(1, Array::B, i)))
+            .find(|&(a, b)| Op::Triad.oracle(a, b, 0.0, s).to_bits() != s.mul_add(b, a).to_bits())
             .expect("some pair rounds differently when fused");
-        let unfused = Op::Triad.apply(a, b, s);
+        let unfused = Op::Triad.oracle(a, b, 0.0, s);
         for simd in Simd::supported() {
             let k = Kernel::<f64>::resolve(Op::Triad, simd, Stores::Regular).unwrap();
-            let a = vec![a; 64];
-            let b = vec![b; 64];
             let mut c = vec![0.0; 64];
-            k.run(&a, &b, &mut c);
+            k.write_c(&[a; 64], &[b; 64], &mut c);
             assert!(c.iter().all(|x| x.to_bits() == unfused.to_bits()), "{simd} fused the triad");
         }
     }

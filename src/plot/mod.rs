@@ -1,13 +1,13 @@
-//! Plots of a sweep, as SVG or PNG, in pure Rust (plotters).
+//! Line charts, as SVG or PNG bytes, in pure Rust (plotters).
 //!
 //! The text is drawn with a small subset of DejaVu Sans compiled into the
 //! binary (see `FONT-LICENSE`), so a PNG renders the same on a machine
 //! without fonts. A chart is data ([`Chart`]): series of points, optional
 //! vertical markers (the cache sizes on a length sweep), a log or linear x
-//! axis; [`draw`] picks the backend from the file's extension.
+//! axis. [`render`] draws it in memory; the caller writes the bytes (whole,
+//! through [`crate::export::Destination`]).
 #![forbid(unsafe_code)]
 
-use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
@@ -16,7 +16,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One line of a chart.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Series {
+pub(crate) struct Series {
     /// Legend text.
     pub label: String,
     /// (x, y) points, in x order.
@@ -30,7 +30,7 @@ pub struct Series {
 
 /// A vertical line across the plot, labelled at the top.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Marker {
+pub(crate) struct Marker {
     /// Where on the x axis.
     pub x: f64,
     /// What it marks.
@@ -39,7 +39,7 @@ pub struct Marker {
 
 /// A line chart.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Chart {
+pub(crate) struct Chart {
     /// Title above the plot.
     pub title: String,
     /// X axis caption.
@@ -58,16 +58,33 @@ pub struct Chart {
 
 /// Why a chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
-pub enum PlotError {
-    /// Not .svg or .png.
-    #[error("--plot {0}: the file must end in .svg or .png")]
-    Format(String),
+pub(crate) enum PlotError {
     /// Nothing to draw.
-    #[error("--plot: the sweep has no points to draw")]
+    #[error("the sweep has no points to draw")]
     Empty,
-    /// The backend failed (usually writing the file).
-    #[error("--plot {0}: {1}")]
-    Draw(String, String),
+    /// The backend failed.
+    #[error("{0}")]
+    Draw(String),
+}
+
+/// An image format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ImageFormat {
+    /// Scalable vector graphics, 960 × 600.
+    Svg,
+    /// A 1280 × 800 PNG.
+    Png,
+}
+
+impl ImageFormat {
+    /// The format a file name asks for, by its extension.
+    pub(crate) fn of(path: &std::path::Path) -> Option<ImageFormat> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("svg") => Some(ImageFormat::Svg),
+            Some("png") => Some(ImageFormat::Png),
+            _ => None,
+        }
+    }
 }
 
 const FONT: &[u8] = include_bytes!("DejaVuSans-subset.ttf");
@@ -82,12 +99,6 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(0x7f, 0x7f, 0x7f),
 ];
 
-/// The colour of series `i` (tests look for it in PNG output).
-pub fn series_color(i: usize) -> (u8, u8, u8) {
-    let c = PALETTE[i % PALETTE.len()];
-    (c.0, c.1, c.2)
-}
-
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -96,20 +107,35 @@ fn register_font() {
     });
 }
 
-/// Draws `chart` to `path`, SVG or PNG by extension.
-pub fn draw(chart: &Chart, path: &Path) -> Result<(), PlotError> {
+/// Draws `chart` in `format`.
+pub(crate) fn render(chart: &Chart, format: ImageFormat) -> Result<Vec<u8>, PlotError> {
     register_font();
-    let shown = path.display().to_string();
     if chart.series.iter().all(|s| s.points.is_empty()) {
         return Err(PlotError::Empty);
     }
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    let result = match ext.as_deref() {
-        Some("svg") => draw_on(SVGBackend::new(path, (960, 600)).into_drawing_area(), chart),
-        Some("png") => draw_on(BitMapBackend::new(path, (1280, 800)).into_drawing_area(), chart),
-        _ => return Err(PlotError::Format(shown)),
-    };
-    result.map_err(|e| PlotError::Draw(shown, e))
+    match format {
+        ImageFormat::Svg => {
+            let mut text = String::new();
+            draw_on(SVGBackend::with_string(&mut text, (960, 600)).into_drawing_area(), chart)
+                .map_err(PlotError::Draw)?;
+            Ok(text.into_bytes())
+        }
+        ImageFormat::Png => {
+            let (w, h) = (1280u32, 800u32);
+            let mut rgb = vec![0u8; (w * h * 3) as usize];
+            draw_on(BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(), chart)
+                .map_err(PlotError::Draw)?;
+            let mut out = Vec::new();
+            let mut encoder = png::Encoder::new(&mut out, w, h);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder
+                .write_header()
+                .and_then(|mut writer| writer.write_image_data(&rgb))
+                .map_err(|e| PlotError::Draw(e.to_string()))?;
+            Ok(out)
+        }
+    }
 }
 
 fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), String> {
@@ -157,7 +183,7 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
             let ticks = chart.x_ticks.clone();
             let x_formatter = move |x: &f64| match &ticks {
                 Some(t) if !t.iter().any(|v| ((v - x) / v).abs() < 1e-6) => String::new(),
-                _ => human_number(*x),
+                _ => crate::units::human_number(*x),
             };
             ctx.configure_mesh()
                 .x_desc(&chart.x_label)
@@ -332,27 +358,13 @@ fn place_labels(labels: &[(f64, usize)]) -> Vec<LabelPlace> {
 /// Label row height, as a fraction of the plot height.
 const LABEL_ROW: f64 = 0.04;
 
-/// The text elements of an SVG written by [`draw`], trimmed.
-pub fn svg_texts(svg: &str) -> Vec<String> {
+/// The text elements of an SVG, trimmed.
+#[cfg(test)]
+fn svg_texts(svg: &str) -> Vec<String> {
     svg.split("<text")
         .skip(1)
         .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string()))
         .collect()
-}
-
-/// 1, 2, 10k, 1M, 100M: axis labels that read at a glance.
-pub fn human_number(x: f64) -> String {
-    let a = x.abs();
-    let (v, suffix) = if a >= 1e9 {
-        (x / 1e9, "G")
-    } else if a >= 1e6 {
-        (x / 1e6, "M")
-    } else if a >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        (x, "")
-    };
-    if (v - v.round()).abs() < 1e-9 { format!("{}{suffix}", v.round() as i64) } else { format!("{v:.1}{suffix}") }
 }
 
 #[cfg(test)]
@@ -380,22 +392,16 @@ mod tests {
     }
 
     #[test]
-    fn svg_and_png_are_written() {
-        let dir = std::env::temp_dir().join(format!("vecpar-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let svg = dir.join("c.svg");
-        draw(&chart(true), &svg).unwrap();
-        let text = std::fs::read_to_string(&svg).unwrap();
+    fn svg_and_png_are_drawn() {
+        let text = String::from_utf8(render(&chart(true), ImageFormat::Svg).unwrap()).unwrap();
         assert!(text.starts_with("<svg"));
         let texts = svg_texts(&text);
         for label in ["procs", "serial", "L3", "workers", "GB/s", "test"] {
             assert!(texts.iter().any(|t| t == label), "{label} in {texts:?}");
         }
-        let png = dir.join("c.png");
-        draw(&chart(false), &png).unwrap();
-        assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(matches!(draw(&chart(false), &dir.join("c.gif")), Err(PlotError::Format(_))));
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(&render(&chart(false), ImageFormat::Png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(ImageFormat::of(std::path::Path::new("x.GIF")), None);
+        assert_eq!(ImageFormat::of(std::path::Path::new("x.PNG")), Some(ImageFormat::Png));
     }
 
     #[test]
@@ -446,13 +452,5 @@ mod tests {
         // Two labels that would overlap take two rows.
         let p = place_labels(&[(0.40, 30), (0.50, 30)]);
         assert_eq!((p[0].row, p[1].row), (0, 1));
-    }
-
-    #[test]
-    fn numbers_read_at_a_glance() {
-        assert_eq!(human_number(1.0), "1");
-        assert_eq!(human_number(10_000.0), "10k");
-        assert_eq!(human_number(1e8), "100M");
-        assert_eq!(human_number(2.5e6), "2.5M");
     }
 }

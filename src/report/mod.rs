@@ -1,113 +1,34 @@
-//! What a run produced, as data: one [`RunReport`] feeds the terminal table,
-//! the JSON, CSV and Markdown exports and the sweeps.
+//! What vecpar produced, as data: one type per report kind — a run
+//! ([`RunReport`]), a sweep ([`sweep::SweepReport`]), the isolation
+//! experiment ([`isolation::IsolationReport`]) — each feeding the terminal
+//! table, the exports and the plots.
 //!
-//! Times are seconds (`f64`) everywhere in the data; only the human table
+//! Times are seconds (`f64`) everywhere in the data; only presentation
 //! picks units. Bandwidth follows STREAM: bytes = arrays moved × len × size
-//! (3 arrays for add and triad, 2 for copy and scale, no credit for
-//! write-allocate traffic), GB = 10^9 bytes, the headline rate from the
-//! *best* (minimum) time.
+//! (every array read plus the one written, no credit for write-allocate
+//! traffic), GB = 10^9 bytes, the headline rate from the *best* (minimum)
+//! time.
 #![forbid(unsafe_code)]
 
-pub mod export;
-pub mod progress;
-pub mod table;
+pub mod isolation;
+pub mod noise;
+pub mod sweep;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cpus::ProcsSource;
+use crate::config::RunConfig;
 use crate::fault::FaultRecord;
-use crate::kernel::{Dtype, Mismatch, Op, Simd, Stores};
-use crate::sysinfo::Cache;
+use crate::kernel::Op;
+use crate::kernel::data::Mismatch;
+use crate::machine::{HostInfo, Throttling};
+use crate::warnings::Warning;
+
+pub use noise::Noise;
 
 /// Version of the JSON layout; bumped when a key changes meaning or goes away.
-pub const REPORT_FORMAT_VERSION: u32 = 1;
+pub const REPORT_FORMAT_VERSION: u32 = 2;
 
-/// The configuration as run (after defaults and `auto` were resolved).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConfigEcho {
-    /// procs, threads or serial.
-    pub mode: crate::mode::Mode,
-    /// Number of workers (1 in serial mode).
-    pub procs: usize,
-    /// Where that number came from.
-    pub procs_source: ProcsSource,
-    /// Elements per array.
-    pub len: usize,
-    /// The kernel.
-    pub op: Op,
-    /// Element type.
-    pub dtype: Dtype,
-    /// SIMD level used.
-    pub simd: Simd,
-    /// Store kind used.
-    pub stores: Stores,
-    /// Why that store kind.
-    pub stores_reason: String,
-    /// Shared-memory backend.
-    pub shm: String,
-    /// The segment's page size in bytes.
-    pub page_bytes: usize,
-    /// Which pages back the arrays, and why.
-    pub pages: String,
-    /// Round synchronisation.
-    pub sync: String,
-    /// Pin request.
-    pub pin: String,
-    /// Timed rounds.
-    pub runs: u32,
-    /// Warm-up rounds.
-    pub warmup: u32,
-    /// Data seed.
-    pub seed: u64,
-    /// Per-step timeout, seconds.
-    pub timeout_s: f64,
-    /// Fault policy.
-    pub on_fault: String,
-    /// Injected faults, as given.
-    pub inject_faults: Vec<String>,
-    /// STREAM-counted bytes moved per round.
-    pub bytes_per_round: u64,
-    /// Bytes of the three arrays.
-    pub footprint_bytes: u64,
-}
-
-/// The machine the run happened on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HostInfo {
-    /// Host name.
-    pub hostname: String,
-    /// CPU model.
-    pub cpu_model: String,
-    /// SIMD flags of the CPU.
-    pub cpu_flags: Vec<String>,
-    /// Kernel.
-    pub kernel: String,
-    /// Caches of CPU 0.
-    pub caches: Vec<Cache>,
-    /// CPUs this process may run on, taskset list form.
-    pub allowed_cpus: String,
-    /// Logical CPUs online.
-    pub online_cpus: usize,
-}
-
-impl HostInfo {
-    /// Reads this machine.
-    pub fn collect(allowed: &[usize]) -> HostInfo {
-        HostInfo {
-            hostname: crate::sysinfo::hostname(),
-            cpu_model: crate::sysinfo::cpu_model(),
-            cpu_flags: crate::sysinfo::simd_flags(),
-            kernel: crate::sysinfo::kernel(),
-            caches: crate::sysinfo::caches(),
-            allowed_cpus: crate::cpus::format_cpu_list(allowed),
-            online_cpus: crate::sysinfo::read_small("/sys/devices/system/cpu/online")
-                .and_then(|s| crate::cpus::parse_cpu_list(s.trim()).ok())
-                .map_or(0, |l| l.len()),
-        }
-    }
-}
-
-/// What every export starts with: what produced it, on which machine.
+/// What every export starts with: what produced it, when, on which machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     /// [`REPORT_FORMAT_VERSION`].
@@ -116,21 +37,24 @@ pub struct Provenance {
     pub kind: String,
     /// vecpar's version.
     pub vecpar_version: String,
-    /// The command line.
+    /// When it started (RFC 3339, UTC).
+    pub started: String,
+    /// The command line (arguments that are not UTF-8 shown lossily).
     pub arguments: Vec<String>,
     /// The machine.
     pub host: HostInfo,
 }
 
 impl Provenance {
-    /// Provenance of a `kind` report made now, on this machine.
-    pub fn new(kind: &str, arguments: Vec<String>) -> Provenance {
+    /// Provenance of a `kind` report started now, on `host`.
+    pub fn new(kind: &str, arguments: Vec<String>, host: HostInfo) -> Provenance {
         Provenance {
             format_version: REPORT_FORMAT_VERSION,
             kind: kind.into(),
             vecpar_version: crate::VERSION.into(),
+            started: crate::units::rfc3339_utc(std::time::SystemTime::now()),
             arguments,
-            host: HostInfo::collect(&crate::cpus::allowed_cpus()),
+            host,
         }
     }
 }
@@ -138,7 +62,8 @@ impl Provenance {
 /// One round.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
-    /// Round number, counting warm-up rounds from 0.
+    /// Round number, counting from 0 over the warm-up and timed rounds of
+    /// every kernel, in order.
     pub round: u32,
     /// From the round's release (the doorbell, or the barrier after the
     /// previous round) to the last worker's end.
@@ -147,11 +72,11 @@ pub struct RoundRecord {
     pub gbps: f64,
     /// Each worker's compute time, by worker id (0 for idle workers).
     pub worker_seconds: Vec<f64>,
-    /// How long after the doorbell each worker started (its wake-up cost).
+    /// How long after the release each worker started (its wake-up cost).
     pub worker_start_lag_s: Vec<f64>,
 }
 
-/// Statistics over the timed rounds.
+/// Statistics over a kernel's timed rounds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Rounds counted.
@@ -170,29 +95,27 @@ pub struct Summary {
     pub max_s: f64,
     /// Standard deviation of the round times.
     pub stddev_s: f64,
+    /// Interquartile range of the round times.
+    pub iqr_s: f64,
 }
 
 impl Summary {
-    /// Statistics of `rounds`; `None` when there are none.
+    /// Statistics of `rounds` moving `bytes_per_round`; `None` when empty.
     pub fn of(rounds: &[RoundRecord], bytes_per_round: u64) -> Option<Summary> {
         let times: Vec<f64> = rounds.iter().map(|r| r.seconds).collect();
         let s = crate::stats::Stats::of(&times)?;
         Some(Summary {
             rounds: times.len(),
-            best_gbps: gbps(bytes_per_round, s.min),
-            median_gbps: gbps(bytes_per_round, s.median),
+            best_gbps: crate::units::gbps(bytes_per_round, s.min),
+            median_gbps: crate::units::gbps(bytes_per_round, s.median),
             min_s: s.min,
             median_s: s.median,
             mean_s: s.mean,
             max_s: s.max,
             stddev_s: s.stddev,
+            iqr_s: s.iqr(),
         })
     }
-}
-
-/// Bandwidth in GB/s (10^9 bytes) for `bytes` in `seconds`.
-pub fn gbps(bytes: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 { bytes as f64 / seconds / 1e9 } else { f64::INFINITY }
 }
 
 /// Where the time went.
@@ -204,9 +127,9 @@ pub struct Phases {
     pub spawn_s: f64,
     /// Workers reserving, filling and first-touching their chunks.
     pub init_s: f64,
-    /// All rounds, warm-up included.
+    /// All rounds, warm-up included, of every kernel.
     pub rounds_s: f64,
-    /// Checking a, b and c.
+    /// Checking the arrays, after every kernel.
     pub validate_s: f64,
     /// Shutting workers down and releasing the segment.
     pub teardown_s: f64,
@@ -239,13 +162,13 @@ pub struct WorkerRecord {
     pub pin_cpu: Option<usize>,
     /// The kernel's refusal, when pinning failed (the worker ran unpinned).
     pub pin_refused: Option<String>,
-    /// Median compute time over the timed rounds.
+    /// Median compute time over the first kernel's timed rounds.
     pub median_compute_s: Option<f64>,
     /// Processes or threads that held this id (1 without faults).
     pub attempts: u32,
 }
 
-/// The result check.
+/// The check of the arrays after a kernel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Validation {
     /// Elements checked in each of a, b, c.
@@ -256,6 +179,64 @@ pub struct Validation {
     pub mismatch_owner: Option<usize>,
     /// Digest of c (hex), equal across runs that produced the same c.
     pub c_digest: String,
+    /// Digest of a (hex), when a kernel updated it (nstream).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub a_digest: Option<String>,
+    /// How many times nstream had updated a when it was checked (warm-up
+    /// and timed rounds): the oracle applies it as often.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub a_updates: Option<u32>,
+}
+
+/// A `dot`'s result against its compensated reference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DotResult {
+    /// The sum vecpar computed.
+    #[serde(with = "crate::kernel::data::any_float")]
+    pub value: f64,
+    /// The compensated reference (as if in twice f64's precision).
+    #[serde(with = "crate::kernel::data::any_float")]
+    pub reference: f64,
+    /// |value − reference|.
+    #[serde(with = "crate::kernel::data::any_float")]
+    pub error: f64,
+    /// The largest error reassociation can cause (see the README).
+    #[serde(with = "crate::kernel::data::any_float")]
+    pub bound: f64,
+    /// Whether the error is within the bound.
+    pub within_bound: bool,
+}
+
+/// One kernel of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelReport {
+    /// The kernel.
+    pub op: Op,
+    /// Its formula.
+    pub formula: String,
+    /// STREAM-counted bytes per round.
+    pub bytes_per_round: u64,
+    /// Timed rounds.
+    pub runs: Vec<RoundRecord>,
+    /// Warm-up rounds.
+    pub warmup: Vec<RoundRecord>,
+    /// Statistics over `runs`.
+    pub summary: Option<Summary>,
+    /// How steady the rounds were.
+    pub noise: Option<Noise>,
+    /// The check after it ran, when it did.
+    pub validation: Option<Validation>,
+    /// For `dot`: the sum against its reference.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dot: Option<DotResult>,
+}
+
+impl KernelReport {
+    /// Whether the kernel's check ran and found everything correct.
+    pub fn validated(&self) -> bool {
+        self.validation.as_ref().is_some_and(|v| v.mismatch.is_none())
+            && self.dot.as_ref().is_none_or(|d| d.within_bound)
+    }
 }
 
 /// A worker replaced under `--on-fault retry`.
@@ -277,26 +258,40 @@ pub struct RetryRecord {
     pub cost_s: f64,
 }
 
+/// Throttling by a cgroup CPU quota during the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleRecord {
+    /// Periods in which the group was throttled during the run.
+    pub periods: u64,
+    /// Time throttled during the run, microseconds.
+    pub throttled_us: u64,
+    /// The `cpu.stat` read.
+    pub file: String,
+}
+
+impl ThrottleRecord {
+    /// What the counters moved by between `before` and `after`.
+    pub fn between(before: &Throttling, after: &Throttling) -> ThrottleRecord {
+        ThrottleRecord {
+            periods: after.nr_throttled.saturating_sub(before.nr_throttled),
+            throttled_us: after.throttled_us.saturating_sub(before.throttled_us),
+            file: after.file.display().to_string(),
+        }
+    }
+}
+
 /// Everything about one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "RunReportRepr", from = "RunReportRepr")]
 pub struct RunReport {
-    /// Version, command line, machine.
-    #[serde(flatten)]
+    /// Version, time, command line, machine.
     pub about: Provenance,
     /// The coordinator's process id.
     pub coordinator_pid: u32,
     /// The configuration as run.
-    pub config: ConfigEcho,
-    /// Whether every element of a, b and c was checked and correct.
-    pub validated: bool,
-    /// The check, when it ran.
-    pub validation: Option<Validation>,
-    /// Timed rounds.
-    pub runs: Vec<RoundRecord>,
-    /// Warm-up rounds.
-    pub warmup: Vec<RoundRecord>,
-    /// Statistics over `runs`.
-    pub summary: Option<Summary>,
+    pub config: RunConfig,
+    /// One entry per kernel, in order.
+    pub kernels: Vec<KernelReport>,
     /// Where the time went.
     pub phases: Phases,
     /// Per worker.
@@ -305,8 +300,96 @@ pub struct RunReport {
     pub faults: Vec<FaultRecord>,
     /// Replacements.
     pub retries: Vec<RetryRecord>,
+    /// CPU throttling by a cgroup quota, when the run has one.
+    pub throttling: Option<ThrottleRecord>,
     /// Things that make the numbers mislead.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// The exit code the run ends with.
     pub exit_code: u8,
+}
+
+impl RunReport {
+    /// Whether every kernel ran and validated.
+    pub fn validated(&self) -> bool {
+        !self.kernels.is_empty() && self.kernels.iter().all(KernelReport::validated)
+    }
+
+    /// The first kernel (a single-kernel run's only one).
+    pub fn first(&self) -> Option<&KernelReport> {
+        self.kernels.first()
+    }
+
+    /// The first kernel whose check failed, with its mismatch.
+    pub fn first_mismatch(&self) -> Option<(&KernelReport, &Validation)> {
+        self.kernels.iter().find_map(|k| k.validation.as_ref().filter(|v| v.mismatch.is_some()).map(|v| (k, v)))
+    }
+}
+
+/// The JSON layout of a run: the first kernel's `runs`, `warmup`,
+/// `summary`, `noise` and `validation` at the top, as a single-kernel run
+/// has always had them, and every kernel in `kernels`.
+#[derive(Clone, Serialize, Deserialize)]
+struct RunReportRepr {
+    #[serde(flatten)]
+    about: Provenance,
+    coordinator_pid: u32,
+    config: RunConfig,
+    validated: bool,
+    validation: Option<Validation>,
+    runs: Vec<RoundRecord>,
+    warmup: Vec<RoundRecord>,
+    summary: Option<Summary>,
+    noise: Option<noise::Noise>,
+    kernels: Vec<KernelReport>,
+    phases: Phases,
+    workers: Vec<WorkerRecord>,
+    faults: Vec<FaultRecord>,
+    retries: Vec<RetryRecord>,
+    throttling: Option<ThrottleRecord>,
+    warnings: Vec<Warning>,
+    exit_code: u8,
+}
+
+impl From<RunReport> for RunReportRepr {
+    fn from(r: RunReport) -> Self {
+        let validated = r.validated();
+        let first = r.kernels.first().cloned();
+        RunReportRepr {
+            about: r.about,
+            coordinator_pid: r.coordinator_pid,
+            config: r.config,
+            validated,
+            validation: first.as_ref().and_then(|k| k.validation.clone()),
+            runs: first.as_ref().map(|k| k.runs.clone()).unwrap_or_default(),
+            warmup: first.as_ref().map(|k| k.warmup.clone()).unwrap_or_default(),
+            noise: first.as_ref().and_then(|k| k.noise.clone()),
+            summary: first.and_then(|k| k.summary),
+            kernels: r.kernels,
+            phases: r.phases,
+            workers: r.workers,
+            faults: r.faults,
+            retries: r.retries,
+            throttling: r.throttling,
+            warnings: r.warnings,
+            exit_code: r.exit_code,
+        }
+    }
+}
+
+impl From<RunReportRepr> for RunReport {
+    fn from(r: RunReportRepr) -> Self {
+        RunReport {
+            about: r.about,
+            coordinator_pid: r.coordinator_pid,
+            config: r.config,
+            kernels: r.kernels,
+            phases: r.phases,
+            workers: r.workers,
+            faults: r.faults,
+            retries: r.retries,
+            throttling: r.throttling,
+            warnings: r.warnings,
+            exit_code: r.exit_code,
+        }
+    }
 }

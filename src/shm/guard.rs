@@ -1,66 +1,140 @@
-//! What happens when memory protection ends a process.
+//! Signals that end a process, and the faults vecpar injects on purpose.
 //!
-//! A worker process installs a recorder for SIGSEGV and SIGBUS: when the MMU
-//! refuses an access, the handler writes the signal, `si_code`, the address
-//! and, when the address falls inside one of the worker's mappings, the array
-//! and element index into the worker's slot in the control block. Then it
-//! resets the handler and re-raises, so the process still dies of the signal
-//! (the coordinator sees a real SIGSEGV) but the coordinator can say *what*
-//! was refused: "write to a[1048576] (worker 0's chunk) blocked by the
-//! read-only mapping".
+//! **In a worker process**, [`FaultRecorder`] catches SIGSEGV and SIGBUS on
+//! an alternate signal stack (so that a stack overflow, too, can be
+//! recorded): the handler writes the signal, `si_code`, the address and what
+//! lies there — an element of `a`, `b` or `c`, or the guard page below the
+//! stack — into the worker's slot, then resets the handler and re-raises, so
+//! the process still dies of the signal (the coordinator sees a real
+//! SIGSEGV) but the coordinator can say *what* happened: "write to a[1048576]
+//! (worker 0's chunk) blocked by the read-only mapping", "stack overflow".
 //!
-//! In threads mode nothing records: there is no other process to read it.
-//! [`announce_fatal_signals`] installs a last word instead, so the user learns
-//! why the whole run vanished.
+//! **In the coordinator**, [`catch_bus_errors`] turns a SIGBUS — the
+//! segment's pages taken away under the run by a process that truncated it —
+//! into one error line and exit 1, after killing every worker. In threads
+//! mode, [`announce_fatal_signals`] and [`announce_exit_from_workers`] print
+//! a last word when a worker thread's crash takes the whole process down.
 //!
-//! Only async-signal-safe operations run in the handlers: atomic stores,
-//! `write(2)` from a stack buffer, `sigaction` and `raise`.
+//! **Deliberate faults** are stores the hardware refuses: [`wild_store`] to
+//! the never-mapped first page, and a store into a read-only mapping
+//! (`super::chunk`). They are written in `asm!`, so that they are defined
+//! at the machine level — a store instruction that traps — rather than
+//! undefined behaviour in Rust's memory model.
+//!
+//! Only async-signal-safe operations run in the handlers: atomic loads and
+//! stores, `write(2)` from a stack buffer, `kill(2)`, `sigaction`, `raise`
+//! and `_exit`.
 
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use super::control::Slot;
+use super::control::{FaultSite, Slot};
+use crate::vocab::Array;
 
-/// Where a worker's mappings are, to turn a fault address into an index.
+/// Where a worker's mappings and stack are, to tell what a fault address is.
 #[derive(Clone, Debug)]
-pub(crate) struct AddressMap {
-    pub(crate) a: Range<usize>,
-    pub(crate) b: Range<usize>,
-    pub(crate) c: Range<usize>,
-    pub(crate) c_first: usize,
-    pub(crate) elem: usize,
+pub(super) struct AddressMap {
+    pub(super) arrays: [Range<usize>; 3],
+    /// The element index at the start of each mapping.
+    pub(super) first: [usize; 3],
+    pub(super) elem: usize,
 }
 
 static SLOT: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
-// a.start, a.end, b.start, b.end, c.start, c.end, c_first, elem
-static MAP: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+// a, b, c: start, end, first index; then elem, stack low, stack guard low.
+static MAP: [AtomicUsize; 12] = [const { AtomicUsize::new(0) }; 12];
 
-/// Records faults into a slot while alive.
+/// Records faults into a slot while alive (see the module docs).
 #[derive(Debug)]
-pub struct FaultRecorder {
-    _private: (),
+pub(crate) struct FaultRecorder<'a> {
+    _slot: PhantomData<&'a Slot>,
 }
 
-impl Drop for FaultRecorder {
+impl Drop for FaultRecorder<'_> {
     fn drop(&mut self) {
         SLOT.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 }
 
-/// Installs the fault recorder for this process. `slot` must outlive the
-/// returned guard (it lives in the worker's control mapping).
-pub fn record_faults(slot: &Slot, arrays: &super::WorkerArrays) -> std::io::Result<FaultRecorder> {
-    let map = arrays.address_map();
-    for (cell, v) in
-        MAP.iter().zip([map.a.start, map.a.end, map.b.start, map.b.end, map.c.start, map.c.end, map.c_first, map.elem])
-    {
-        cell.store(v, Ordering::SeqCst);
+impl<'a> FaultRecorder<'a> {
+    /// Installs the recorder for this process, on an alternate signal
+    /// stack. The borrow keeps `slot` (in the worker's control mapping)
+    /// alive for as long as the handler may write to it.
+    pub(super) fn install(slot: &'a Slot, map: &AddressMap) -> std::io::Result<FaultRecorder<'a>> {
+        ensure_alternate_stack()?;
+        let (stack_low, guard_low) = stack_bounds();
+        let values = [
+            map.arrays[0].start,
+            map.arrays[0].end,
+            map.first[0],
+            map.arrays[1].start,
+            map.arrays[1].end,
+            map.first[1],
+            map.arrays[2].start,
+            map.arrays[2].end,
+            map.first[2],
+            map.elem.max(1),
+            stack_low,
+            guard_low,
+        ];
+        for (cell, v) in MAP.iter().zip(values) {
+            cell.store(v, Ordering::SeqCst);
+        }
+        SLOT.store(slot as *const Slot as *mut Slot, Ordering::SeqCst);
+        for sig in [libc::SIGSEGV, libc::SIGBUS] {
+            install(sig, on_fault)?;
+        }
+        Ok(FaultRecorder { _slot: PhantomData })
     }
-    SLOT.store(slot as *const Slot as *mut Slot, Ordering::SeqCst);
-    for sig in [libc::SIGSEGV, libc::SIGBUS] {
-        install(sig, on_fault)?;
+}
+
+/// The low end of this thread's stack and the lowest address a stack
+/// overflow can fault at (the kernel's guard gap below it).
+fn stack_bounds() -> (usize, usize) {
+    // SAFETY: a zeroed pthread_attr_t is what pthread_getattr_np expects to
+    // initialise; on success we read the stack's bounds and destroy it.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        if !ok {
+            return (0, 0);
+        }
+        let low = addr as usize;
+        // Linux keeps a gap of stack_guard_gap (256 pages by default)
+        // below a growing stack; a thread's guard page is within it too.
+        (low, low.saturating_sub(4 << 20))
     }
-    Ok(FaultRecorder { _private: () })
+}
+
+/// Gives this thread an alternate signal stack unless it has one already
+/// (std gives threads it starts one; a process's main thread may not have).
+fn ensure_alternate_stack() -> std::io::Result<()> {
+    const SIZE: usize = 64 * 1024;
+    // SAFETY: querying with a null new stack only reads the current one
+    // into `old`, a valid stack_t on our stack.
+    let has_one = unsafe {
+        let mut old: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut old) == 0 && old.ss_flags & libc::SS_DISABLE == 0
+    };
+    if has_one {
+        return Ok(());
+    }
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; SIZE].into_boxed_slice());
+    let new = libc::stack_t { ss_sp: stack.as_mut_ptr().cast(), ss_flags: 0, ss_size: SIZE };
+    // SAFETY: `new` describes a leaked, never freed buffer of SIZE bytes,
+    // which stays valid for the life of the process, as an alternate stack
+    // must.
+    if unsafe { libc::sigaltstack(&new, std::ptr::null_mut()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
@@ -69,11 +143,13 @@ fn install(sig: libc::c_int, handler: Handler) -> std::io::Result<()> {
     // SAFETY: a zeroed sigaction is a valid starting value; we set the
     // handler (an `extern "C" fn(c_int, *mut siginfo_t, *mut c_void)`) and
     // flags. SA_RESETHAND restores the default action on entry, so the
-    // handler's own `raise` kills the process with the original signal.
+    // handler's own `raise` ends the process with the original signal;
+    // SA_ONSTACK runs it on the alternate stack, where a stack overflow
+    // still leaves room.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_NODEFER;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_NODEFER | libc::SA_ONSTACK;
         libc::sigemptyset(&mut action.sa_mask);
         if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
@@ -82,61 +158,94 @@ fn install(sig: libc::c_int, handler: Handler) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What the address `addr` is, from the recorded map.
+fn site_of(addr: usize) -> FaultSite {
+    let m: [usize; 12] = std::array::from_fn(|i| MAP[i].load(Ordering::SeqCst));
+    let elem = m[9].max(1);
+    for (k, array) in Array::ALL.into_iter().enumerate() {
+        let (lo, hi, first) = (m[3 * k], m[3 * k + 1], m[3 * k + 2]);
+        if (lo..hi).contains(&addr) {
+            return FaultSite::Array(array, (first + (addr - lo) / elem) as u64);
+        }
+    }
+    let (stack_low, guard_low) = (m[10], m[11]);
+    if stack_low != 0 && (guard_low..stack_low + 4096).contains(&addr) {
+        return FaultSite::StackGuard;
+    }
+    FaultSite::Elsewhere
+}
+
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler
     // of SIGSEGV/SIGBUS, whose si_addr is the faulting address.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
     let slot = SLOT.load(Ordering::SeqCst);
     if !slot.is_null() {
-        // SAFETY: `SLOT` is set only while a FaultRecorder lives, and the
-        // slot it points to lives in a mapping that outlives the recorder.
-        // Only atomic stores follow, which are async-signal-safe.
+        // SAFETY: `SLOT` is set only while a FaultRecorder lives, and its
+        // borrow keeps the slot's mapping alive. Only atomic stores follow,
+        // which are async-signal-safe.
         let slot = unsafe { &*slot };
-        slot.fault_signal.store(sig as u32, Ordering::SeqCst);
-        slot.fault_code.store(code as u32, Ordering::SeqCst);
+        let (site, index) = site_of(addr).encode();
         slot.fault_addr.store(addr as u64, Ordering::SeqCst);
-        let m: [usize; 8] = std::array::from_fn(|i| MAP[i].load(Ordering::SeqCst));
-        let elem = m[7].max(1);
-        let (array, index) = if (m[0]..m[1]).contains(&addr) {
-            (1, (addr - m[0]) / elem)
-        } else if (m[2]..m[3]).contains(&addr) {
-            (2, (addr - m[2]) / elem)
-        } else if (m[4]..m[5]).contains(&addr) {
-            (3, m[6] + (addr - m[4]) / elem)
-        } else {
-            (0, 0)
-        };
-        slot.fault_index.store(index as u64, Ordering::SeqCst);
-        slot.fault_array.store(array, Ordering::SeqCst);
+        slot.fault_code.store(code as u32, Ordering::SeqCst);
+        slot.fault_index.store(index, Ordering::SeqCst);
+        slot.fault_site.store(site, Ordering::SeqCst);
+        slot.fault_signal.store(sig as u32, Ordering::SeqCst);
     }
     // SAFETY: raise is async-signal-safe; SA_RESETHAND restored the default
-    // action, so this terminates the process with `sig`.
+    // action, so this ends the process with `sig`.
     unsafe {
         libc::raise(sig);
     }
 }
 
+/// A store of `bits` (`size` bytes) at `addr`, in one machine instruction.
+///
+/// # Safety
+/// The caller knows the store traps (the address is in a read-only mapping
+/// or not mapped at all), so that it never completes.
+pub(super) unsafe fn trapping_store(addr: usize, bits: u64, size: usize) {
+    // SAFETY: the caller guarantees the instruction traps; no memory that
+    // Rust code can observe is changed.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if size == 8 {
+            std::arch::asm!("mov qword ptr [{a}], {v}", a = in(reg) addr, v = in(reg) bits, options(nostack));
+        } else {
+            std::arch::asm!("mov dword ptr [{a}], {v:e}", a = in(reg) addr, v = in(reg) bits, options(nostack));
+        }
+        #[cfg(target_arch = "aarch64")]
+        if size == 8 {
+            std::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) bits, options(nostack));
+        } else {
+            std::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) bits, options(nostack));
+        }
+    }
+}
+
 /// The `segv` fault: a store through a wild pointer (into the never-mapped
-/// first page), as a buggy native extension would do.
-pub fn wild_write() -> ! {
-    let wild = std::ptr::without_provenance_mut::<u64>(0x10);
-    // SAFETY: deliberately not sound: the fault the user asked to inject.
-    // Page zero is never mapped (vm.mmap_min_addr), so the store faults
-    // and the process is killed by SIGSEGV before it can complete.
-    unsafe { wild.write_volatile(0xDEAD_BEEF) };
-    unreachable!("a store to page zero returned")
+/// first page), as a buggy native extension would do. Never returns: the
+/// process dies of SIGSEGV.
+pub(crate) fn wild_store() -> ! {
+    // SAFETY: page zero is never mapped (vm.mmap_min_addr is at least one
+    // page), so the store traps.
+    unsafe { trapping_store(0x10, 0xDEAD_BEEF, 8) };
+    // Unreachable in practice; should the store ever complete, stop anyway.
+    std::process::abort()
 }
 
 /// In threads mode: when a worker thread calls `exit()`, says so on the way
 /// out (the whole process exits with it, coordinator included).
-pub fn announce_exit_from_workers() {
+pub(crate) fn announce_exit_from_workers() {
     extern "C" fn on_exit() {
-        if std::thread::current().name().is_some_and(|n| n.starts_with("vecpar-worker-")) {
-            let me = std::thread::current();
-            eprintln!(
-                "vecpar-coord: {} called exit(): threads share one process, so the coordinator and every other \
-                 worker exit with it (this is what --mode procs isolates)",
-                me.name().unwrap_or("a worker thread").replace("vecpar-worker-", "worker thread ")
+        let me = std::thread::current();
+        if let Some(name) = me.name().and_then(|n| n.strip_prefix("vecpar-worker-")) {
+            crate::diag::line(
+                "",
+                format!(
+                    "worker thread {name} called exit(): threads share one process, so the coordinator and every \
+                     other worker exit with it (this is what --mode procs isolates)"
+                ),
             );
         }
     }
@@ -154,57 +263,104 @@ pub fn announce_exit_from_workers() {
 static LAST_WORDS: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static LAST_WORDS_LEN: AtomicUsize = AtomicUsize::new(0);
 
-/// In threads mode: on a fatal signal, prints one line naming the signal and
-/// `context`, then dies of it. `context` must be a static string.
-pub fn announce_fatal_signals(context: &'static str) {
+/// In threads mode: on a fatal signal of a crashing thread (SIGSEGV,
+/// SIGABRT, SIGILL, SIGFPE), prints one line naming the signal and `context`,
+/// then dies of it.
+pub(crate) fn announce_fatal_signals(context: &'static str) {
     LAST_WORDS.store(context.as_ptr() as *mut u8, Ordering::SeqCst);
     LAST_WORDS_LEN.store(context.len(), Ordering::SeqCst);
-    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT, libc::SIGILL, libc::SIGFPE] {
+    for sig in [libc::SIGSEGV, libc::SIGABRT, libc::SIGILL, libc::SIGFPE] {
         let _ = install(sig, on_fatal);
     }
 }
 
+/// Appends bytes to a fixed buffer (async-signal-safe formatting).
+struct Line {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line { buf: [0; 512], len: 0 }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn hex(&mut self, v: usize) {
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = b"0123456789abcdef"[(v >> ((15 - i) * 4)) & 0xf];
+        }
+        let first = digits.iter().position(|&d| d != b'0').unwrap_or(15);
+        self.put(b"0x");
+        self.put(&digits[first..]);
+    }
+
+    fn write(&self) {
+        // SAFETY: write(2) is async-signal-safe; `buf[..len]` is initialised.
+        unsafe {
+            libc::write(2, self.buf.as_ptr().cast(), self.len);
+        }
+    }
+}
+
 extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    let mut buf = [0u8; 512];
-    let mut len = 0usize;
-    let mut put = |bytes: &[u8]| {
-        let n = bytes.len().min(buf.len() - len);
-        buf[len..len + n].copy_from_slice(&bytes[..n]);
-        len += n;
-    };
-    put(b"vecpar-coord: a worker thread died of ");
-    put(match sig {
+    let mut line = Line::new();
+    line.put(b"vecpar-coord: a worker thread died of ");
+    line.put(match sig {
         libc::SIGSEGV => b"SIGSEGV".as_slice(),
-        libc::SIGBUS => b"SIGBUS",
         libc::SIGABRT => b"SIGABRT (abort)",
         libc::SIGILL => b"SIGILL",
         libc::SIGFPE => b"SIGFPE",
         _ => b"a fatal signal",
     });
-    if sig == libc::SIGSEGV || sig == libc::SIGBUS {
-        // SAFETY: valid siginfo for an SA_SIGINFO handler of these signals.
+    if sig == libc::SIGSEGV {
+        // SAFETY: valid siginfo for an SA_SIGINFO handler of SIGSEGV.
         let addr = unsafe { (*info).si_addr() as usize };
-        put(b" at address 0x");
-        let mut hex = [0u8; 16];
-        for (i, h) in hex.iter_mut().enumerate() {
-            let nibble = (addr >> ((15 - i) * 4)) & 0xf;
-            *h = b"0123456789abcdef"[nibble];
-        }
-        let first = hex.iter().position(|&h| h != b'0').unwrap_or(15);
-        put(&hex[first..]);
+        line.put(b" at address ");
+        line.hex(addr);
     }
     let (p, n) = (LAST_WORDS.load(Ordering::SeqCst), LAST_WORDS_LEN.load(Ordering::SeqCst));
     if !p.is_null() {
-        put(b": ");
+        line.put(b": ");
         // SAFETY: `p`/`n` come from a `&'static str` in announce_fatal_signals.
-        put(unsafe { std::slice::from_raw_parts(p, n) });
+        line.put(unsafe { std::slice::from_raw_parts(p, n) });
     }
-    put(b"\n");
-    // SAFETY: write(2) and raise(3) are async-signal-safe; `buf[..len]` is
-    // initialised stack memory. SA_RESETHAND restored the default action,
-    // so raise terminates the process with `sig`.
+    line.put(b"\n");
+    line.write();
+    // SAFETY: raise is async-signal-safe; SA_RESETHAND restored the default
+    // action, so this ends the process with `sig`.
     unsafe {
-        libc::write(2, buf.as_ptr().cast(), len);
         libc::raise(sig);
     }
+}
+
+/// In the coordinator: a SIGBUS becomes one error line and exit 1, after
+/// every worker is killed. Only the shared segment can cause one: its pages
+/// are reserved before they are touched, so a SIGBUS means another process
+/// truncated it under the run.
+pub(crate) fn catch_bus_errors() -> std::io::Result<()> {
+    ensure_alternate_stack()?;
+    install(libc::SIGBUS, on_bus_error)
+}
+
+extern "C" fn on_bus_error(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    crate::signals::kill_children_now();
+    // SAFETY: valid siginfo for an SA_SIGINFO handler of SIGBUS.
+    let addr = unsafe { (*info).si_addr() as usize };
+    let mut line = Line::new();
+    line.put(b"vecpar-coord: error: SIGBUS at ");
+    line.hex(addr);
+    line.put(
+        b": the shared segment's pages were taken away under the run (another process truncated it); \
+          the run stopped, its workers were killed, nothing was validated\n",
+    );
+    line.write();
+    // SAFETY: _exit is async-signal-safe and ends the process at once.
+    unsafe { libc::_exit(1) };
 }

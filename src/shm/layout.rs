@@ -19,60 +19,45 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::{ShmError, control};
-use crate::kernel::{Dtype, Stream};
-use crate::sysinfo::meminfo;
+use crate::kernel::Dtype;
+use crate::machine::{huge_page_size, page_size};
 
 /// The first bytes of every segment.
-pub const MAGIC: [u8; 8] = *b"VECPAR\0\x01";
+pub(crate) const MAGIC: [u8; 8] = *b"VECPAR\0\x01";
 /// The segment format version; a worker refuses any other.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
-/// The base page size of this machine.
-pub fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |p| p as usize)
-}
+/// The most worker slots a segment has (the most workers a run may start).
+pub(crate) const MAX_SLOTS: usize = 4096;
 
-/// The default huge page size (`Hugepagesize` in /proc/meminfo), if any.
-pub fn huge_page_size() -> Option<usize> {
-    static SIZE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *SIZE.get_or_init(|| meminfo("Hugepagesize").map(|kb| kb as usize * 1024))
-}
-
-/// The size of the hugetlb pool, in pages (`HugePages_Total`).
-pub fn huge_pages_total() -> u64 {
-    meminfo("HugePages_Total").unwrap_or(0)
-}
-
-/// Huge pages free for new mappings: `HugePages_Free - HugePages_Rsvd`.
-pub fn huge_pages_available() -> u64 {
-    let free = meminfo("HugePages_Free").unwrap_or(0);
-    let reserved = meminfo("HugePages_Rsvd").unwrap_or(0);
-    free.saturating_sub(reserved)
+/// Whether `bytes` begin with a vecpar header of this format version.
+pub(crate) fn has_header(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && bytes[..8] == MAGIC && bytes[8..12] == FORMAT_VERSION.to_le_bytes()
 }
 
 /// Where everything is in a segment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Element type.
-    pub dtype: Dtype,
+    pub(crate) dtype: Dtype,
     /// Elements per array.
-    pub len: usize,
+    pub(crate) len: usize,
     /// Page size the layout was made for.
-    pub page: usize,
+    pub(crate) page: usize,
     /// Worker slots in the control block.
-    pub slots: usize,
+    pub(crate) slots: usize,
     /// Offset of the control block.
-    pub control_offset: usize,
+    pub(crate) control_offset: usize,
     /// Bytes of the control block (whole pages).
-    pub control_bytes: usize,
+    pub(crate) control_bytes: usize,
     /// Offsets of a, b and c.
-    pub array_offsets: [usize; 3],
+    pub(crate) array_offsets: [usize; 3],
     /// Bytes of each array (whole pages).
-    pub array_bytes: usize,
+    pub(crate) array_bytes: usize,
     /// Bytes of the whole segment.
-    pub total_bytes: usize,
+    pub(crate) total_bytes: usize,
     /// The pid of the process that created the segment.
-    pub creator_pid: u32,
+    pub(crate) creator_pid: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -144,10 +129,19 @@ fn round_up(x: usize, to: usize) -> Option<usize> {
 
 impl Layout {
     /// Lays out a segment for `len` elements of `dtype` and `slots` workers.
-    pub fn new(dtype: Dtype, len: usize, slots: usize, page: usize, creator_pid: u32) -> Result<Layout, ShmError> {
+    pub(crate) fn new(
+        dtype: Dtype,
+        len: usize,
+        slots: usize,
+        page: usize,
+        creator_pid: u32,
+    ) -> Result<Layout, ShmError> {
         let too_large = || ShmError::TooLarge { len: len as u64 };
+        if slots == 0 || slots > MAX_SLOTS {
+            return Err(ShmError::NotASegment(format!("{slots} worker slots (1 to {MAX_SLOTS})")));
+        }
         let control_offset = page;
-        let control_bytes = round_up(control::control_bytes(slots), page).ok_or_else(too_large)?;
+        let control_bytes = control::control_bytes(slots).and_then(|b| round_up(b, page)).ok_or_else(too_large)?;
         let array_bytes = len.checked_mul(dtype.size()).and_then(|b| round_up(b.max(1), page)).ok_or_else(too_large)?;
         let a = control_offset.checked_add(control_bytes).ok_or_else(too_large)?;
         let b = a.checked_add(array_bytes).ok_or_else(too_large)?;
@@ -169,28 +163,33 @@ impl Layout {
 
     /// Bytes needed for a segment of `len` elements in pages of `page`
     /// bytes (what the preflight checks).
-    pub fn bytes_needed(dtype: Dtype, len: usize, slots: usize, page: usize) -> Option<u64> {
+    pub(crate) fn bytes_needed(dtype: Dtype, len: usize, slots: usize, page: usize) -> Option<u64> {
         Layout::new(dtype, len, slots, page, 0).ok().map(|l| l.total_bytes as u64)
     }
 
     /// Whether the segment uses huge pages.
-    pub fn is_huge(&self) -> bool {
+    pub(crate) fn is_huge(&self) -> bool {
         self.page > page_size()
     }
 
     /// Elements per page: the partition granule.
-    pub fn page_elems(&self) -> usize {
+    pub(crate) fn page_elems(&self) -> usize {
         self.page / self.dtype.size()
     }
 
-    /// Offset of an array.
-    pub fn offset(&self, stream: Stream) -> usize {
-        self.array_offsets[stream_index(stream)]
+    /// Whether `range` is a chunk as the partition cuts them: inside the
+    /// array, starting on a page, ending on a page or at the end.
+    pub(crate) fn is_chunk(&self, range: &Range<usize>) -> bool {
+        let page = self.page_elems();
+        range.start <= range.end
+            && range.end <= self.len
+            && (range.is_empty()
+                || (range.start.is_multiple_of(page) && (range.end == self.len || range.end.is_multiple_of(page))))
     }
 
     /// The byte range of a chunk within one array: whole pages (nothing for
     /// an idle worker's empty chunk).
-    pub fn chunk_bytes(&self, range: &Range<usize>) -> Range<usize> {
+    pub(crate) fn chunk_bytes(&self, range: &Range<usize>) -> Range<usize> {
         if range.is_empty() {
             return 0..0;
         }
@@ -234,7 +233,7 @@ impl Layout {
         }
         let len = usize::try_from(raw.len).map_err(|_| corrupt("length"))?;
         let slots = usize::try_from(raw.slots).map_err(|_| corrupt("slot count"))?;
-        if slots == 0 || slots > 1 << 20 {
+        if slots == 0 || slots > MAX_SLOTS {
             return Err(corrupt("slot count"));
         }
         let pid = u32::try_from(raw.creator_pid).map_err(|_| corrupt("creator pid"))?;
@@ -248,14 +247,6 @@ impl Layout {
             return Err(corrupt("the object is smaller than its header says"));
         }
         Ok(expected)
-    }
-}
-
-pub(super) fn stream_index(stream: Stream) -> usize {
-    match stream {
-        Stream::A => 0,
-        Stream::B => 1,
-        Stream::C => 2,
     }
 }
 
@@ -298,5 +289,18 @@ mod tests {
     #[test]
     fn oversized_layouts_are_refused() {
         assert!(matches!(Layout::new(Dtype::F64, usize::MAX / 4, 1, 4096, 1), Err(ShmError::TooLarge { .. })));
+        assert!(Layout::new(Dtype::F64, 10, 0, 4096, 1).is_err());
+        assert!(Layout::new(Dtype::F64, 10, MAX_SLOTS + 1, 4096, 1).is_err());
+        assert!(Layout::new(Dtype::F64, 10, MAX_SLOTS, 4096, 1).is_ok());
+    }
+
+    #[test]
+    fn chunks_are_page_aligned_ranges() {
+        let l = Layout::new(Dtype::F64, 2000, 2, 4096, 1).unwrap();
+        assert!(l.is_chunk(&(0..512)) && l.is_chunk(&(512..2000)) && l.is_chunk(&(2000..2000)));
+        assert!(!l.is_chunk(&(1..512)) && !l.is_chunk(&(0..100)) && !l.is_chunk(&(0..2001)));
+        let bytes = l.to_raw().to_bytes();
+        assert!(has_header(&bytes));
+        assert!(!has_header(&bytes[..11]));
     }
 }

@@ -45,6 +45,11 @@ impl Mapping {
         self.ptr.as_ptr() as usize
     }
 
+    /// The addresses the mapping covers.
+    pub(super) fn span(&self) -> std::ops::Range<usize> {
+        self.addr()..self.addr() + self.len
+    }
+
     pub(super) fn protect(&self, bytes: &Range<usize>, writable: bool) -> Result<(), ShmError> {
         if bytes.is_empty() {
             return Ok(());
@@ -126,13 +131,6 @@ pub(super) fn reserve(fd: BorrowedFd<'_>, offset: usize, len: usize) -> Result<(
 pub(super) fn file_page_size(fd: BorrowedFd<'_>) -> usize {
     match nix::sys::statfs::fstatfs(fd) {
         Ok(st) if st.filesystem_type() == nix::sys::statfs::HUGETLBFS_MAGIC => st.optimal_transfer_size() as usize,
-        _ => super::page_size(),
+        _ => crate::machine::page_size(),
     }
-}
-
-/// Whether `fd` is an open descriptor.
-pub(super) fn is_open(fd: i32) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table; a closed number
-    // yields EBADF and touches nothing.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }

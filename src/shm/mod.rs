@@ -1,93 +1,77 @@
 //! The shared segment: a header page, the control block and the arrays
-//! `a`, `b`, `c`, in one memfd or named POSIX shared-memory object.
+//! `a`, `b`, `c`, in one memfd or POSIX shared-memory object.
 //!
 //! This is the Rust form of the seed chapter's `multiprocessing.Array`, done
 //! the way CPython's own arena does it (create, share the descriptor, never
 //! leave a name behind), plus what a numeric tool needs:
 //!
-//! * **No leaks.** `memfd` (the default) has no name: when the last process
-//!   holding it exits, however it exits, the kernel frees it. A named `posix`
-//!   segment is created `O_CREAT|O_EXCL`, mode 0600, under an unpredictable
-//!   name, and unlinked as soon as every worker has attached; a run killed
-//!   before that leaves a name whose creator is dead, which the next run
-//!   removes ([`sweep_stale`]).
+//! * **No leaks.** Neither backend keeps a name: a `memfd` (the default)
+//!   never has one, and a `posix` object is created unnamed in /dev/shm
+//!   (`O_TMPFILE`), given its name only once its header is written and its
+//!   lock held, and unlinked at once, before any worker exists. Workers get
+//!   the segment as an inherited descriptor (their standard input), so when
+//!   the last process holding it exits, however it exits, the kernel frees
+//!   it. A name left by a run SIGKILLed in the microseconds between link
+//!   and unlink is removed by the next posix run, and only when it is
+//!   provably a dead vecpar run's ([`stale`]).
 //! * **No SIGBUS.** `ftruncate` makes a sparse file; touching a page that
 //!   tmpfs cannot back kills the process with SIGBUS. Every range is reserved
 //!   with `fallocate` before it is touched, so a full `/dev/shm` or a memory
-//!   limit is an error code, never a signal.
+//!   limit is an error code, never a signal; and a memfd is sealed against
+//!   shrinking, so no other process can take its pages away under the run.
 //! * **Least privilege.** A worker process maps `a` and `b` read-only and
-//!   only its own pages of `c` writable; its own pages of `a` and `b` are
-//!   writable only while it fills them. A stray write into another chunk is
-//!   stopped by the MMU ([`guard`] records what was refused).
-//! * **Untrusted input.** A worker checks magic, version and every size in
-//!   the header ([`layout`]) before it maps anything writable.
+//!   only its own pages of `c` writable; its own pages of `a` (and `b`) are
+//!   writable only while it fills them, and for `nstream`'s rounds. A stray
+//!   write into another chunk is stopped by the MMU ([`guard`] records what
+//!   was refused).
+//! * **Untrusted input.** A worker checks the descriptor's type, magic,
+//!   version and every size in the header ([`layout`]) before it maps
+//!   anything writable.
 //! * **Huge pages when there are some.** A memfd can live in the hugetlb
 //!   pool (`MFD_HUGETLB`): 512 times fewer page faults to fill and free the
 //!   arrays, and TLB reach for the kernels.
 //!
 //! All `unsafe` that touches the mapping lives in this module (and the SIMD
-//! intrinsics in [`crate::kernel`]).
+//! intrinsics in [`crate::kernel`]). The types here are the crate's own:
+//! their soundness rests on each one being handed out once (one
+//! [`SharedArrays`] per segment, one [`WorkerArrays`] per attachment) and on
+//! the claims and chunks being disjoint.
 
 mod chunk;
-pub mod control;
-pub mod guard;
+mod control;
+mod guard;
 mod layout;
 mod mapping;
+mod stale;
 
 use std::fs::File;
-use std::io;
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{Mode, SFlag, fstat};
-use serde::{Deserialize, Serialize};
 
-pub use chunk::{ChunkAccess, Claim, SharedArrays, WorkerArrays};
-pub use control::{Beacon, Command, Control, Slot, SlotStatus};
-pub use layout::{FORMAT_VERSION, Layout, MAGIC, huge_page_size, huge_pages_available, huge_pages_total, page_size};
+pub(crate) use chunk::{Access, ChunkAccess, Claim, Parts, SharedArrays, WorkerArrays};
+pub(crate) use control::{BATCH, Control, FaultSite, Pulse, RoundStamp};
+pub(crate) use guard::{
+    FaultRecorder, announce_exit_from_workers, announce_fatal_signals, catch_bus_errors, wild_store,
+};
+pub(crate) use layout::{Layout, MAX_SLOTS};
+pub(crate) use stale::Swept;
 
 use crate::kernel::Dtype;
+use crate::vocab::Backend;
 use layout::RawHeader;
-use mapping::{Mapping, file_page_size, is_open, reserve};
-
-/// The prefix of named segments in `/dev/shm`.
-pub const NAME_PREFIX: &str = "vecpar-";
-
-/// Where the segment lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Anonymous memfd, handed to workers by descriptor inheritance: nothing to leak.
-    Memfd,
-    /// Named POSIX shared memory in /dev/shm, unlinked once every worker has attached.
-    Posix,
-}
-
-impl Backend {
-    /// Lower-case name, as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Memfd => "memfd",
-            Backend::Posix => "posix",
-        }
-    }
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use mapping::{Mapping, file_page_size, reserve};
 
 /// What went wrong with a segment.
 #[derive(Debug, thiserror::Error)]
-pub enum ShmError {
+pub(crate) enum ShmError {
     /// A system call failed.
     #[error("{what}: {errno}")]
     Sys {
@@ -102,9 +86,6 @@ pub enum ShmError {
         /// Elements asked for.
         len: u64,
     },
-    /// The descriptor given to a worker is unusable.
-    #[error("{0}")]
-    BadDescriptor(String),
     /// The object is not a vecpar segment.
     #[error("not a vecpar segment: {0}")]
     NotASegment(String),
@@ -122,6 +103,12 @@ pub enum ShmError {
     /// A chunk overlaps one already claimed.
     #[error("elements {0:?} are already claimed by another worker")]
     Overlap(Range<usize>),
+    /// A range that is not a chunk (inside the array, on page boundaries).
+    #[error("elements {0:?} are not a chunk of whole pages inside the array")]
+    NotAChunk(Range<usize>),
+    /// A second mapping of what may be mapped once.
+    #[error("the {0} are already mapped")]
+    AlreadyMapped(&'static str),
 }
 
 impl ShmError {
@@ -130,7 +117,7 @@ impl ShmError {
     }
 
     /// The errno, for system-call failures.
-    pub fn errno(&self) -> Option<Errno> {
+    pub(crate) fn errno(&self) -> Option<Errno> {
         match self {
             ShmError::Sys { errno, .. } => Some(*errno),
             _ => None,
@@ -149,15 +136,46 @@ fn random_suffix() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The coordinator's side of a segment: it creates it, writes the header and
-/// owns the name until every worker has attached.
+/// Where POSIX shared-memory objects live.
+const SHM_DIR: &str = "/dev/shm";
+
+/// When a posix segment gets its name.
+enum Naming {
+    /// It has none (memfd) or got it from shm_open.
+    None,
+    /// Linked into [`SHM_DIR`] under this name once its header is written.
+    Late(String),
+}
+
+/// Gives the unnamed file `fd` the name `name` in [`SHM_DIR`].
+fn link_name(fd: std::os::fd::BorrowedFd<'_>, name: &str) -> bool {
+    use std::os::fd::AsRawFd;
+    let target = format!("{SHM_DIR}/{name}");
+    let by_proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let flags = nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW;
+    nix::unistd::linkat(nix::fcntl::AT_FDCWD, by_proc.as_str(), nix::fcntl::AT_FDCWD, target.as_str(), flags).is_ok()
+        || nix::unistd::linkat(fd, "", nix::fcntl::AT_FDCWD, target.as_str(), nix::fcntl::AtFlags::AT_EMPTY_PATH)
+            .is_ok()
+}
+
+/// Removes a name, unless defused.
+struct UnlinkOnDrop(Option<String>);
+
+impl Drop for UnlinkOnDrop {
+    fn drop(&mut self) {
+        if let Some(name) = self.0.take() {
+            let _ = shm_unlink(name.as_str());
+        }
+    }
+}
+
+/// The coordinator's side of a segment.
 #[derive(Debug)]
-pub struct Segment {
+pub(crate) struct Segment {
     fd: OwnedFd,
     layout: Layout,
-    backend: Backend,
-    name: Mutex<Option<String>>,
     meta: Mapping,
+    shared: chunk::Once,
 }
 
 impl Segment {
@@ -165,33 +183,61 @@ impl Segment {
     /// huge page size for a hugetlb memfd). Only the header and control
     /// block are reserved here; each worker reserves its own chunk before
     /// touching it.
-    pub fn create(backend: Backend, dtype: Dtype, len: usize, slots: usize, page: usize) -> Result<Segment, ShmError> {
+    pub(crate) fn create(
+        backend: Backend,
+        dtype: Dtype,
+        len: usize,
+        slots: usize,
+        page: usize,
+    ) -> Result<Segment, ShmError> {
         let layout = Layout::new(dtype, len, slots, page, std::process::id())?;
-        let (fd, name) = match backend {
+        let mut name_guard = UnlinkOnDrop(None);
+        let mut naming = Naming::None;
+        let fd = match backend {
             Backend::Memfd => {
-                let mut flags = MFdFlags::MFD_CLOEXEC;
+                let mut flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
                 if layout.is_huge() {
                     flags |= MFdFlags::MFD_HUGETLB;
                 }
-                let fd = memfd_create("vecpar", flags).map_err(|e| ShmError::sys("memfd_create", e))?;
-                (fd, None)
+                memfd_create("vecpar", flags).map_err(|e| ShmError::sys("memfd_create", e))?
             }
             Backend::Posix => {
                 if layout.is_huge() {
                     return Err(ShmError::NotASegment("huge pages need the memfd backend".into()));
                 }
-                let name = format!("/{NAME_PREFIX}{}-{}", std::process::id(), random_suffix());
-                let fd = shm_open(
-                    name.as_str(),
-                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                let name = format!("{}{}-{}", stale::NAME_PREFIX, std::process::id(), random_suffix());
+                // Unnamed at first: the name is linked only once the header
+                // is written and the lock held, so no kill at any moment can
+                // leave a name that the sweep could not prove dead. (Kernels
+                // or file systems without O_TMPFILE: shm_open, named at once.)
+                let fd = match nix::fcntl::open(
+                    SHM_DIR,
+                    OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
                     Mode::S_IRUSR | Mode::S_IWUSR,
-                )
-                .map_err(|e| ShmError::sys(format!("shm_open {name}"), e))?;
-                (fd, Some(name))
+                ) {
+                    Ok(fd) => {
+                        naming = Naming::Late(name);
+                        fd
+                    }
+                    Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
+                        let fd = shm_open(
+                            format!("/{name}").as_str(),
+                            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                            Mode::S_IRUSR | Mode::S_IWUSR,
+                        )
+                        .map_err(|e| ShmError::sys(format!("shm_open /{name}"), e))?;
+                        name_guard.0 = Some(format!("/{name}"));
+                        fd
+                    }
+                    Err(e) => return Err(ShmError::sys(format!("open {SHM_DIR}"), e)),
+                };
+                // Held as long as the segment has a name: the sweep of another
+                // run leaves a locked segment alone (see `stale`).
+                let lock = stale::whole_file_lock(libc::F_WRLCK);
+                fcntl(&fd, FcntlArg::F_OFD_SETLK(&lock)).map_err(|e| ShmError::sys("fcntl F_OFD_SETLK", e))?;
+                fd
             }
         };
-        // Until the segment is built, an error must not leave the name behind.
-        let name_guard = UnlinkOnDrop(name.clone());
         nix::unistd::ftruncate(&fd, layout.total_bytes as libc::off_t).map_err(|e| ShmError::sys("ftruncate", e))?;
         if layout.is_huge() {
             // A shared mapping of a hugetlb file reserves its pages from the
@@ -203,130 +249,75 @@ impl Segment {
                 Err(e) => return Err(e),
             }
         }
+        // No process may shrink (or grow) a memfd under the run: its pages
+        // cannot be taken away, so a worker can never meet a SIGBUS.
+        // (hugetlbfs before Linux 4.16 cannot be sealed: then it stays
+        // unsealed, as a POSIX object is.)
+        if backend == Backend::Memfd {
+            let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
+            let _ = fcntl(&fd, FcntlArg::F_ADD_SEALS(seals));
+        }
         let meta_len = layout.control_offset + layout.control_bytes;
         reserve(fd.as_fd(), 0, meta_len).map_err(|e| ShmError::sys("fallocate", e))?;
         let meta = Mapping::new(fd.as_fd(), 0, meta_len, true)?;
         // Through the mapping: hugetlbfs files cannot be written with write(2).
         meta.write_bytes(0, &layout.to_raw().to_bytes());
-        std::mem::forget(name_guard);
-        Ok(Segment { fd, layout, backend, name: Mutex::new(name), meta })
+        // A posix object gets its name now, header written and lock held,
+        // and loses it at once: from here on nothing of the segment can
+        // outlive the processes that hold it. (A name that cannot be linked
+        // is no loss: the workers inherit the descriptor.)
+        if let Naming::Late(name) = naming
+            && link_name(fd.as_fd(), &name)
+        {
+            name_guard.0 = Some(format!("/{name}"));
+        }
+        drop(name_guard);
+        Ok(Segment { fd, layout, meta, shared: chunk::Once::default() })
     }
 
     /// The layout.
-    pub fn layout(&self) -> &Layout {
+    #[cfg(test)]
+    fn layout(&self) -> &Layout {
         &self.layout
     }
 
-    /// The backend.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// The control block.
-    pub fn control(&self) -> Control<'_> {
+    pub(crate) fn control(&self) -> Control<'_> {
         // SAFETY: `meta` maps the header and the control block read-write
         // for as long as `self` lives; the control block starts on a page
         // (aligned to 128) and spans `control_bytes` ≥ control_bytes(slots).
         unsafe { Control::from_raw(self.meta.ptr.as_ptr().add(self.layout.control_offset), self.layout.slots) }
     }
 
-    /// The descriptor number a child inherits.
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    /// A descriptor of the segment for a child to inherit (as its stdin).
+    pub(crate) fn fd_for_child(&self) -> Result<OwnedFd, ShmError> {
+        self.fd.try_clone().map_err(|e| ShmError::sys("dup", Errno::from_raw(e.raw_os_error().unwrap_or(0))))
     }
 
-    /// The name, while the segment is still linked in /dev/shm.
-    pub fn name(&self) -> Option<String> {
-        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Lets children inherit the descriptor across exec (or stops it).
-    /// Children are spawned from one thread, so the window is only theirs.
-    pub fn set_inheritable(&self, inheritable: bool) -> Result<(), ShmError> {
-        let flags = if inheritable { FdFlag::empty() } else { FdFlag::FD_CLOEXEC };
-        fcntl(&self.fd, FcntlArg::F_SETFD(flags)).map(drop).map_err(|e| ShmError::sys("fcntl F_SETFD", e))
-    }
-
-    /// Removes the name from /dev/shm (attached processes keep their mappings).
-    pub fn unlink(&self) -> Result<(), ShmError> {
-        let mut name = self.name.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = name.take() {
-            match shm_unlink(n.as_str()) {
-                Ok(()) | Err(Errno::ENOENT) => {}
-                Err(e) => return Err(ShmError::sys(format!("shm_unlink {n}"), e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Maps the three arrays read-write into this process, for threads mode.
-    pub fn share_arrays(&self) -> Result<Arc<SharedArrays>, ShmError> {
-        let fd = dup(&self.fd)?;
+    /// Maps the three arrays read-write into this process, for threads and
+    /// serial mode; once per segment.
+    pub(crate) fn share_arrays(&self) -> Result<Arc<SharedArrays>, ShmError> {
+        self.shared.take("arrays of this segment")?;
+        let fd = self.fd_for_child()?;
         let map = Mapping::new(fd.as_fd(), self.layout.array_offsets[0], 3 * self.layout.array_bytes, true)?;
-        Ok(Arc::new(SharedArrays { fd, layout: self.layout.clone(), map, claims: Mutex::new(Vec::new()) }))
+        Ok(Arc::new(SharedArrays { fd, layout: self.layout.clone(), map, claims: Default::default() }))
     }
 }
 
-struct UnlinkOnDrop(Option<String>);
-
-impl Drop for UnlinkOnDrop {
-    fn drop(&mut self) {
-        if let Some(name) = &self.0 {
-            let _ = shm_unlink(name.as_str());
-        }
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        let _ = self.unlink();
-    }
-}
-
-/// A worker's side of a segment: attached by inherited descriptor or by name,
-/// header checked.
+/// A worker's side of a segment: attached through a descriptor, header
+/// checked.
 #[derive(Debug)]
-pub struct Attachment {
+pub(crate) struct Attachment {
     fd: OwnedFd,
     layout: Layout,
     control: Mapping,
+    mapped: chunk::Once,
 }
 
 impl Attachment {
-    /// Attaches through a descriptor inherited from the coordinator.
-    pub fn from_inherited_fd(fd: RawFd) -> Result<Attachment, ShmError> {
-        if fd < 0 {
-            return Err(ShmError::BadDescriptor(format!("fd {fd} is not a descriptor")));
-        }
-        if matches!(fd, 0..=2) {
-            return Err(ShmError::BadDescriptor(format!("fd {fd} is a standard stream, not a segment")));
-        }
-        if !is_open(fd) {
-            return Err(ShmError::BadDescriptor(format!(
-                "fd {fd} is not open (the coordinator hands the segment down by descriptor inheritance)"
-            )));
-        }
-        // SAFETY: the descriptor is open (checked above) and this process
-        // owns nothing else for it: the coordinator passed its number on our
-        // command line for us to adopt, and we adopt it exactly once.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // Do not pass it on to anything this process might spawn.
-        let _ = fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
-        Attachment::from_fd(owned)
-    }
-
-    /// Attaches to a named segment (`--shm posix`).
-    pub fn open_name(name: &str) -> Result<Attachment, ShmError> {
-        let bare = name.trim_start_matches('/');
-        if !bare.starts_with(NAME_PREFIX) || bare.contains('/') {
-            return Err(ShmError::NotASegment(format!("'{name}' is not a vecpar segment name")));
-        }
-        let fd = shm_open(name, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| ShmError::sys(format!("shm_open {name}"), e))?;
-        Attachment::from_fd(fd)
-    }
-
-    fn from_fd(fd: OwnedFd) -> Result<Attachment, ShmError> {
+    /// Attaches through `fd`, refusing anything that is not a vecpar
+    /// segment this build can read.
+    pub(crate) fn open(fd: OwnedFd) -> Result<Attachment, ShmError> {
         let st = fstat(&fd).map_err(|e| ShmError::sys("fstat", e))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Err(ShmError::NotASegment("the descriptor is not a memory file".into()));
@@ -345,104 +336,70 @@ impl Attachment {
             return Err(ShmError::NotASegment("the header's page size is not the file's".into()));
         }
         let control = Mapping::new(fd.as_fd(), layout.control_offset, layout.control_bytes, true)?;
-        Ok(Attachment { fd, layout, control })
+        Ok(Attachment { fd, layout, control, mapped: chunk::Once::default() })
     }
 
     /// The layout from the header.
-    pub fn layout(&self) -> &Layout {
+    pub(crate) fn layout(&self) -> &Layout {
         &self.layout
     }
 
     /// The control block.
-    pub fn control(&self) -> Control<'_> {
+    pub(crate) fn control(&self) -> Control<'_> {
         // SAFETY: `control` maps the whole control block read-write for as
         // long as `self` lives, page aligned, `control_bytes` long.
         unsafe { Control::from_raw(self.control.ptr.as_ptr(), self.layout.slots) }
     }
 
     /// Maps what a worker owning `range` may touch: all of `a` and `b`
-    /// read-only, its own pages of `c` read-write.
-    pub fn map_chunk(&self, range: Range<usize>) -> Result<WorkerArrays, ShmError> {
+    /// read-only, its own pages of `c` read-write; once per attachment.
+    pub(crate) fn map_chunk(&self, range: Range<usize>) -> Result<WorkerArrays, ShmError> {
         let l = &self.layout;
-        assert!(range.start <= range.end && range.end <= l.len, "chunk outside the array");
+        if !l.is_chunk(&range) {
+            return Err(ShmError::NotAChunk(range));
+        }
+        self.mapped.take("chunk's arrays")?;
         let a = Mapping::new(self.fd.as_fd(), l.array_offsets[0], l.array_bytes, false)?;
         let b = Mapping::new(self.fd.as_fd(), l.array_offsets[1], l.array_bytes, false)?;
         let bytes = l.chunk_bytes(&range);
         let c = Mapping::new(self.fd.as_fd(), l.array_offsets[2] + bytes.start, bytes.len(), true)?;
-        Ok(WorkerArrays { fd: dup(&self.fd)?, layout: l.clone(), range, a, b, c })
+        let fd =
+            self.fd.try_clone().map_err(|e| ShmError::sys("dup", Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        Ok(WorkerArrays { fd, layout: l.clone(), range, a, b, c, a_open: false, c_open: true })
+    }
+
+    /// Records faults into worker `id`'s slot while the recorder lives.
+    pub(crate) fn record_faults(&self, id: usize, arrays: &WorkerArrays) -> std::io::Result<FaultRecorder<'_>> {
+        FaultRecorder::install(self.control().slot(id), &arrays.address_map())
     }
 }
 
-/// Bytes free in the filesystem holding named segments.
-pub fn shm_free_bytes() -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs("/dev/shm").ok()?;
-    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
-}
-
-/// Removes `vecpar-` segments in /dev/shm whose creator is dead. Returns the
-/// names removed.
-pub fn sweep_stale() -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/dev/shm") else { return Vec::new() };
-    let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(NAME_PREFIX) else { continue };
-        let name_pid: Option<i32> = rest.split('-').next().and_then(|p| p.parse().ok());
-        // Prefer the pid in the header; fall back to the one in the name
-        // (a run killed before it wrote the header).
-        let mut header = vec![0u8; size_of::<RawHeader>()];
-        let header_pid = File::open(entry.path())
-            .and_then(|f| f.read_exact_at(&mut header, 0))
-            .ok()
-            .and_then(|_| RawHeader::from_bytes(&header))
-            .filter(|h| h.magic == MAGIC)
-            .and_then(|h| i32::try_from(h.creator_pid).ok());
-        let Some(pid) = header_pid.or(name_pid) else { continue };
-        if pid <= 0 || process_alive(pid) {
-            continue;
-        }
-        if shm_unlink(format!("/{name}").as_str()).is_ok() {
-            removed.push(name);
-        }
-    }
-    removed
-}
-
-fn process_alive(pid: i32) -> bool {
-    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(Errno::ESRCH))
-}
-
-fn dup(fd: &OwnedFd) -> Result<OwnedFd, ShmError> {
-    fd.try_clone().map_err(|e| io_error("dup", &e))
-}
-
-fn io_error(what: &str, e: &io::Error) -> ShmError {
-    ShmError::sys(what, Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+/// Removes the named segments of dead vecpar runs of this user from
+/// /dev/shm (see [`stale`]).
+pub(crate) fn sweep_stale() -> Swept {
+    stale::sweep(std::path::Path::new("/dev/shm"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::Element;
+    use crate::machine::page_size;
 
     #[test]
-    fn named_segments_are_private_unpredictable_and_removed() {
-        use std::os::unix::fs::PermissionsExt;
-        let a = Segment::create(Backend::Posix, Dtype::F64, 10, 1, page_size()).unwrap();
-        let b = Segment::create(Backend::Posix, Dtype::F64, 10, 1, page_size()).unwrap();
-        let (na, nb) = (a.name().unwrap(), b.name().unwrap());
-        let prefix = format!("/{NAME_PREFIX}{}-", std::process::id());
-        let suffix = na.strip_prefix(&prefix).expect("named after the creator's pid");
-        assert_eq!(suffix.len(), 16);
-        assert!(suffix.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(na, nb, "64 random bits per name");
-        let path = format!("/dev/shm{na}");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "owner only");
-        a.unlink().unwrap();
-        assert!(!std::path::Path::new(&path).exists());
-        a.unlink().unwrap(); // idempotent
-        let path_b = format!("/dev/shm{nb}");
-        drop(b);
-        assert!(!std::path::Path::new(&path_b).exists(), "dropping the segment unlinks it");
+    fn a_posix_segment_leaves_no_name() {
+        let before: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().flatten().map(|e| e.file_name()).collect();
+        let seg = Segment::create(Backend::Posix, Dtype::F64, 10, 1, page_size()).unwrap();
+        let after: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().flatten().map(|e| e.file_name()).collect();
+        let mine = format!("vecpar-{}-", std::process::id());
+        assert!(
+            !after.iter().any(|n| n.to_string_lossy().starts_with(&mine) && !before.contains(n)),
+            "unlinked as soon as it is built"
+        );
+        assert!(nix::unistd::ftruncate(&seg.fd, 0).is_ok(), "POSIX objects cannot be sealed");
+        let memfd = Segment::create(Backend::Memfd, Dtype::F64, 10, 1, page_size()).unwrap();
+        let e = nix::unistd::ftruncate(&memfd.fd, 0).unwrap_err();
+        assert_eq!(e, Errno::EPERM, "a sealed memfd cannot shrink");
     }
 
     #[test]
@@ -451,24 +408,30 @@ mod tests {
         assert_eq!(l.chunk_bytes(&(7..7)), 0..0);
         assert_eq!(l.chunk_bytes(&(0..7)), 0..4096);
         let seg = Segment::create(Backend::Memfd, Dtype::F64, 7, 2, page_size()).unwrap();
-        let att = Attachment::from_fd(seg.fd.try_clone().unwrap()).unwrap();
+        let att = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
         let mut idle = att.map_chunk(7..7).unwrap();
-        idle.reserve().unwrap();
-        idle.fill_inputs::<f64>(|a, b| assert!(a.is_empty() && b.is_empty())).unwrap();
-        idle.touch_output();
-        assert!(idle.parts::<f64>().2.is_empty());
+        idle.reserve(&|| {}).unwrap();
+        idle.fill::<f64>(true, |a, b, c| assert!(a.is_empty() && b.is_empty() && c.unwrap().is_empty())).unwrap();
+        idle.touch_output(&|| {});
+        idle.with::<f64, _>(Access::WriteC, |p| assert!(matches!(p, Parts::WriteC { c, .. } if c.is_empty())));
     }
 
     #[test]
-    fn claims_are_disjoint_and_released() {
+    fn what_may_be_mapped_once_is_mapped_once() {
         let seg = Segment::create(Backend::Memfd, Dtype::F64, 10_000, 2, page_size()).unwrap();
         let arrays = seg.share_arrays().unwrap();
-        let first = arrays.claim(0..5000).unwrap();
-        assert!(matches!(arrays.claim(4000..6000), Err(ShmError::Overlap(_))));
-        let second = arrays.claim(5000..10_000).unwrap();
+        assert!(matches!(seg.share_arrays(), Err(ShmError::AlreadyMapped(_))), "one SharedArrays per segment");
+        let first = arrays.claim(0..5120).unwrap();
+        assert!(matches!(arrays.claim(4096..6144), Err(ShmError::Overlap(_))));
+        assert!(matches!(arrays.claim(5120..5121), Err(ShmError::NotAChunk(_))), "claims are whole pages");
+        let second = arrays.claim(5120..10_000).unwrap();
         drop(first);
         let again = arrays.claim(0..4096).unwrap();
         drop((second, again));
+        let att = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
+        assert!(matches!(att.map_chunk(0..100), Err(ShmError::NotAChunk(_))));
+        let _mine = att.map_chunk(0..5120).unwrap();
+        assert!(matches!(att.map_chunk(0..5120), Err(ShmError::AlreadyMapped(_))), "one WorkerArrays per attachment");
     }
 
     #[test]
@@ -476,24 +439,32 @@ mod tests {
         let seg = Segment::create(Backend::Memfd, Dtype::F64, 3000, 1, page_size()).unwrap();
         let arrays = seg.share_arrays().unwrap();
         let mut claim = arrays.claim(0..3000).unwrap();
-        claim.reserve().unwrap();
+        claim.reserve(&|| {}).unwrap();
         claim
-            .fill_inputs::<f64>(|a, b| {
+            .fill::<f64>(false, |a, b, c| {
+                assert!(c.is_none());
                 a.fill(1.5);
                 b.fill(2.0);
             })
             .unwrap();
-        {
-            let (a, b, c) = claim.parts::<f64>();
+        claim.with::<f64, _>(Access::WriteC, |p| {
+            let Parts::WriteC { a, b, c } = p else { unreachable!() };
             for i in 0..c.len() {
-                c[i] = a[i] + b[i];
+                c[i] = a[i].add(b[i]);
             }
-        }
+        });
+        // A stray write by "another worker" lands while the owner is parked.
+        let other = arrays.claim(3000..3000).unwrap();
+        other.stray_write(crate::vocab::Array::A, 17, 7.0f64.to_bits());
         drop(claim);
-        let att = Attachment::from_fd(seg.fd.try_clone().unwrap()).unwrap();
+        let att = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
         assert_eq!(att.layout(), seg.layout());
         let mut view = att.map_chunk(0..3000).unwrap();
-        let (_, _, c) = view.parts::<f64>();
-        assert!(c.iter().all(|&x| x == 3.5));
+        view.with::<f64, _>(Access::Read, |p| {
+            let Parts::Read { a, c, .. } = p else { unreachable!() };
+            assert!(c.iter().all(|&x| x == 3.5));
+            assert_eq!(a[17], 7.0);
+        });
+        assert!(view.open_a(true).is_ok() && view.open_a(false).is_ok());
     }
 }

@@ -1,17 +1,13 @@
-//! Which CPUs this process may use, how many workers that allows, and where
-//! each worker is pinned.
+//! Which CPUs this process may use, where each worker is pinned, and the
+//! system calls that pin.
 //!
 //! Nothing here assumes the machine's CPU ids are usable: in a container with
 //! a cpuset, ids are not renumbered, and pinning worker `i` to CPU `i` fails.
-//! The allowed set is read from the affinity mask (`sched_getaffinity`), the
-//! default worker count is [`std::thread::available_parallelism`] (the mask
-//! and the cgroup CPU quota), and every pin plan stays inside the mask. A pin
-//! the kernel refuses is reported, and the worker runs unpinned.
-#![forbid(unsafe_code)]
+//! The allowed set is read from the affinity mask (`sched_getaffinity`) and
+//! every pin plan stays inside it. A pin the kernel refuses is reported, and
+//! the worker runs unpinned.
 
 use std::fmt;
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
@@ -19,7 +15,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 /// The CPUs in this process's affinity mask, ascending.
-pub fn allowed_cpus() -> Vec<usize> {
+pub(crate) fn allowed_cpus() -> Vec<usize> {
     match sched_getaffinity(Pid::from_raw(0)) {
         Ok(set) => (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect(),
         // More CPUs than a cpu_set_t holds (EINVAL): fall back to counting.
@@ -30,127 +26,9 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
-/// A cgroup CPU bandwidth limit (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CpuQuota {
-    /// Microseconds of CPU time per period.
-    pub quota_us: u64,
-    /// The period in microseconds.
-    pub period_us: u64,
-    /// The file the limit was read from.
-    pub file: PathBuf,
-}
-
-impl CpuQuota {
-    /// The limit in CPUs (may be fractional).
-    pub fn cpus(&self) -> f64 {
-        self.quota_us as f64 / self.period_us as f64
-    }
-}
-
-/// The tightest CPU quota on this process's cgroup path, if any is set.
-pub fn cgroup_cpu_quota() -> Option<CpuQuota> {
-    let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut best: Option<CpuQuota> = None;
-    for line in cgroups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let v2 = controllers.is_empty();
-        if !v2 && !controllers.split(',').any(|c| c == "cpu") {
-            continue;
-        }
-        let Some(mount) = cgroup_mount(&mountinfo, v2) else { continue };
-        let mut dir = mount.join(path.trim_start_matches('/'));
-        loop {
-            let quota = if v2 { read_cpu_max(&dir) } else { read_cfs_quota(&dir) };
-            if let Some(q) = quota
-                && best.as_ref().is_none_or(|b| q.cpus() < b.cpus())
-            {
-                best = Some(q);
-            }
-            if dir == mount || !dir.pop() || !dir.starts_with(&mount) {
-                break;
-            }
-        }
-    }
-    best
-}
-
-fn cgroup_mount(mountinfo: &str, v2: bool) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mount_point = left.split_whitespace().nth(4)?;
-        let mut right = right.split_whitespace();
-        let fstype = right.next()?;
-        let options = right.nth(1).unwrap_or("");
-        let wanted =
-            if v2 { fstype == "cgroup2" } else { fstype == "cgroup" && options.split(',').any(|o| o == "cpu") };
-        wanted.then(|| PathBuf::from(mount_point))
-    })
-}
-
-fn read_cpu_max(dir: &Path) -> Option<CpuQuota> {
-    let file = dir.join("cpu.max");
-    let text = fs::read_to_string(&file).ok()?;
-    let mut it = text.split_whitespace();
-    let quota = it.next()?.parse().ok()?; // "max" fails to parse: no limit
-    let period = it.next()?.parse().ok()?;
-    Some(CpuQuota { quota_us: quota, period_us: period, file })
-}
-
-fn read_cfs_quota(dir: &Path) -> Option<CpuQuota> {
-    let file = dir.join("cpu.cfs_quota_us");
-    let quota: i64 = fs::read_to_string(&file).ok()?.trim().parse().ok()?;
-    let period: u64 = fs::read_to_string(dir.join("cpu.cfs_period_us")).ok()?.trim().parse().ok()?;
-    (quota > 0).then_some(CpuQuota { quota_us: quota as u64, period_us: period, file })
-}
-
-/// Where the number of workers came from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ProcsSource {
-    /// Given with `--procs`.
-    Flag,
-    /// The CPUs in the affinity mask.
-    AffinityMask {
-        /// The allowed CPUs, in taskset's list form.
-        cpus: String,
-    },
-    /// A cgroup CPU quota lower than the affinity mask.
-    CgroupQuota {
-        /// The quota in CPUs.
-        cpus: f64,
-        /// The file it was read from.
-        file: String,
-    },
-}
-
-impl fmt::Display for ProcsSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProcsSource::Flag => f.write_str("from --procs"),
-            ProcsSource::AffinityMask { cpus } => write!(f, "the CPUs this process may use: {cpus}"),
-            ProcsSource::CgroupQuota { cpus, file } => write!(f, "cgroup CPU quota of {cpus:.2} CPUs ({file})"),
-        }
-    }
-}
-
-/// The default worker count and why.
-pub fn default_procs(allowed: &[usize]) -> (usize, ProcsSource) {
-    let n = std::thread::available_parallelism().map_or(allowed.len().max(1), |n| n.get());
-    if n < allowed.len()
-        && let Some(q) = cgroup_cpu_quota()
-    {
-        return (n, ProcsSource::CgroupQuota { cpus: q.cpus(), file: q.file.display().to_string() });
-    }
-    (n, ProcsSource::AffinityMask { cpus: format_cpu_list(allowed) })
-}
-
-/// Parses a CPU list in taskset's `--cpu-list` grammar: `0-3,8,10-20:2`.
-pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+/// Parses a CPU list in taskset's `--cpu-list` grammar (`0-3,8,10-20:2`),
+/// in the order given, duplicates kept.
+pub(crate) fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
     let mut cpus = Vec::new();
     for item in text.split(',') {
         let item = item.trim();
@@ -173,19 +51,23 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
         if lo > hi {
             return Err(format!("range '{item}' runs backwards"));
         }
+        if hi >= MAX_CPU {
+            return Err(format!("CPU {hi} in '{item}' is beyond the {MAX_CPU} CPUs Linux can address"));
+        }
         cpus.extend((lo..=hi).step_by(stride));
     }
-    cpus.sort_unstable();
-    cpus.dedup();
     Ok(cpus)
 }
+
+/// The most CPUs a Linux kernel addresses (`NR_CPUS` of the largest configs).
+const MAX_CPU: usize = 8192;
 
 fn parse_cpu(text: &str, item: &str) -> Result<usize, String> {
     text.trim().parse().map_err(|_| format!("'{item}' is not a CPU number or range"))
 }
 
-/// Formats CPUs as taskset's list: `0-3,8`.
-pub fn format_cpu_list(cpus: &[usize]) -> String {
+/// Formats CPUs as taskset's list, in the order given: `0-3,8`, `3,1`.
+pub(crate) fn format_cpu_list(cpus: &[usize]) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < cpus.len() {
@@ -199,9 +81,9 @@ pub fn format_cpu_list(cpus: &[usize]) -> String {
     out.join(",")
 }
 
-/// How to place workers on CPUs.
+/// How to place workers on CPUs (`--pin`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(into = "String", try_from = "String")]
 pub enum PinSpec {
     /// `compact` when every worker can have a CPU of its own, else `none`
     /// (pinning more workers than CPUs only stops the scheduler from
@@ -213,7 +95,7 @@ pub enum PinSpec {
     Compact,
     /// One worker per core, alternating packages, before any core gets a second.
     Spread,
-    /// Worker i on the i-th CPU of the list (round robin).
+    /// Worker i on the i-th CPU of the list, in the order given (round robin).
     List(Vec<usize>),
 }
 
@@ -244,6 +126,19 @@ impl fmt::Display for PinSpec {
     }
 }
 
+impl From<PinSpec> for String {
+    fn from(p: PinSpec) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for PinSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 /// A CPU's place in the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Place {
@@ -254,7 +149,7 @@ struct Place {
 
 fn place(cpu: usize) -> Place {
     let read = |name: &str| -> Option<usize> {
-        crate::sysinfo::read_small(&format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}"))?.trim().parse().ok()
+        super::host::read_small(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}"))?.trim().parse().ok()
     };
     Place { cpu, package: read("physical_package_id").unwrap_or(0), core: read("core_id").unwrap_or(cpu) }
 }
@@ -285,7 +180,7 @@ fn placement_order(spec: &PinSpec, allowed: &[usize]) -> Vec<usize> {
 /// Why a pin request cannot be honoured.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("--pin {requested}: CPU {cpu} is outside the CPUs this process may use ({allowed})")]
-pub struct PinOutsideMask {
+pub(crate) struct PinOutsideMask {
     /// The list as given.
     pub requested: String,
     /// The first CPU outside the mask.
@@ -294,10 +189,17 @@ pub struct PinOutsideMask {
     pub allowed: String,
 }
 
-/// The CPU each worker should be pinned to (`None`: unpinned).
-pub fn pin_plan(spec: &PinSpec, allowed: &[usize], workers: usize) -> Result<Vec<Option<usize>>, PinOutsideMask> {
+/// The CPU each worker should be pinned to (`None`: unpinned). `room` is how
+/// many workers can each have a CPU of their own (the allowed CPUs, lowered
+/// by a CPU quota).
+pub(crate) fn pin_plan(
+    spec: &PinSpec,
+    allowed: &[usize],
+    room: usize,
+    workers: usize,
+) -> Result<Vec<Option<usize>>, PinOutsideMask> {
     let order = match spec {
-        PinSpec::Auto if workers <= allowed.len() => placement_order(&PinSpec::Compact, allowed),
+        PinSpec::Auto if workers <= room && workers <= allowed.len() => placement_order(&PinSpec::Compact, allowed),
         PinSpec::None | PinSpec::Auto => return Ok(vec![None; workers]),
         PinSpec::List(list) => {
             if let Some(&cpu) = list.iter().find(|c| !allowed.contains(c)) {
@@ -317,9 +219,9 @@ pub fn pin_plan(spec: &PinSpec, allowed: &[usize], workers: usize) -> Result<Vec
     Ok((0..workers).map(|w| Some(order[w % order.len()])).collect())
 }
 
-/// What became of a worker's pin request. (Crosses IPC, whose wire format
-/// is not self-describing: no serde tag attributes here.)
+/// What became of a worker's pin request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum PinOutcome {
     /// No pin was requested.
     Unpinned,
@@ -342,10 +244,18 @@ impl PinOutcome {
     pub fn is_pinned(&self) -> bool {
         matches!(self, PinOutcome::Pinned { .. })
     }
+
+    /// The CPU asked for, if any.
+    pub fn requested(&self) -> Option<usize> {
+        match self {
+            PinOutcome::Unpinned => None,
+            PinOutcome::Pinned { cpu } | PinOutcome::Refused { cpu, .. } => Some(*cpu),
+        }
+    }
 }
 
 /// Pins the calling thread to `cpu` (if any) and says what happened.
-pub fn pin_current_thread(cpu: Option<usize>) -> PinOutcome {
+pub(crate) fn pin_current_thread(cpu: Option<usize>) -> PinOutcome {
     let Some(cpu) = cpu else { return PinOutcome::Unpinned };
     let mut set = CpuSet::new();
     if let Err(e) = set.set(cpu) {
@@ -361,15 +271,15 @@ pub fn pin_current_thread(cpu: Option<usize>) -> PinOutcome {
 /// back its original mask (serial mode pins the coordinator's own thread,
 /// which a sweep goes on using).
 #[derive(Debug)]
-pub struct PinnedHere {
+pub(crate) struct PinnedHere {
     original: Option<CpuSet>,
     /// What became of the pin request.
-    pub outcome: PinOutcome,
+    pub(crate) outcome: PinOutcome,
 }
 
 impl PinnedHere {
     /// Pins the calling thread to `cpu` (if any).
-    pub fn pin(cpu: Option<usize>) -> PinnedHere {
+    pub(crate) fn pin(cpu: Option<usize>) -> PinnedHere {
         let original = cpu.and_then(|_| sched_getaffinity(Pid::from_raw(0)).ok());
         PinnedHere { original, outcome: pin_current_thread(cpu) }
     }
@@ -384,8 +294,8 @@ impl Drop for PinnedHere {
 }
 
 /// The CPU the calling thread is running on now.
-pub fn current_cpu() -> Option<usize> {
-    nix::sched::sched_getcpu().ok()
+pub(crate) fn current_cpu() -> Option<u32> {
+    nix::sched::sched_getcpu().ok().map(|c| c as u32)
 }
 
 #[cfg(test)]
@@ -393,50 +303,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_lists_in_taskset_grammar() {
+    fn cpu_lists_in_taskset_grammar_keep_their_order() {
         assert_eq!(parse_cpu_list("0-3,8").unwrap(), vec![0, 1, 2, 3, 8]);
         assert_eq!(parse_cpu_list("0-10:4").unwrap(), vec![0, 4, 8]);
-        assert_eq!(parse_cpu_list("5, 1,5").unwrap(), vec![1, 5]);
+        assert_eq!(parse_cpu_list("5, 1,5").unwrap(), vec![5, 1, 5], "order and repeats as given");
         assert!(parse_cpu_list("3-1").is_err());
         assert!(parse_cpu_list("a").is_err());
         assert!(parse_cpu_list("1,,2").is_err());
         assert!(parse_cpu_list("0-4:0").is_err());
+        assert!(parse_cpu_list("0-99999999999").is_err(), "no list of billions");
         assert_eq!(format_cpu_list(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
+        assert_eq!(format_cpu_list(&[3, 1]), "3,1");
         assert_eq!(format_cpu_list(&[]), "");
     }
 
     #[test]
-    fn pin_specs_parse() {
+    fn pin_specs_parse_and_print() {
         assert_eq!("spread".parse::<PinSpec>().unwrap(), PinSpec::Spread);
-        assert_eq!("1,3".parse::<PinSpec>().unwrap(), PinSpec::List(vec![1, 3]));
+        assert_eq!("3,1".parse::<PinSpec>().unwrap(), PinSpec::List(vec![3, 1]));
+        assert_eq!(PinSpec::List(vec![3, 1]).to_string(), "3,1");
         assert!("sideways".parse::<PinSpec>().is_err());
     }
 
     #[test]
-    fn plans_stay_inside_the_mask() {
-        let allowed = allowed_cpus();
+    fn plans_follow_the_list_order_and_stay_inside_the_mask() {
+        let allowed = [0, 1, 2, 3];
+        assert_eq!(pin_plan(&PinSpec::List(vec![3, 1]), &allowed, 4, 3).unwrap(), [Some(3), Some(1), Some(3)]);
         for spec in [PinSpec::Compact, PinSpec::Spread] {
-            let plan = pin_plan(&spec, &allowed, 8).unwrap();
-            assert_eq!(plan.len(), 8);
+            let plan = pin_plan(&spec, &allowed, 4, 8).unwrap();
             assert!(plan.iter().all(|c| allowed.contains(&c.unwrap())));
-            // Round robin: the first |allowed| workers use distinct CPUs.
-            let first: std::collections::HashSet<_> = plan.iter().take(allowed.len()).collect();
-            assert_eq!(first.len(), allowed.len().min(8));
+            let first: std::collections::HashSet<_> = plan.iter().take(4).collect();
+            assert_eq!(first.len(), 4, "round robin: the first four use distinct CPUs");
         }
-        assert_eq!(pin_plan(&PinSpec::None, &allowed, 3).unwrap(), vec![None; 3]);
-        let fit = pin_plan(&PinSpec::Auto, &allowed, allowed.len()).unwrap();
-        assert!(fit.iter().all(Option::is_some), "auto pins when every worker has a CPU");
-        assert!(pin_plan(&PinSpec::Auto, &allowed, allowed.len() + 1).unwrap().iter().all(Option::is_none));
-        let outside = allowed.iter().max().unwrap() + 1;
-        let err = pin_plan(&PinSpec::List(vec![outside]), &allowed, 2).unwrap_err();
-        assert_eq!(err.cpu, outside);
-        assert!(err.to_string().contains("outside the CPUs this process may use"));
-    }
-
-    #[test]
-    fn the_default_count_is_what_std_counts() {
-        let allowed = allowed_cpus();
-        let (n, _) = default_procs(&allowed);
-        assert_eq!(n, std::thread::available_parallelism().unwrap().get());
+        assert_eq!(pin_plan(&PinSpec::None, &allowed, 4, 3).unwrap(), vec![None; 3]);
+        assert!(pin_plan(&PinSpec::Auto, &allowed, 4, 4).unwrap().iter().all(Option::is_some));
+        assert!(pin_plan(&PinSpec::Auto, &allowed, 4, 5).unwrap().iter().all(Option::is_none));
+        assert!(pin_plan(&PinSpec::Auto, &allowed, 1, 2).unwrap().iter().all(Option::is_none), "a quota of 1 CPU");
+        let err = pin_plan(&PinSpec::List(vec![9]), &allowed, 4, 2).unwrap_err();
+        assert_eq!(err.cpu, 9);
+        assert_eq!(err.to_string(), "--pin 9: CPU 9 is outside the CPUs this process may use (0-3)");
     }
 }

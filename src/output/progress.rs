@@ -9,13 +9,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// A progress bar, hidden when stderr is not a terminal.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
 }
 
 impl Progress {
     /// A bar over `total` steps (hidden when `quiet` or stderr is not a terminal).
-    pub fn new(total: usize, quiet: bool) -> Progress {
+    pub(crate) fn new(total: usize, quiet: bool) -> Progress {
         if quiet || !std::io::stderr().is_terminal() {
             return Progress { bar: ProgressBar::hidden() };
         }
@@ -28,13 +28,13 @@ impl Progress {
     }
 
     /// Marks step `i` as started, named `what`.
-    pub fn step(&self, i: usize, what: &str) {
+    pub(crate) fn step(&self, i: usize, what: &str) {
         self.bar.set_position(i as u64);
         self.bar.set_message(what.to_string());
     }
 
     /// Removes the bar.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }

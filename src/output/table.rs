@@ -1,16 +1,17 @@
-//! The report for people: a STREAM-style table, the phases, the workers,
-//! and what went wrong.
-#![forbid(unsafe_code)]
+//! The reports for people: a STREAM-style table for a run, one table per
+//! group for a sweep, the fault matrix for the isolation experiment.
 
 use std::io::{self, Write};
 
-use super::RunReport;
-use crate::mode::Mode;
-use crate::sysinfo::human_bytes;
+use crate::report::RunReport;
+use crate::report::isolation::IsolationReport;
+use crate::report::sweep::{SweepPoint, SweepReport, procs_over_threads};
+use crate::units::{human_bytes, human_time, page_size, plural, thousands};
+use crate::vocab::Mode;
 
 /// Terminal styling.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Style {
+pub(crate) struct Style {
     /// Whether to emit ANSI colour codes.
     pub color: bool,
 }
@@ -20,124 +21,136 @@ impl Style {
         if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
     /// Bold.
-    pub fn bold(&self, text: &str) -> String {
+    pub(crate) fn bold(&self, text: &str) -> String {
         self.paint("1", text)
     }
     /// Green (success).
-    pub fn good(&self, text: &str) -> String {
+    pub(crate) fn good(&self, text: &str) -> String {
         self.paint("32", text)
     }
     /// Red (failure).
-    pub fn bad(&self, text: &str) -> String {
+    pub(crate) fn bad(&self, text: &str) -> String {
         self.paint("1;31", text)
     }
     /// Yellow (attention).
-    pub fn note(&self, text: &str) -> String {
+    pub(crate) fn note(&self, text: &str) -> String {
         self.paint("33", text)
     }
 }
 
-/// Formats seconds with a unit that fits.
-pub fn human_time(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else if s >= 1e-3 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.1} µs", s * 1e6)
-    }
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|f| f.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
 }
 
-/// Groups digits: 1,000,000.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-/// Writes the whole report.
-pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Result<()> {
+/// Writes the whole report of a run.
+pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Result<()> {
     let c = &r.config;
     let workers = match c.mode {
         Mode::Procs => format!("{} worker process{}", c.procs, if c.procs == 1 { "" } else { "es" }),
-        Mode::Threads => format!("{} worker thread{}", c.procs, if c.procs == 1 { "" } else { "s" }),
+        Mode::Threads => format!("{} worker thread{}", c.procs, plural(c.procs as u64)),
         Mode::Serial => "1 thread".to_string(),
     };
+    let ops: Vec<&str> = c.ops.0.iter().map(|o| o.name()).collect();
     writeln!(
         out,
         "{} · {} mode · {workers} ({}) · {} {} · {}, {} stores · {}, {} pages",
         style.bold(&format!("vecpar {}", r.about.vecpar_version)),
         c.mode,
         c.procs_source,
-        c.op,
+        ops.join(", "),
         c.dtype,
         c.simd,
         c.stores,
         c.shm,
-        if c.page_bytes >= 1 << 20 {
-            format!("{} MiB", c.page_bytes >> 20)
-        } else {
-            format!("{} KiB", c.page_bytes >> 10)
-        }
+        page_size(c.page_bytes)
     )?;
     writeln!(
         out,
-        "arrays: 3 × {} ({} elements each) · {} timed round{} after {} warm-up · seed {}",
+        "arrays: 3 × {} ({} elements each) · {} timed round{} after {} warm-up{} · seed {}",
         human_bytes(c.footprint_bytes / 3),
         thousands(c.len as u64),
         c.runs,
-        if c.runs == 1 { "" } else { "s" },
+        plural(c.runs),
         c.warmup,
+        if ops.len() > 1 { " per kernel" } else { "" },
         c.seed
     )?;
     writeln!(out)?;
 
-    if let Some(s) = &r.summary {
-        writeln!(out, "{}", style.bold("Function    Best Rate GB/s     Avg time     Min time     Max time"))?;
-        let name = format!("{}:", capitalise(&c.op.to_string()));
-        writeln!(out, "{name:<12}{:>14.1}  {:>11.6}  {:>11.6}  {:>11.6}", s.best_gbps, s.mean_s, s.min_s, s.max_s)?;
-        let spread = if s.min_s > 0.0 { (s.max_s - s.min_s) / s.min_s * 100.0 } else { 0.0 };
+    writeln!(out, "{}", style.bold("Function    Best Rate GB/s     Avg time     Min time     Max time"))?;
+    for k in &r.kernels {
+        let name = format!("{}:", capitalise(k.op.name()));
+        match &k.summary {
+            Some(s) => writeln!(
+                out,
+                "{name:<12}{:>14.1}  {:>11.6}  {:>11.6}  {:>11.6}",
+                s.best_gbps, s.mean_s, s.min_s, s.max_s
+            )?,
+            None => writeln!(out, "{name:<12}{:>14}", "no round")?,
+        }
+    }
+    for k in &r.kernels {
+        let Some(s) = &k.summary else { continue };
+        let iqr_pct = k.noise.as_ref().map_or(0.0, |n| n.iqr_pct);
+        let prefix = if r.kernels.len() > 1 { format!("{}: ", k.op) } else { String::new() };
         writeln!(
             out,
-            "median {:.1} GB/s ({}) · spread (max − min) / min {:.1}% · STREAM counting: {} arrays × {} × {} B, 10^9 B/GB",
+            "{prefix}median {:.1} GB/s ({}) · IQR {} ({:.1}% of the median) · STREAM counting: {} arrays × {} × {} B, 10^9 B/GB",
             s.median_gbps,
             human_time(s.median_s),
-            spread,
-            c.op.arrays_moved(),
+            human_time(s.iqr_s),
+            iqr_pct,
+            k.op.arrays_moved(),
             thousands(c.len as u64),
             c.dtype.size()
         )?;
-    } else {
-        writeln!(out, "No timed round completed.")?;
+        if let Some(d) = &k.dot {
+            writeln!(
+                out,
+                "{prefix}s = Σ a·b = {} (compensated reference {}: error {:.2e}, {} the reassociation bound {:.2e})",
+                d.value,
+                d.reference,
+                d.error,
+                if d.within_bound { "within" } else { "BEYOND" },
+                d.bound
+            )?;
+        }
     }
     writeln!(out, "{}", "-".repeat(66))?;
-    match &r.validation {
-        Some(v) => match &v.mismatch {
-            None => writeln!(
+    match r.first_mismatch() {
+        None if r.validated() => {
+            let last = r.kernels.last().and_then(|k| k.validation.as_ref());
+            let digests = last.map_or(String::new(), |v| match &v.a_digest {
+                Some(a) => format!("c digest {}, a digest {a}", v.c_digest),
+                None => format!("c digest {}", v.c_digest),
+            });
+            writeln!(
                 out,
-                "{} a, b and c match the scalar oracle at all {} elements (c digest {})",
+                "{} a, b and c match the scalar oracle at all {} elements{} ({digests})",
                 style.good("Solution validates:"),
-                thousands(v.checked),
-                v.c_digest
-            )?,
-            Some(m) => writeln!(
+                thousands(c.len as u64),
+                if r.kernels.len() > 1 { " after every kernel" } else { "" }
+            )?
+        }
+        Some((k, v)) => {
+            let m = v.mismatch.expect("a mismatch");
+            writeln!(
                 out,
-                "{} {}[{}] = {}, expected {}{}",
-                style.bad("Validation FAILED:"),
+                "{} after {}: {}[{}] = {}, expected {}{}",
+                style.bad("Validation FAILED"),
+                k.op,
                 m.array,
                 m.index,
                 m.got,
                 m.expected,
                 v.mismatch_owner.map(|o| format!(" (in worker {o}'s chunk)")).unwrap_or_default()
-            )?,
+            )?
+        }
+        None => match r.kernels.iter().find(|k| k.dot.as_ref().is_some_and(|d| !d.within_bound)) {
+            Some(k) => writeln!(out, "{} {}'s sum lies beyond its error bound", style.bad("Validation FAILED:"), k.op)?,
+            None => writeln!(out, "{} the run stopped before validation", style.bad("Not validated:"))?,
         },
-        None => writeln!(out, "{} the run stopped before validation", style.bad("Not validated:"))?,
     }
     writeln!(out)?;
 
@@ -212,37 +225,41 @@ pub fn write_report(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Res
     Ok(())
 }
 
-/// Writes a sweep: one table per (length, op, SIMD level), then how
-/// processes compare with threads at each worker count.
-pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: Style) -> io::Result<()> {
+/// Writes a sweep: one table per (length, kernel, type, SIMD level), then
+/// how processes compare with threads at each worker count.
+pub(crate) fn write_sweep(out: &mut dyn Write, r: &SweepReport, style: Style) -> io::Result<()> {
     let Some(first) = r.runs.first() else {
         return writeln!(out, "The sweep has no points.");
     };
     let repeats = r.points.iter().map(|p| p.repeats).max().unwrap_or(1);
     writeln!(
         out,
-        "{} · {} · {} timed rounds per run after {} warm-up{} · {} · {} CPUs allowed ({})",
+        "{} · {} timed rounds per run after {} warm-up{} · {} · {} CPUs allowed (of {}){}",
         style.bold(&format!("vecpar {} sweep", r.about.vecpar_version)),
-        first.config.dtype,
         first.config.runs,
         first.config.warmup,
         if repeats > 1 { format!(" · each point run {repeats} times (medians)") } else { String::new() },
         first.config.shm,
-        crate::cpus::parse_cpu_list(&r.about.host.allowed_cpus).map_or(0, |l| l.len()),
-        r.about.host.allowed_cpus
+        r.cpus,
+        r.about.host.allowed_cpus,
+        if r.partial { style.bad(" · INTERRUPTED: the points finished so far") } else { String::new() }
     )?;
-    let mut groups: Vec<(usize, crate::kernel::Op, crate::kernel::Simd)> = Vec::new();
+    let mut groups: Vec<(usize, crate::kernel::Op, crate::kernel::Dtype, crate::kernel::Simd)> = Vec::new();
     for p in &r.points {
-        if !groups.contains(&(p.len, p.op, p.simd)) {
-            groups.push((p.len, p.op, p.simd));
+        if !groups.contains(&(p.len, p.op, p.dtype, p.simd)) {
+            groups.push((p.len, p.op, p.dtype, p.simd));
         }
     }
-    for (len, op, simd) in groups {
-        let rows: Vec<&crate::sweep::SweepPoint> =
-            r.points.iter().filter(|p| p.len == len && p.op == op && p.simd == simd).collect();
+    for (len, op, dtype, simd) in groups {
+        let rows: Vec<&SweepPoint> =
+            r.points.iter().filter(|p| p.len == len && p.op == op && p.dtype == dtype && p.simd == simd).collect();
         writeln!(out)?;
         let stores = rows.first().map_or("", |p| p.stores.name());
-        writeln!(out, "{}", style.bold(&format!("len {} · {op} · {simd} · {stores} stores", thousands(len as u64))))?;
+        writeln!(
+            out,
+            "{}",
+            style.bold(&format!("len {} · {op} · {dtype} · {simd} · {stores} stores", thousands(len as u64)))
+        )?;
         let repeated = rows.iter().any(|p| p.repeats > 1);
         writeln!(
             out,
@@ -275,11 +292,10 @@ pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: St
                 if p.validated { style.good("yes") } else { style.bad(&format!("no (exit {})", p.exit_code)) }
             )?;
         }
-        let group: Vec<crate::sweep::SweepPoint> = rows.iter().map(|p| (*p).clone()).collect();
-        let ratios = crate::sweep::procs_over_threads(&group);
+        let ratios = procs_over_threads(&rows);
         if !ratios.is_empty() {
             let parts: Vec<String> =
-                ratios.iter().map(|(n, q)| format!("{n} worker{} {q:.2}×", if *n == 1 { "" } else { "s" })).collect();
+                ratios.iter().map(|(n, q)| format!("{n} worker{} {q:.2}×", plural(*n as u64))).collect();
             writeln!(out, "  processes ÷ threads (median GB/s): {}", parts.join(" · "))?;
         }
     }
@@ -288,7 +304,7 @@ pub fn write_sweep(out: &mut dyn Write, r: &crate::sweep::SweepReport, style: St
 
 /// Writes the isolation experiment: one row per (mode, fault), then what
 /// the rows show.
-pub fn write_isolation(out: &mut dyn Write, r: &crate::isolation::IsolationReport, style: Style) -> io::Result<()> {
+pub(crate) fn write_isolation(out: &mut dyn Write, r: &IsolationReport, style: Style) -> io::Result<()> {
     writeln!(
         out,
         "{} · {} workers · len {} · the fault hits worker 1 in round 1 · hang declared after --timeout {} s",
@@ -302,7 +318,7 @@ pub fn write_isolation(out: &mut dyn Write, r: &crate::isolation::IsolationRepor
         out,
         "{}",
         style.bold(&format!(
-            "  {:<8} {:<10} {:<9} {:<8} {}",
+            "  {:<8} {:<14} {:<9} {:<8} {}",
             "mode", "fault", "survived", "result", "detected · lost · --on-fault retry"
         ))
     )?;
@@ -313,10 +329,10 @@ pub fn write_isolation(out: &mut dyn Write, r: &crate::isolation::IsolationRepor
             Some(false) => style.bad("WRONG  "),
             None => "none   ".to_string(),
         };
-        writeln!(out, "  {:<8} {:<10} {:<9} {:<8} {}", row.mode.name(), row.fault, survived, result, row.detected)?;
-        writeln!(out, "  {:<8} {:<10} {:<9} {:<8} lost: {}", "", "", "", "", row.lost)?;
+        writeln!(out, "  {:<8} {:<14} {:<9} {:<8} {}", row.mode.name(), row.fault, survived, result, row.detected)?;
+        writeln!(out, "  {:<8} {:<14} {:<9} {:<8} lost: {}", "", "", "", "", row.lost)?;
         let retry = if row.recovered { style.good(&row.retry) } else { row.retry.clone() };
-        writeln!(out, "  {:<8} {:<10} {:<9} {:<8} retry: {}", "", "", "", "", retry)?;
+        writeln!(out, "  {:<8} {:<14} {:<9} {:<8} retry: {}", "", "", "", "", retry)?;
     }
     writeln!(out)?;
     writeln!(out, "{}", style.bold("What it shows"))?;
@@ -344,23 +360,15 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map(|f| f.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn numbers_read_well() {
-        assert_eq!(thousands(1_000_003), "1,000,003");
-        assert_eq!(thousands(7), "7");
-        assert_eq!(human_time(0.0025), "2.50 ms");
-        assert_eq!(human_time(2.0), "2.000 s");
-        assert_eq!(human_time(3e-6), "3.0 µs");
+    fn styles_and_wrapping() {
         assert_eq!(Style { color: false }.bold("x"), "x");
         assert_eq!(Style { color: true }.bold("x"), "\x1b[1mx\x1b[0m");
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(capitalise("nstream"), "Nstream");
     }
 }

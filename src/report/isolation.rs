@@ -1,25 +1,18 @@
-//! The isolation experiment: every fault, in processes and in threads, each
-//! in a child run of `vecpar-coord` (a thread's fault may take its whole
-//! process down, so the experiment cannot run in this one).
+//! The isolation experiment's report: one row per (mode, fault), read from
+//! what the two child runs did, and a summary written from the rows.
 //!
-//! Each (mode, fault) runs twice: with `--on-fault fail`, to see what the
-//! fault does, and with `--on-fault retry`, to see what can be recovered.
-//! The rows come from what the child did (its exit status, its JSON report
-//! when it lived to write one, its last words on stderr), and the summary is
-//! written from the rows, not in advance.
-#![forbid(unsafe_code)]
-
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+//! A row is only ever written from a child whose failure the injected fault
+//! explains ([`explains`]): its report, its exit status and its last words
+//! must agree with the fault. Anything else — a missing binary, a refused
+//! flag, an unusable machine — is not an effect of the fault, and stops
+//! the experiment instead of being reported as one.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::cli::IsolationArgs;
-use crate::error::Error;
-use crate::fault::{FaultKind, signal_name};
-use crate::mode::Mode;
-use crate::report::Provenance;
+use super::{Provenance, RunReport};
+use crate::fault::{FaultAction, FaultKind, signal_name};
+use crate::units::short_time;
+use crate::vocab::{Array, Mode};
 
 /// How one child run ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +37,95 @@ pub struct ChildOutcome {
     pub retry_cost_s: Option<f64>,
     /// The child's last line on stderr.
     pub last_words: Option<String>,
+}
+
+/// A child run as it ended: the parts [`explains`] judges.
+#[derive(Clone, Debug)]
+pub struct Child {
+    /// Exit code, if it exited.
+    pub code: Option<i32>,
+    /// Signal number, if it was killed.
+    pub signal: Option<i32>,
+    /// Its report, if it wrote one.
+    pub report: Option<RunReport>,
+    /// Its last non-empty line on stderr.
+    pub last_words: Option<String>,
+}
+
+impl Child {
+    /// What the table keeps of it.
+    pub fn outcome(&self) -> ChildOutcome {
+        let r = self.report.as_ref();
+        let fault = r.and_then(|r| r.faults.first());
+        ChildOutcome {
+            exit_code: self.code,
+            signal: self.signal.map(signal_name),
+            reported: r.is_some(),
+            validated: r.is_some_and(RunReport::validated),
+            cause: fault.map(|f| f.cause.short()),
+            detected_after_s: fault.map(|f| f.detected_after_s),
+            action: fault.map(|f| f.action.to_string()),
+            mismatch: r
+                .and_then(|r| r.first_mismatch())
+                .and_then(|(_, v)| v.mismatch)
+                .map(|m| format!("{}[{}] = {}", m.array, m.index, m.got)),
+            retry_cost_s: r.and_then(|r| r.retries.first()).map(|t| t.cost_s),
+            last_words: self.last_words.clone(),
+        }
+    }
+}
+
+/// Whether `child` — a run of `mode` with `kind` injected into worker 1,
+/// `retry` or not — ended the way that fault makes it end. `Err` says what
+/// it did instead.
+pub fn explains(mode: Mode, kind: FaultKind, retry: bool, child: &Child) -> Result<(), String> {
+    let words = child.last_words.as_deref().unwrap_or("");
+    let status = match (child.code, child.signal) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => signal_name(s),
+        _ => "no status".into(),
+    };
+    let fail = |what: &str| Err(format!("expected {what}, got {status}: {words}"));
+    let fault_of = |r: &RunReport| r.faults.iter().find(|f| f.worker == 1).cloned();
+    let dies_of = |signal: i32| child.signal == Some(signal) && words.contains("worker thread");
+    match (mode, kind) {
+        (Mode::Threads, FaultKind::Abort) if dies_of(libc::SIGABRT) => Ok(()),
+        (Mode::Threads, FaultKind::Segv | FaultKind::StackOverflow) if dies_of(libc::SIGSEGV) => Ok(()),
+        (Mode::Threads, FaultKind::Exit(code)) if child.code == Some(code) && words.contains("called exit()") => Ok(()),
+        (Mode::Threads, FaultKind::Abort | FaultKind::Segv | FaultKind::StackOverflow | FaultKind::Exit(_)) => {
+            fail("the whole process to die with the worker thread")
+        }
+        (Mode::Threads, FaultKind::OobWrite) => match &child.report {
+            Some(r)
+                if child.code == Some(3)
+                    && r.first_mismatch().is_some_and(|(_, v)| v.mismatch.is_some_and(|m| m.array == Array::A)) =>
+            {
+                Ok(())
+            }
+            _ => fail("a report whose validation found a corrupted element of a (exit 3)"),
+        },
+        (Mode::Threads, FaultKind::Hang) => match child.report.as_ref().and_then(fault_of) {
+            Some(f) if kind.explains(&f.cause) && child.code == Some(4) => {
+                if retry && !matches!(f.action, FaultAction::Irreplaceable(_)) {
+                    fail("a hung thread that cannot be replaced")
+                } else {
+                    Ok(())
+                }
+            }
+            _ => fail("a report naming worker 1 as hung (exit 4)"),
+        },
+        (_, _) => match child.report.as_ref().and_then(|r| Some((r, fault_of(r)?))) {
+            Some((r, f)) if kind.explains(&f.cause) => {
+                let expected = if retry { 0 } else { 4 };
+                if child.code == Some(expected) && (!retry || r.validated()) {
+                    Ok(())
+                } else {
+                    fail(&format!("exit code {expected} after worker 1 was lost to the fault"))
+                }
+            }
+            _ => fail(&format!("a report naming worker 1 as lost to {kind}")),
+        },
+    }
 }
 
 /// One row of the experiment.
@@ -75,7 +157,7 @@ pub struct IsolationRow {
 /// The experiment's report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IsolationReport {
-    /// Version, command line, machine (kind "isolation").
+    /// Version, time, command line, machine (kind "isolation").
     #[serde(flatten)]
     pub about: Provenance,
     /// Workers per run.
@@ -90,110 +172,8 @@ pub struct IsolationReport {
     pub summary: Vec<String>,
 }
 
-/// Runs the experiment. `each` is told before every child run.
-pub fn run(
-    args: &IsolationArgs,
-    arguments: Vec<String>,
-    mut each: impl FnMut(usize, usize, &str),
-) -> Result<IsolationReport, Error> {
-    if args.procs < 2 {
-        return Err(Error::Usage(format!(
-            "--procs {}: the experiment needs 2 workers or more (an oob-write writes into a neighbour)",
-            args.procs
-        )));
-    }
-    if let Some(m) = args.modes.iter().find(|m| **m == Mode::Serial) {
-        return Err(Error::Usage(format!("--modes {m}: serial mode has no worker to lose; use procs and threads")));
-    }
-    let exe = std::env::current_exe().map_err(|e| Error::runtime("cannot locate vecpar-coord", e))?;
-    // The worker binary the children use: the one this run would use.
-    let worker = crate::config::find_worker(None).ok();
-    let total = args.modes.len() * args.faults.len() * 2;
-    let mut rows = Vec::new();
-    let mut step = 0;
-    for &mode in &args.modes {
-        for fault in &args.faults {
-            let kind = fault.kind();
-            let mut child = |retry: bool| {
-                each(step, total, &format!("{mode} × {kind}{}", if retry { ", retry" } else { "" }));
-                step += 1;
-                run_child(&exe, worker.as_deref(), args, mode, kind, retry)
-            };
-            let fail_run = child(false)?;
-            let retry_run = child(true)?;
-            rows.push(row(mode, kind, fail_run, retry_run));
-        }
-    }
-    let summary = summarise(&rows, args.timeout);
-    Ok(IsolationReport {
-        about: Provenance::new("isolation", arguments),
-        procs: args.procs,
-        len: args.len,
-        timeout_s: args.timeout,
-        rows,
-        summary,
-    })
-}
-
-fn run_child(
-    exe: &std::path::Path,
-    worker: Option<&std::path::Path>,
-    args: &IsolationArgs,
-    mode: Mode,
-    kind: FaultKind,
-    retry: bool,
-) -> Result<ChildOutcome, Error> {
-    let mut cmd = Command::new(exe);
-    cmd.args(["--mode", mode.name(), "--procs", &args.procs.to_string(), "--len", &args.len.to_string()])
-        .args(["--runs", "3", "--warmup", "1", "--timeout", &args.timeout.to_string()])
-        .args(["--inject-fault", &format!("1:{kind}@1"), "--on-fault", if retry { "retry" } else { "fail" }])
-        .args(["--export-json", "-", "--quiet", "--color", "never"])
-        .stdin(Stdio::null());
-    if let Some(w) = worker {
-        cmd.arg("--worker-bin").arg(w);
-    }
-    let out = cmd.output().map_err(|e| Error::runtime("cannot start a child run", e))?;
-    let report: Option<Value> = serde_json::from_slice(&out.stdout).ok();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let fault = report.as_ref().and_then(|r| r["faults"].get(0).cloned());
-    Ok(ChildOutcome {
-        exit_code: out.status.code(),
-        signal: out.status.signal().map(signal_name),
-        reported: report.is_some(),
-        validated: report.as_ref().is_some_and(|r| r["validated"] == true),
-        cause: fault.as_ref().map(|f| describe_cause(&f["cause"])),
-        detected_after_s: fault.as_ref().and_then(|f| f["detected_after_s"].as_f64()),
-        action: fault.as_ref().and_then(|f| f["action"].as_str().map(str::to_string)),
-        mismatch: report.as_ref().and_then(|r| {
-            let m = &r["validation"]["mismatch"];
-            (!m.is_null()).then(|| format!("{}[{}] = {}", m["array"].as_str().unwrap_or("?"), m["index"], m["got"]))
-        }),
-        retry_cost_s: report.as_ref().and_then(|r| r["retries"].get(0)?.get("cost_s")?.as_f64()),
-        last_words: stderr.lines().rfind(|l| !l.trim().is_empty()).map(str::to_string),
-    })
-}
-
-fn describe_cause(cause: &Value) -> String {
-    match cause["kind"].as_str().unwrap_or("") {
-        "signal" => format!("killed by {}", cause["name"].as_str().unwrap_or("a signal")),
-        "blocked-write" => format!(
-            "write to {}[{}] blocked by the MMU (SIGSEGV)",
-            cause["array"].as_str().unwrap_or("?"),
-            cause["index"]
-        ),
-        "exit" => format!("exited with code {}", cause["code"]),
-        "panic" => "panicked".into(),
-        "timeout" => "no report before --timeout".into(),
-        "failed" => format!("failed: {}", cause["message"].as_str().unwrap_or("")),
-        other => other.to_string(),
-    }
-}
-
-fn ms(s: f64) -> String {
-    if s >= 1.0 { format!("{s:.2} s") } else { format!("{:.0} ms", s * 1e3) }
-}
-
-fn row(mode: Mode, kind: FaultKind, fail_run: ChildOutcome, retry_run: ChildOutcome) -> IsolationRow {
+/// A row from the outcomes of the two child runs.
+pub fn row(mode: Mode, kind: FaultKind, fail_run: ChildOutcome, retry_run: ChildOutcome) -> IsolationRow {
     let f = &fail_run;
     let survived = f.reported;
     let correct = if f.mismatch.is_some() { Some(false) } else { f.validated.then_some(true) };
@@ -203,7 +183,7 @@ fn row(mode: Mode, kind: FaultKind, fail_run: ChildOutcome, retry_run: ChildOutc
         _ => "the whole process ended".into(),
     };
     let detected = match (&f.cause, f.detected_after_s) {
-        (Some(cause), Some(t)) => format!("{cause}, after {}", ms(t)),
+        (Some(cause), Some(t)) => format!("{cause}, after {}", short_time(t)),
         _ if f.mismatch.is_some() => "not detected; validation found the damage afterwards".into(),
         _ if !f.reported => format!("nothing left to detect it: {}", died()),
         _ => "—".into(),
@@ -220,7 +200,7 @@ fn row(mode: Mode, kind: FaultKind, fail_run: ChildOutcome, retry_run: ChildOutc
     let r = &retry_run;
     let recovered = r.reported && r.validated && r.cause.is_some();
     let retry = if recovered {
-        format!("recovered: a fresh worker redid the chunk in {}", r.retry_cost_s.map_or("?".into(), ms))
+        format!("recovered: a fresh worker redid the chunk in {}", r.retry_cost_s.map_or("?".into(), short_time))
     } else if !r.reported {
         "nothing to recover: the process is gone".into()
     } else if r.mismatch.is_some() {
@@ -273,7 +253,7 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
             s += &format!("{} took the whole process down; ", names(&|r| !r.survived));
         }
         if !times.is_empty() {
-            let (lo, hi) = (ms(fastest), ms(slowest));
+            let (lo, hi) = (short_time(fastest), short_time(slowest));
             let range = if lo == hi { lo } else { format!("{lo}–{hi}") };
             s += &format!("crashes were detected in {range} (a hang at --timeout {timeout} s); ");
         }

@@ -15,19 +15,26 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, Once, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Lost, MemberFacts, ReplaceError, Team, Waited, assignment, wait_doorbell};
+use super::doorbell::{Watch, completed_rounds, ring_and_wait};
+use super::team::{Lost, MemberFacts, ReplaceError, Restore, StepOutcome, Team};
 use crate::config::RunConfig;
-use crate::cpus::{PinOutcome, pin_current_thread};
 use crate::error::Error;
 use crate::fault::Cause;
-use crate::ipc::Assignment;
-use crate::kernel::{Dtype, Element, Kernel};
+use crate::kernel::{Dtype, Element};
+use crate::locks::lock;
+use crate::machine::PinOutcome;
+use crate::machine::cpus::pin_current_thread;
 use crate::partition::Partition;
-use crate::shm::control::BATCH;
-use crate::shm::{Command, Segment, SharedArrays};
+use crate::protocol::{Assignment, Step, StepResult};
+use crate::shm::{Segment, SharedArrays};
+use crate::signals::Interrupted;
 use crate::worker::{Executor, serve_doorbell};
+
+/// What each thread left for the coordinator: the result of a step, by
+/// sequence.
+type Results = Arc<Mutex<Vec<Option<(u32, StepResult)>>>>;
 
 struct Member {
     attempt: u32,
@@ -45,6 +52,7 @@ pub(crate) struct ThreadTeam {
     segment: Arc<Segment>,
     arrays: Arc<SharedArrays>,
     members: Vec<Member>,
+    results: Results,
 }
 
 /// Worker threads' panics are reported by the coordinator, not printed by
@@ -63,58 +71,55 @@ fn quiet_worker_panics() {
 }
 
 impl ThreadTeam {
-    pub(crate) fn start(
-        cfg: &RunConfig,
-        partition: &Partition,
-        segment: Arc<Segment>,
-    ) -> Result<(Box<dyn Team>, Vec<Lost>), Error> {
+    pub(crate) fn start(cfg: &RunConfig, segment: Arc<Segment>) -> Result<(ThreadTeam, Vec<Lost>), Error> {
         quiet_worker_panics();
-        crate::shm::guard::announce_exit_from_workers();
-        crate::shm::guard::announce_fatal_signals(
+        crate::shm::announce_exit_from_workers();
+        crate::shm::announce_fatal_signals(
             "threads share one address space, so the coordinator and every other worker die with it (this is what --mode procs isolates)",
         );
         let arrays = segment.share_arrays()?;
         let mut team = ThreadTeam {
             cfg: cfg.clone(),
-            partition: partition.clone(),
+            partition: cfg.partition(),
             segment,
             arrays,
             members: Vec::with_capacity(cfg.procs),
+            results: Arc::new(Mutex::new(vec![None; cfg.procs])),
         };
         let mut lost = Vec::new();
         for id in 0..cfg.procs {
-            let (member, failure) = team.spawn(id, 0)?;
+            let (member, failure) = team.spawn(id, 0, Restore::default())?;
             team.members.push(member);
             if let Some(cause) = failure {
                 lost.push(Lost { id, cause });
             }
         }
-        Ok((Box::new(team), lost))
+        Ok((team, lost))
     }
 
     /// Starts worker thread `id` and waits until it is ready.
-    fn spawn(&self, id: usize, attempt: u32) -> Result<(Member, Option<Cause>), Error> {
-        let job = assignment(&self.cfg, &self.partition, id, attempt);
+    fn spawn(&self, id: usize, attempt: u32, restore: Restore) -> Result<(Member, Option<Cause>), Error> {
+        let job = super::assignment(&self.cfg, &self.partition, id, attempt, restore);
+        self.segment.control().clear_slot(id);
         let panic = Arc::new(Mutex::new(None));
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(PinOutcome, u32), String>>(1);
-        let (segment, arrays, panic_slot) = (Arc::clone(&self.segment), Arc::clone(&self.arrays), Arc::clone(&panic));
+        let (segment, arrays, panic_slot, results) =
+            (Arc::clone(&self.segment), Arc::clone(&self.arrays), Arc::clone(&panic), Arc::clone(&self.results));
         let handle = std::thread::Builder::new()
             .name(format!("vecpar-worker-{id}"))
             .spawn(move || {
-                let ready = ready_tx.clone();
                 let body = AssertUnwindSafe(move || match job.dtype {
-                    Dtype::F64 => serve_thread::<f64>(&segment, &arrays, &job, ready),
-                    Dtype::F32 => serve_thread::<f32>(&segment, &arrays, &job, ready),
+                    Dtype::F64 => serve_thread::<f64>(&segment, &arrays, &job, ready_tx, &results),
+                    Dtype::F32 => serve_thread::<f32>(&segment, &arrays, &job, ready_tx, &results),
                 });
                 if let Err(payload) = std::panic::catch_unwind(body) {
-                    *panic_slot.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(crate::payload_message(payload.as_ref()));
+                    *lock(&panic_slot) = Some(crate::diag::payload_message(payload.as_ref()));
                 }
             })
-            .map_err(|e| Error::Runtime(format!("cannot start worker thread {id} ({e}); lower --procs")))?;
+            .map_err(|e| Error::runtime_from(format!("cannot start worker thread {id}; lower --procs"), e))?;
         let mut member =
             Member { attempt, handle: Some(handle), panic, tid: 0, pin: PinOutcome::Unpinned, abandoned: false };
-        let failure = match ready_rx.recv_timeout(self.cfg.timeout) {
+        let failure = match ready_rx.recv_timeout(self.cfg.timeout()) {
             Ok(Ok((pin, tid))) => {
                 member.pin = pin;
                 member.tid = tid;
@@ -123,13 +128,13 @@ impl ThreadTeam {
             Ok(Err(message)) => Some(Cause::Failed { message }),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 member.abandoned = true;
-                Some(Cause::Timeout { seconds: self.cfg.timeout.as_secs_f64() })
+                Some(Cause::Timeout { seconds: self.cfg.timeout_s })
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 if let Some(h) = member.handle.take() {
                     let _ = h.join();
                 }
-                let message = member.panic.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
+                let message = lock(&member.panic).clone().unwrap_or_default();
                 Some(Cause::Panic { message })
             }
         };
@@ -146,14 +151,17 @@ fn serve_thread<T: Element>(
     arrays: &Arc<SharedArrays>,
     job: &Assignment,
     ready: mpsc::SyncSender<Result<(PinOutcome, u32), String>>,
+    results: &Results,
 ) {
     let id = job.id as usize;
+    let control = segment.control();
     let setup = (|| {
-        let kernel = Kernel::<T>::resolve(job.op, job.simd, job.stores).map_err(|e| e.to_string())?;
         let chunk = arrays.claim(job.range()).map_err(|e| {
             format!("{e}: worker thread {id}'s previous thread is hung and still holds the chunk; a thread cannot be killed, so its chunk cannot be handed to a new one")
         })?;
-        Ok::<_, String>(Executor::new(id, kernel, chunk, job.seed, job.faults.clone(), job.oob_target))
+        let mut exec = Executor::<T, _>::new(job, chunk, control.pulse(id))?;
+        exec.restore(job.restore);
+        Ok::<_, String>(exec)
     })();
     let mut exec = match setup {
         Ok(exec) => exec,
@@ -163,14 +171,46 @@ fn serve_thread<T: Element>(
         }
     };
     let pin = pin_current_thread(job.pin.map(|c| c as usize));
-    let control = segment.control();
-    let seen = control.bell().load();
+    let seen = control.bell();
     let tid = nix::unistd::gettid().as_raw() as u32;
     if ready.send(Ok((pin, tid))).is_err() {
         return;
     }
     drop(ready);
-    serve_doorbell(&mut exec, &control, seen, Duration::from_micros(job.spin_us.into()), || true);
+    let spin = Duration::from_micros(job.spin_us.into());
+    serve_doorbell(&mut exec, &control, seen, spin, || true, |seq, result| lock(results)[id] = Some((seq, result)));
+}
+
+/// The members as the waiting coordinator sees them.
+struct Members<'t>(&'t mut [Member]);
+
+impl Watch for Members<'_> {
+    fn gone(&mut self, ids: &[usize]) -> Vec<Lost> {
+        let finished: Vec<usize> =
+            ids.iter().copied().filter(|&id| self.0[id].handle.as_ref().is_some_and(|h| h.is_finished())).collect();
+        finished
+            .into_iter()
+            .map(|id| {
+                let m = &mut self.0[id];
+                if let Some(h) = m.handle.take() {
+                    let _ = h.join();
+                }
+                let cause = match lock(&m.panic).clone() {
+                    Some(message) => Cause::Panic { message },
+                    None => Cause::Failed { message: "the thread returned".into() },
+                };
+                Lost { id, cause }
+            })
+            .collect()
+    }
+
+    fn hung(&mut self, ids: &[usize], patience: Duration) -> Vec<Lost> {
+        // It cannot be killed; leave it sleeping, detached.
+        for &id in ids {
+            self.0[id].abandoned = true;
+        }
+        ids.iter().map(|&id| Lost { id, cause: Cause::Timeout { seconds: patience.as_secs_f64() } }).collect()
+    }
 }
 
 impl Team for ThreadTeam {
@@ -180,64 +220,40 @@ impl Team for ThreadTeam {
     }
 
     fn batch_limit(&self) -> u32 {
-        BATCH as u32
+        crate::shm::BATCH as u32
     }
 
-    fn ring(&mut self, command: Command, round: u32, count: u32, ring_ns: u64) -> Result<u32, Error> {
-        Ok(self.segment.control().ring(command, round, count, self.live_ids().len() as u32, ring_ns))
-    }
-
-    fn wait(&mut self, seq: u32, timeout: Duration) -> Waited {
+    fn step(&mut self, step: &Step, patience: Duration) -> Result<StepOutcome, Interrupted> {
         let live = self.live_ids();
-        let members = &self.members;
-        let waited = wait_doorbell(
-            &self.segment,
-            seq,
-            &live,
-            self.cfg.coordinator_spin,
-            timeout,
-            |pending| {
-                pending
-                    .iter()
-                    .filter(|&&id| members[id].handle.as_ref().is_some_and(|h| h.is_finished()))
-                    .map(|&id| {
-                        let message = members[id].panic.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        let cause = match message {
-                            Some(message) => Cause::Panic { message },
-                            None => Cause::Failed { message: "the thread returned".into() },
-                        };
-                        Lost { id, cause }
+        let segment = Arc::clone(&self.segment);
+        let control = segment.control();
+        let spin = self.cfg.placement.coordinator_spin;
+        let (seq, lost) = ring_and_wait(&control, step, &live, spin, patience, &mut Members(&mut self.members))?;
+        let mut outcome = StepOutcome { lost, ..StepOutcome::default() };
+        match *step {
+            Step::Run { count, .. } => outcome.rounds = completed_rounds(&control, seq, &live, count),
+            Step::Shutdown => {}
+            _ => {
+                let mut results = lock(&self.results);
+                outcome.results = (0..self.members.len())
+                    .map(|id| match results[id].take() {
+                        Some((s, r)) if s == seq && !outcome.lost.iter().any(|l| l.id == id) => Some(r),
+                        _ => None,
                     })
-                    .collect()
-            },
-            |hung| {
-                hung.iter().map(|&id| Lost { id, cause: Cause::Timeout { seconds: timeout.as_secs_f64() } }).collect()
-            },
-        );
-        if let Waited::Lost(lost) = &waited {
-            {
-                for l in lost {
-                    let m = &mut self.members[l.id];
-                    if matches!(l.cause, Cause::Timeout { .. }) {
-                        // It cannot be killed; leave it sleeping, detached.
-                        m.abandoned = true;
-                    } else if let Some(h) = m.handle.take() {
-                        let _ = h.join();
-                    }
-                }
+                    .collect();
             }
         }
-        waited
+        Ok(outcome)
     }
 
-    fn replace(&mut self, id: usize) -> Result<(), ReplaceError> {
+    fn replace(&mut self, id: usize, restore: Restore) -> Result<(), ReplaceError> {
         if self.members[id].abandoned {
             return Err(ReplaceError::Impossible(format!(
                 "worker thread {id} is hung and still holds its chunk; a thread cannot be killed, so the chunk cannot be handed to a new one"
             )));
         }
         let attempt = self.members[id].attempt + 1;
-        match self.spawn(id, attempt) {
+        match self.spawn(id, attempt, restore) {
             Ok((member, None)) => {
                 self.members[id] = member;
                 Ok(())
@@ -252,11 +268,17 @@ impl Team for ThreadTeam {
 
     fn shutdown(&mut self) {
         let live = self.live_ids();
-        self.segment.control().ring(Command::Shutdown, 0, 1, 0, 0);
-        let deadline = Instant::now() + Duration::from_secs(2);
+        if live.is_empty() {
+            return;
+        }
+        // Threads that cannot stop are only the abandoned ones, which are
+        // not asked; the others get a few seconds, then are left to the
+        // process's exit.
+        self.segment.control().ring(&Step::Shutdown, live.len() as u32, crate::clock::now_ns());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         for id in live {
             if let Some(h) = self.members[id].handle.take() {
-                while !h.is_finished() && Instant::now() < deadline {
+                while !h.is_finished() && std::time::Instant::now() < deadline {
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 if h.is_finished() {
@@ -269,10 +291,10 @@ impl Team for ThreadTeam {
 
 impl Drop for ThreadTeam {
     fn drop(&mut self) {
-        // Threads still running (an error path) see Shutdown and exit; a hung
+        // Threads still serving (an error path) see Shutdown and exit; a hung
         // one stays asleep until the process exits.
         if self.members.iter().any(|m| m.handle.is_some() && !m.abandoned) {
-            self.segment.control().ring(Command::Shutdown, 0, 1, 0, 0);
+            self.shutdown();
         }
     }
 }

@@ -1,0 +1,184 @@
+//! Each report kind's summary rows, written once for every format.
+
+use super::{Cell, Column, Exportable, Table, both, csv_only};
+use crate::report::RunReport;
+use crate::report::isolation::IsolationReport;
+use crate::report::sweep::SweepReport;
+use crate::units::human_time;
+use crate::vocab::Mode;
+
+fn num(v: Option<f64>, digits: usize) -> String {
+    v.map_or(String::new(), |x| format!("{x:.digits$}"))
+}
+
+fn gbps(v: Option<f64>) -> Cell {
+    Cell::two(num(v, 9), v.map_or("–".into(), |x| format!("{x:.1}")))
+}
+
+fn seconds(v: Option<f64>) -> Cell {
+    Cell::two(num(v, 9), v.map_or("–".into(), human_time))
+}
+
+const RUN_COLUMNS: [Column; 19] = [
+    both("mode", "mode", false),
+    both("procs", "procs", true),
+    both("len", "len", true),
+    both("op", "op", false),
+    both("dtype", "dtype", false),
+    both("simd", "simd", false),
+    both("stores", "stores", false),
+    csv_only("runs"),
+    both("best_gbps", "best GB/s", true),
+    both("median_gbps", "median GB/s", true),
+    both("min_s", "min time", true),
+    both("median_s", "median time", true),
+    csv_only("mean_s"),
+    csv_only("max_s"),
+    csv_only("stddev_s"),
+    both("validated", "validated", false),
+    csv_only("exit_code"),
+    csv_only("iqr_s"),
+    both("noise", "noise", false),
+];
+
+impl Exportable for RunReport {
+    fn table(&self) -> Table {
+        let c = &self.config;
+        let rows = self
+            .kernels
+            .iter()
+            .map(|k| {
+                let s = k.summary.as_ref();
+                let validated = k.validated();
+                vec![
+                    Cell::text(c.mode.name()),
+                    Cell::text(c.procs.to_string()),
+                    Cell::text(c.len.to_string()),
+                    Cell::text(k.op.name()),
+                    Cell::text(c.dtype.name()),
+                    Cell::text(c.simd.name()),
+                    Cell::text(c.stores.name()),
+                    Cell::text(c.runs.to_string()),
+                    gbps(s.map(|s| s.best_gbps)),
+                    gbps(s.map(|s| s.median_gbps)),
+                    seconds(s.map(|s| s.min_s)),
+                    seconds(s.map(|s| s.median_s)),
+                    seconds(s.map(|s| s.mean_s)),
+                    seconds(s.map(|s| s.max_s)),
+                    seconds(s.map(|s| s.stddev_s)),
+                    Cell::two(validated.to_string(), if validated { "yes" } else { "**no**" }),
+                    Cell::text(self.exit_code.to_string()),
+                    seconds(s.map(|s| s.iqr_s)),
+                    Cell::text(k.noise.as_ref().map_or(String::new(), |n| {
+                        serde_json::to_value(n.verdict)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    })),
+                ]
+            })
+            .collect();
+        Table { columns: RUN_COLUMNS.to_vec(), rows, notes: Vec::new() }
+    }
+}
+
+const SWEEP_COLUMNS: [Column; 18] = [
+    both("mode", "mode", false),
+    both("procs", "workers", true),
+    both("len", "len", true),
+    both("op", "op", false),
+    both("dtype", "dtype", false),
+    both("simd", "simd", false),
+    csv_only("stores"),
+    csv_only("page_bytes"),
+    csv_only("repeats"),
+    both("best_gbps", "best GB/s", true),
+    both("median_gbps", "median GB/s", true),
+    csv_only("median_gbps_min"),
+    csv_only("median_gbps_max"),
+    both("speedup", "speed-up", true),
+    both("efficiency", "efficiency", true),
+    both("startup_s", "start-up", true),
+    csv_only("validated"),
+    csv_only("exit_code"),
+];
+
+impl Exportable for SweepReport {
+    fn table(&self) -> Table {
+        let rows = self
+            .points
+            .iter()
+            .map(|p| {
+                let median = if p.repeats > 1 {
+                    format!("{:.1} ({:.1}–{:.1})", p.median_gbps, p.median_gbps_min, p.median_gbps_max)
+                } else {
+                    format!("{:.1}", p.median_gbps)
+                };
+                vec![
+                    Cell::text(p.mode.name()),
+                    Cell::text(p.procs.to_string()),
+                    Cell::text(p.len.to_string()),
+                    Cell::text(p.op.name()),
+                    Cell::text(p.dtype.name()),
+                    Cell::text(p.simd.name()),
+                    Cell::text(p.stores.name()),
+                    Cell::text(p.page_bytes.to_string()),
+                    Cell::text(p.repeats.to_string()),
+                    Cell::two(format!("{:.6}", p.best_gbps), format!("{:.1}", p.best_gbps)),
+                    Cell::two(format!("{:.6}", p.median_gbps), median),
+                    Cell::text(format!("{:.6}", p.median_gbps_min)),
+                    Cell::text(format!("{:.6}", p.median_gbps_max)),
+                    Cell::two(num(p.speedup, 4), p.speedup.map_or("–".into(), |s| format!("{s:.2}×"))),
+                    Cell::two(num(p.efficiency, 4), p.efficiency.map_or("–".into(), |e| format!("{:.0}%", e * 100.0))),
+                    Cell::two(
+                        format!("{:.9}", p.startup_s),
+                        if p.mode == Mode::Serial { "–".into() } else { human_time(p.startup_s) },
+                    ),
+                    Cell::text(p.validated.to_string()),
+                    Cell::text(p.exit_code.to_string()),
+                ]
+            })
+            .collect();
+        Table { columns: SWEEP_COLUMNS.to_vec(), rows, notes: Vec::new() }
+    }
+}
+
+const ISOLATION_COLUMNS: [Column; 8] = [
+    both("mode", "mode", false),
+    both("fault", "fault", false),
+    both("survived", "run survived", false),
+    both("correct", "result", false),
+    both("detected", "detected", false),
+    both("lost", "lost", false),
+    both("retry", "`--on-fault retry`", false),
+    csv_only("recovered"),
+];
+
+impl Exportable for IsolationReport {
+    fn table(&self) -> Table {
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::text(r.mode.name()),
+                    Cell::text(r.fault.clone()),
+                    Cell::two(r.survived.to_string(), if r.survived { "yes" } else { "**no**" }),
+                    Cell::two(
+                        r.correct.map_or(String::new(), |c| c.to_string()),
+                        match r.correct {
+                            Some(true) => "correct",
+                            Some(false) => "**wrong**",
+                            None => "none",
+                        },
+                    ),
+                    Cell::text(r.detected.clone()),
+                    Cell::text(r.lost.clone()),
+                    Cell::text(r.retry.clone()),
+                    Cell::text(r.recovered.to_string()),
+                ]
+            })
+            .collect();
+        Table { columns: ISOLATION_COLUMNS.to_vec(), rows, notes: self.summary.clone() }
+    }
+}

@@ -1,0 +1,180 @@
+//! Running a measurement: the segment, a team, the conductor, the report.
+//!
+//! [`run`] creates the segment, starts a team — worker processes
+//! ([`procs`]), persistent threads ([`threads`]) or this thread
+//! ([`serial`]) — and hands it to the [`conductor::Conductor`], which does
+//! the same steps in every mode. All three teams run the same
+//! [`crate::worker::Executor`] on the same partition, so the only
+//! difference between the modes is what a worker is made of — which is the
+//! comparison vecpar exists for.
+//!
+//! Whatever ends the run — success, a lost worker, an error, a signal — the
+//! team is shut down and every worker reaped before [`run`] returns (a
+//! [`procs`] member kills its process group on drop).
+
+mod conductor;
+mod doorbell;
+mod procs;
+mod serial;
+mod team;
+mod threads;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::RunConfig;
+use crate::error::Error;
+use crate::machine::cgroup::Cgroups;
+use crate::partition::Partition;
+use crate::protocol::{Assignment, InjectedFault};
+use crate::report::{Phases, Provenance, RunReport, ThrottleRecord};
+use crate::shm::{Segment, ShmError};
+use crate::signals;
+use crate::vocab::{Backend, HugePages, Mode};
+use crate::warnings::Warning;
+use team::{Restore, Team};
+
+/// The assignment of worker `id` (its `attempt`), as every team starts it.
+pub(crate) fn assignment(
+    cfg: &RunConfig,
+    partition: &Partition,
+    id: usize,
+    attempt: u32,
+    restore: Restore,
+) -> Assignment {
+    let range = partition.chunk(id);
+    let faults: Vec<InjectedFault> = if attempt == 0 {
+        cfg.faults.iter().filter(|f| f.worker == id).map(|f| InjectedFault { kind: f.kind, round: f.round }).collect()
+    } else {
+        Vec::new() // injected faults fire on the first attempt only
+    };
+    let oob =
+        faults.iter().any(|f| f.kind == crate::fault::FaultKind::OobWrite).then(|| partition.oob_target(id)).flatten();
+    Assignment {
+        version: crate::VERSION.into(),
+        id: id as u32,
+        attempt,
+        start: range.start as u64,
+        end: range.end as u64,
+        len: cfg.len as u64,
+        dtype: cfg.dtype,
+        ops: cfg.ops.0.clone(),
+        simd: cfg.simd,
+        stores: cfg.stores,
+        seed: cfg.seed,
+        pin: cfg.placement.pin_plan.get(id).copied().flatten().map(|c| c as u32),
+        sync: cfg.sync,
+        spin_us: cfg.placement.worker_spin.as_micros() as u32,
+        faults,
+        oob_target: oob,
+        restore: restore.a_updates,
+    }
+}
+
+/// Runs one measurement and reports it. Lost workers and failed validation
+/// are part of the report (and its exit code); `Err` means there is no
+/// report: the run could not start or go on, or a signal stopped it.
+pub fn run(cfg: &RunConfig, about: Provenance, mut warnings: Vec<Warning>) -> Result<RunReport, Error> {
+    let started = Instant::now();
+    let mut phases = Phases::default();
+    if cfg.shm == Backend::Posix {
+        let swept = crate::shm::sweep_stale();
+        if !swept.removed.is_empty() {
+            warnings.push(Warning::StaleSegmentsRemoved { names: swept.removed });
+        }
+    }
+    let cgroups = Cgroups::detect();
+    let throttled_before = cgroups.throttling();
+    let (segment, fallback) = create_segment(cfg)?;
+    let cfg = match &fallback {
+        Some(base) => {
+            warnings.push(Warning::HugePagesRanOut);
+            base
+        }
+        None => cfg,
+    };
+    let segment = Arc::new(segment);
+    phases.setup_s = started.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    signals::check()?;
+    let (mut team, lost): (Box<dyn Team>, Vec<team::Lost>) = match cfg.mode {
+        Mode::Procs => {
+            let (t, l) = procs::ProcTeam::start(cfg, Arc::clone(&segment))?;
+            (Box::new(t), l)
+        }
+        Mode::Threads => {
+            let (t, l) = threads::ThreadTeam::start(cfg, Arc::clone(&segment))?;
+            (Box::new(t), l)
+        }
+        Mode::Serial => (Box::new(serial::SerialTeam::start(cfg, &segment)?), Vec::new()),
+    };
+    let mut conductor = conductor::Conductor::new(cfg, warnings);
+    let mut ok = conductor.started(team.as_mut(), lost, t)?;
+    phases.spawn_s = t.elapsed().as_secs_f64();
+
+    if ok {
+        let t = Instant::now();
+        ok = conductor.init(team.as_mut())?;
+        phases.init_s = t.elapsed().as_secs_f64();
+    }
+    if ok {
+        let mut timing = (0.0, 0.0);
+        conductor.kernels(team.as_mut(), &mut timing)?;
+        (phases.rounds_s, phases.validate_s) = timing;
+    }
+
+    let t = Instant::now();
+    team.shutdown();
+    let workers = conductor.worker_records(team.as_ref());
+    drop(team);
+    drop(segment);
+    phases.teardown_s = t.elapsed().as_secs_f64();
+    phases.total_s = started.elapsed().as_secs_f64();
+
+    let throttling = match (throttled_before, cgroups.throttling()) {
+        (Some(before), Some(after)) => Some(ThrottleRecord::between(&before, &after)),
+        _ => None,
+    };
+    if let Some(t) = throttling.as_ref().filter(|t| t.periods > 0) {
+        conductor.warnings.push(Warning::Throttled {
+            periods: t.periods,
+            throttled_us: t.throttled_us,
+            file: t.file.clone(),
+        });
+    }
+    let exit_code = conductor.exit_code();
+    Ok(RunReport {
+        about,
+        coordinator_pid: std::process::id(),
+        config: cfg.clone(),
+        kernels: conductor.kernels,
+        phases,
+        workers,
+        faults: conductor.faults,
+        retries: conductor.retries,
+        throttling,
+        warnings: conductor.warnings,
+        exit_code,
+    })
+}
+
+/// Creates the segment; under `--huge-pages auto`, falls back to base pages
+/// when the hugetlb pool ran out since the run was planned (another process
+/// took the pages), returning the adjusted configuration.
+fn create_segment(cfg: &RunConfig) -> Result<(Segment, Option<RunConfig>), Error> {
+    match Segment::create(cfg.shm, cfg.dtype, cfg.len, cfg.procs, cfg.page_bytes) {
+        Ok(segment) => Ok((segment, None)),
+        Err(ShmError::HugePagesExhausted) if cfg.pages == HugePages::Auto => {
+            let mut base = cfg.clone();
+            base.page_bytes = crate::machine::page_size();
+            base.pages_reason = "base pages (the hugetlb pool ran out while reserving)".into();
+            let segment = Segment::create(base.shm, base.dtype, base.len, base.procs, base.page_bytes)?;
+            Ok((segment, Some(base)))
+        }
+        Err(ShmError::HugePagesExhausted) => Err(Error::runtime(
+            "--huge-pages always: the hugetlb pool ran out while reserving the segment (another process took the pages)",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,90 @@
+//! The conductor's side of a team: what it asks (a [`Step`]) and what it
+//! gets back ([`StepOutcome`]), whatever the workers are made of.
+//!
+//! A team hides how steps and outcomes travel: the process team through the
+//! doorbell and its channels, the thread team through the same control
+//! block, serial mode by calling the executor directly — and a scripted
+//! mock in the conductor's tests.
+
+use std::time::Duration;
+
+use crate::fault::Cause;
+use crate::machine::PinOutcome;
+use crate::protocol::{Step, StepResult, Timing};
+use crate::signals::Interrupted;
+
+/// What the report shows of a worker.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct MemberFacts {
+    /// Its process id (the coordinator's own for threads).
+    pub(crate) pid: u32,
+    /// Its thread id (threads and serial modes).
+    pub(crate) tid: Option<u32>,
+    /// What became of its pin.
+    pub(crate) pin: PinOutcome,
+    /// 0 for the first process or thread with this id, +1 per replacement.
+    pub(crate) attempt: u32,
+}
+
+/// A worker a team could not keep.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Lost {
+    /// Its id.
+    pub(crate) id: usize,
+    /// Why.
+    pub(crate) cause: Cause,
+}
+
+/// Why a worker could not be replaced.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ReplaceError {
+    /// The replacement was started and lost too (worth another try).
+    Lost(Lost),
+    /// Replacing is impossible (a thread that cannot be killed holds the chunk).
+    Impossible(String),
+}
+
+/// One round of a batch, as the team timed it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct RoundTimes {
+    /// When the round was released (CLOCK_MONOTONIC ns).
+    pub(crate) release_ns: u64,
+    /// Each worker's timing, by id.
+    pub(crate) workers: Vec<Timing>,
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct StepOutcome {
+    /// For a `Run`: the rounds every worker completed, with their timings.
+    pub(crate) rounds: Vec<RoundTimes>,
+    /// For `Init` and `Validate`: each worker's result, by id (`None` for a
+    /// lost one).
+    pub(crate) results: Vec<Option<StepResult>>,
+    /// The workers lost during the step.
+    pub(crate) lost: Vec<Lost>,
+}
+
+/// What starting or replacing workers needs to know beyond the run's
+/// configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Restore {
+    /// `nstream` rounds a fresh worker must apply to its chunk of `a`
+    /// before it is ready (it re-fills `a` first).
+    pub(crate) a_updates: u32,
+}
+
+/// Executes steps on every chunk.
+pub(crate) trait Team {
+    /// Facts about worker `id`.
+    fn member(&self, id: usize) -> MemberFacts;
+    /// The most rounds one `Run` may cover.
+    fn batch_limit(&self) -> u32;
+    /// Runs `step` on every live worker and waits for its end; a worker
+    /// showing no progress for `patience` is lost as hung.
+    fn step(&mut self, step: &Step, patience: Duration) -> Result<StepOutcome, Interrupted>;
+    /// Replaces a lost worker with a fresh one (its next attempt).
+    fn replace(&mut self, id: usize, restore: Restore) -> Result<(), ReplaceError>;
+    /// Stops every worker and reaps them.
+    fn shutdown(&mut self);
+}

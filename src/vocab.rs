@@ -1,0 +1,119 @@
+//! The words every layer shares: what workers are made of, which array, where
+//! the segment lives, how rounds are synchronised, which pages back it.
+//!
+//! Each is an enum with one lower-case name, used alike on the command line
+//! (clap), in JSON (serde) and in tables ([`std::fmt::Display`]).
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// Defines a unit-only enum with one lower-case name per variant, used by
+/// `name()`, `Display`, serde and clap alike.
+macro_rules! named {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] #[value(name = $text)] $variant,)*
+        }
+
+        impl $name {
+            /// The name used on the command line, in JSON and in tables.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => $text,)* }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+named! {
+    /// What workers are made of.
+    pub enum Mode {
+        /// Worker processes over shared memory (isolated: a crash takes one worker)
+        Procs = "procs",
+        /// Threads of one process (shared address space: a crash takes the run)
+        Threads = "threads",
+        /// One thread, the baseline for speed-ups
+        Serial = "serial",
+    }
+}
+
+named! {
+    /// One of the three arrays.
+    pub enum Array {
+        /// The first input (written by `nstream`).
+        A = "a",
+        /// The second input.
+        B = "b",
+        /// The output.
+        C = "c",
+    }
+}
+
+impl Array {
+    /// All three, in layout order.
+    pub const ALL: [Array; 3] = [Array::A, Array::B, Array::C];
+
+    /// The position in the segment: a, then b, then c.
+    pub fn index(self) -> usize {
+        match self {
+            Array::A => 0,
+            Array::B => 1,
+            Array::C => 2,
+        }
+    }
+}
+
+named! {
+    /// Where the shared segment lives.
+    pub enum Backend {
+        /// Anonymous memfd, sealed against shrinking: nothing to leak
+        Memfd = "memfd",
+        /// A POSIX shared-memory object in /dev/shm, unlinked as soon as it is created
+        Posix = "posix",
+    }
+}
+
+named! {
+    /// How rounds are announced and reported.
+    pub enum RoundSync {
+        /// A futex doorbell and per-worker slots in the shared segment (a few µs per round)
+        Doorbell = "doorbell",
+        /// A message to each worker and one back per round (a socket round trip per worker)
+        Ipc = "ipc",
+    }
+}
+
+named! {
+    /// Which pages back the arrays (`--huge-pages`).
+    pub enum HugePages {
+        /// Huge pages when the pool has room and the chunks stay balanced, else base pages
+        Auto = "auto",
+        /// Always base pages
+        Never = "never",
+        /// Huge pages or an error
+        Always = "always",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn one_name_everywhere() {
+        for m in Mode::value_variants() {
+            assert_eq!(m.to_possible_value().unwrap().get_name(), m.name());
+            assert_eq!(serde_json::to_string(m).unwrap(), format!("\"{m}\""));
+        }
+        assert_eq!(serde_json::from_str::<RoundSync>("\"ipc\"").unwrap(), RoundSync::Ipc);
+        assert_eq!(Array::ALL.map(Array::index), [0, 1, 2]);
+    }
+}

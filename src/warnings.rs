@@ -1,0 +1,240 @@
+//! Warnings: when a number would mislead, and what to try instead.
+//!
+//! Each warning is a value (hyperfine's `output/warnings.rs` is the model),
+//! rendered in one place and naming the flag that helps. They go to stderr
+//! before the table and into the JSON `warnings` list as the same text.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{human_bytes, human_time, plural};
+
+/// Something that makes the numbers mislead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum Warning {
+    /// More workers than CPUs for them to run on.
+    Oversubscribed {
+        /// Workers.
+        workers: usize,
+        /// CPUs they can each have (the affinity mask, lowered by a quota).
+        cpus: usize,
+        /// The cgroup CPU quota, if it is what limits them.
+        quota: Option<f64>,
+    },
+    /// Several workers pinned to one CPU.
+    SharedCpu {
+        /// The CPU.
+        cpu: usize,
+        /// The workers pinned to it.
+        workers: Vec<usize>,
+    },
+    /// The arrays fit in the last-level cache.
+    FitsInCache {
+        /// Bytes of a, b and c.
+        footprint: u64,
+        /// Bytes of the cache.
+        llc: u64,
+        /// A length that measures memory instead.
+        suggest_len: String,
+    },
+    /// Rounds shorter than the clock and the synchronisation can time well.
+    TooShort {
+        /// The kernels whose rounds were too short.
+        ops: Vec<String>,
+        /// The fastest round among them, seconds.
+        fastest_s: f64,
+    },
+    /// Rounds that stand far apart from the others.
+    Outliers {
+        /// The kernel.
+        op: String,
+        /// How many.
+        outliers: usize,
+        /// Of how many rounds.
+        rounds: usize,
+        /// The interquartile range, percent of the median.
+        iqr_pct: f64,
+    },
+    /// A pin the kernel refused.
+    PinRefused {
+        /// The worker.
+        worker: usize,
+        /// The CPU asked for.
+        cpu: usize,
+        /// The kernel's answer.
+        error: String,
+    },
+    /// The hugetlb pool ran out between planning and reserving.
+    HugePagesRanOut,
+    /// Named segments of dead runs were removed from /dev/shm.
+    StaleSegmentsRemoved {
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// The cgroup's CPU quota throttled the run.
+    Throttled {
+        /// Periods throttled during the run.
+        periods: u64,
+        /// Time throttled, microseconds.
+        throttled_us: u64,
+        /// The `cpu.stat` read.
+        file: String,
+    },
+    /// A sweep grid named a value twice.
+    Repeated {
+        /// The flag.
+        flag: String,
+        /// The value.
+        value: String,
+    },
+    /// Sweep points whose arrays fit in the last-level cache (a note: a
+    /// sweep over lengths means to cross the caches).
+    SweepInCache {
+        /// The lengths, as the sweep names them.
+        lens: Vec<String>,
+        /// Bytes of the cache.
+        llc: u64,
+    },
+    /// Sweep runs whose rounds were noisy or too short.
+    NoisyRuns {
+        /// Runs with outlier rounds.
+        noisy: usize,
+        /// Runs whose fastest round was too short to time well.
+        short: usize,
+        /// Runs in all.
+        runs: usize,
+    },
+    /// A warning read back from JSON.
+    Text(String),
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::Oversubscribed { workers, cpus, quota } => {
+                write!(f, "{workers} workers on {cpus} CPU{}", plural(*cpus as u64))?;
+                if let Some(q) = quota {
+                    write!(f, " (a cgroup CPU quota of {q:.2} CPUs)")?;
+                } else {
+                    f.write_str(" allowed")?;
+                }
+                f.write_str(": workers take turns, so each round waits for time slices; lower --procs to compare cores")
+            }
+            Warning::SharedCpu { cpu, workers } => {
+                let ids: Vec<String> = workers.iter().map(|w| w.to_string()).collect();
+                write!(
+                    f,
+                    "workers {} are pinned to the same CPU {cpu}: they take turns on it; give --pin one CPU per worker \
+                     or --pin none",
+                    ids.join(", ")
+                )
+            }
+            Warning::FitsInCache { footprint, llc, suggest_len } => write!(
+                f,
+                "the arrays ({}) fit in the {} last-level cache: this measures cache bandwidth, not memory; for \
+                 memory bandwidth use --len {suggest_len} or more",
+                human_bytes(*footprint),
+                human_bytes(*llc)
+            ),
+            Warning::TooShort { ops, fastest_s } => write!(
+                f,
+                "{}: the fastest round took {}, too short to time well; use a larger --len",
+                ops.join(", "),
+                human_time(*fastest_s)
+            ),
+            Warning::Outliers { op, outliers, rounds, iqr_pct } => write!(
+                f,
+                "{op}: {outliers} of {rounds} rounds were outliers (interquartile range {iqr_pct:.1}% of the median): \
+                 something else ran on this machine; trust the median, or use more --runs, a --warmup, sweep \
+                 --repeat, a longer --len or a quieter machine"
+            ),
+            Warning::PinRefused { worker, cpu, error } => {
+                write!(f, "worker {worker}: pinning to CPU {cpu} was refused ({error}); it ran unpinned")
+            }
+            Warning::HugePagesRanOut => {
+                f.write_str("the hugetlb pool ran out while reserving; the run uses base pages (--huge-pages never)")
+            }
+            Warning::StaleSegmentsRemoved { names } => write!(
+                f,
+                "removed {} stale segment{} left in /dev/shm by dead runs of this user: {}",
+                names.len(),
+                plural(names.len() as u64),
+                names.join(", ")
+            ),
+            Warning::Throttled { periods, throttled_us, file } => write!(
+                f,
+                "the cgroup CPU quota throttled this run in {periods} period{} ({} in all, {file}): the numbers \
+                 measure the quota, not the machine; lower --procs to fit the quota",
+                plural(*periods),
+                human_time(*throttled_us as f64 * 1e-6)
+            ),
+            Warning::Repeated { flag, value } => write!(f, "{flag} names {value} more than once; it runs once"),
+            Warning::SweepInCache { lens, llc } => write!(
+                f,
+                "at --len {} the arrays fit in the {} last-level cache: those points measure cache bandwidth, not memory",
+                lens.join(","),
+                human_bytes(*llc)
+            ),
+            Warning::NoisyRuns { noisy, short, runs } => {
+                let mut parts = Vec::new();
+                if *noisy > 0 {
+                    parts.push(format!(
+                        "{noisy} of {runs} runs had outlier rounds (something else ran on this machine)"
+                    ));
+                }
+                if *short > 0 {
+                    parts.push(format!("{short} of {runs} runs had rounds too short to time well"));
+                }
+                write!(
+                    f,
+                    "{}: trust the medians, or use sweep --repeat, more --runs, a longer --len or a quieter machine",
+                    parts.join("; ")
+                )
+            }
+            Warning::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl Warning {
+    /// Whether this is a note (worth knowing, not a reason to doubt the
+    /// numbers): shown as `note:`, and what was removed from /dev/shm is
+    /// shown even under `--quiet`.
+    pub fn is_note(&self) -> bool {
+        matches!(self, Warning::StaleSegmentsRemoved { .. } | Warning::Repeated { .. } | Warning::SweepInCache { .. })
+    }
+
+    /// Whether `--quiet` still shows it.
+    pub fn shown_when_quiet(&self) -> bool {
+        matches!(self, Warning::StaleSegmentsRemoved { .. })
+    }
+}
+
+impl From<Warning> for String {
+    fn from(w: Warning) -> String {
+        w.to_string()
+    }
+}
+
+impl From<String> for Warning {
+    fn from(s: String) -> Warning {
+        Warning::Text(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_name_what_to_try() {
+        let w = Warning::Oversubscribed { workers: 8, cpus: 2, quota: None };
+        assert!(w.to_string().starts_with("8 workers on 2 CPUs allowed") && w.to_string().contains("--procs"));
+        assert!(Warning::SharedCpu { cpu: 1, workers: vec![0, 1] }.to_string().contains("same CPU 1"));
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<Warning>(&json).unwrap().to_string(), w.to_string());
+    }
+}

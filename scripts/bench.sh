@@ -14,6 +14,8 @@ mkdir -p target
 gcc -O3 -march=native -fopenmp scripts/stream.c -o target/stream-regular -lm
 gcc -O3 -march=native -fopenmp -DNONTEMPORAL scripts/stream.c -o target/stream-nt -lm
 gcc -O2 -pthread scripts/spawn_floor.c -o target/spawn-floor
+gcc -O3 -march=native scripts/seed_case.c -o target/seed-case
+gcc -O3 -march=native scripts/simd_l1.c -o target/simd-l1
 
 if [ ! -x scripts/.venv/bin/python ] || ! scripts/.venv/bin/python -c 'import numpy, numba' 2>/dev/null; then
   echo "making scripts/.venv with numpy and numba" >&2

@@ -3,6 +3,7 @@
  *
  * John McCalpin's STREAM, reduced to what the comparison needs and with its
  * sizes chosen at run time: Copy, Scale, Add and Triad on double arrays,
+ * plus BabelStream's Dot (an OpenMP reduction) and Nstream (a += b + s*c),
  * OpenMP threads (OMP_NUM_THREADS = vecpar's workers), arrays initialised
  * in parallel with the same static schedule the kernels use (first touch
  * where the data will be used), each kernel timed around its parallel loop
@@ -16,7 +17,9 @@
  * write c, b, c and a in turn) with streaming stores (AVX-512, AVX or SSE2,
  * whichever -march enables), then a store fence.
  *
- * Usage: stream [-n ELEMENTS] [-t TIMES] [-k copy|scale|add|triad|all]
+ * Usage: stream [-n ELEMENTS] [-t TIMES] [-k copy|scale|add|triad|dot|nstream|all]
+ * (all: STREAM's four; dot and nstream run alone, as BabelStream counts
+ * them: 2 and 4 arrays per element)
  * Prints one JSON object: per kernel, every iteration's time in seconds
  * (the first one is a warm-up and is not used by STREAM's statistics).
  */
@@ -66,9 +69,10 @@ static const double scalar = 3.0;
 #define VSET1(x) _mm_set1_pd(x)
 #endif
 
-enum { COPY, SCALE, ADD, TRIAD, KERNELS };
-static const char *names[KERNELS] = {"copy", "scale", "add", "triad"};
-static const int arrays_moved[KERNELS] = {2, 2, 3, 3};
+enum { COPY, SCALE, ADD, TRIAD, DOT, NSTREAM, KERNELS };
+static const char *names[KERNELS] = {"copy", "scale", "add", "triad", "dot", "nstream"};
+static const int arrays_moved[KERNELS] = {2, 2, 3, 3, 2, 4};
+static double dot_sum;
 
 /* This thread's part of [0, n): OpenMP's static schedule, computed by hand
  * so that the non-temporal variant can align the head of its chunk. */
@@ -80,6 +84,14 @@ static void my_range(long *lo, long *hi) {
 }
 
 static void kernel(int k) {
+    if (k == DOT) {
+        /* No store to choose: the same loop in both variants. */
+        double sum = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+        for (long i = 0; i < n; i++) sum += a[i] * b[i];
+        dot_sum = sum;
+        return;
+    }
 #pragma omp parallel
     {
         long lo, hi;
@@ -92,6 +104,7 @@ static void kernel(int k) {
             case COPY: c[i] = a[i]; break;
             case SCALE: b[i] = scalar * c[i]; break;
             case ADD: c[i] = a[i] + b[i]; break;
+            case NSTREAM: a[i] += b[i] + scalar * c[i]; break;
             default: a[i] = b[i] + scalar * c[i]; break;
             }
         }
@@ -102,6 +115,7 @@ static void kernel(int k) {
             case COPY: VSTREAM(c + i, VLOAD(a + i)); break;
             case SCALE: VSTREAM(b + i, VMUL(s, VLOAD(c + i))); break;
             case ADD: VSTREAM(c + i, VADD(VLOAD(a + i), VLOAD(b + i))); break;
+            case NSTREAM: VSTREAM(a + i, VADD(VLOAD(a + i), VADD(VLOAD(b + i), VMUL(s, VLOAD(c + i))))); break;
             default: VSTREAM(a + i, VADD(VLOAD(b + i), VMUL(s, VLOAD(c + i)))); break;
             }
         }
@@ -110,6 +124,7 @@ static void kernel(int k) {
             case COPY: c[i] = a[i]; break;
             case SCALE: b[i] = scalar * c[i]; break;
             case ADD: c[i] = a[i] + b[i]; break;
+            case NSTREAM: a[i] += b[i] + scalar * c[i]; break;
             default: a[i] = b[i] + scalar * c[i]; break;
             }
         }
@@ -120,6 +135,7 @@ static void kernel(int k) {
         case COPY: for (long i = lo; i < hi; i++) c[i] = a[i]; break;
         case SCALE: for (long i = lo; i < hi; i++) b[i] = scalar * c[i]; break;
         case ADD: for (long i = lo; i < hi; i++) c[i] = a[i] + b[i]; break;
+        case NSTREAM: for (long i = lo; i < hi; i++) a[i] += b[i] + scalar * c[i]; break;
         default: for (long i = lo; i < hi; i++) a[i] = b[i] + scalar * c[i]; break;
         }
 #endif
@@ -135,7 +151,7 @@ int main(int argc, char **argv) {
             for (int k = 0; k < KERNELS; k++)
                 if (!strcmp(argv[i + 1], names[k])) only = k;
         } else {
-            fprintf(stderr, "usage: %s [-n ELEMENTS] [-t TIMES] [-k copy|scale|add|triad|all]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n ELEMENTS] [-t TIMES] [-k copy|scale|add|triad|dot|nstream|all]\n", argv[0]);
             return 2;
         }
     }
@@ -163,7 +179,7 @@ int main(int argc, char **argv) {
     double *t = malloc(sizeof(double) * KERNELS * times);
     for (int it = 0; it < times; it++) {
         for (int k = 0; k < KERNELS; k++) {
-            if (only >= 0 && k != only) continue;
+            if (only >= 0 ? k != only : k > TRIAD) continue;
             double t0 = omp_get_wtime();
             kernel(k);
             t[k * times + it] = omp_get_wtime() - t0;
@@ -176,13 +192,15 @@ int main(int argc, char **argv) {
         if (only < 0 || only == SCALE) bj = scalar * cj;
         if (only < 0 || only == ADD) cj = aj + bj;
         if (only < 0 || only == TRIAD) aj = bj + scalar * cj;
+        if (only == NSTREAM) aj += bj + scalar * cj;
     }
     double err = fabs(a[n / 2] - aj) + fabs(b[n / 2] - bj) + fabs(c[n / 2] - cj);
+    if (only == DOT) err += fabs(dot_sum - (double)n * aj * bj) / (double)n;
     printf("{\"variant\": \"%s\", \"threads\": %d, \"len\": %ld, \"validates\": %s, \"kernels\": {", VARIANT,
            omp_get_max_threads(), n, err <= 1e-8 * (fabs(aj) + fabs(bj) + fabs(cj)) ? "true" : "false");
     int first = 1;
     for (int k = 0; k < KERNELS; k++) {
-        if (only >= 0 && k != only) continue;
+        if (only >= 0 ? k != only : k > TRIAD) continue;
         printf("%s\"%s\": {\"bytes\": %.0f, \"seconds\": [", first ? "" : ", ", names[k], (double)arrays_moved[k] * bytes);
         for (int it = 0; it < times; it++) printf("%s%.9f", it ? ", " : "", t[k * times + it]);
         printf("]}");

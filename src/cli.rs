@@ -416,7 +416,7 @@ pub struct RunArgs {
     pub measure: MeasureArgs,
 
     /// Make worker WORKER fail in round ROUND (default 0): panic, abort, segv, exit[=CODE], hang, oob-write or
-    /// stack-overflow
+    /// stack-overflow; or slow it down by MS milliseconds, losing nothing: stall=MS
     #[arg(long, value_name = "WORKER:KIND[@ROUND]", help_heading = "Faults")]
     pub inject_fault: Vec<FaultSpec>,
 

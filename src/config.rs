@@ -132,6 +132,10 @@ pub struct RunConfig {
     pub simd: Simd,
     /// Store kind.
     pub stores: Stores,
+    /// Whether `--stores auto` chose it (then a kernel that reads what it
+    /// writes uses regular stores: [`Stores::for_op`]).
+    #[serde(default)]
+    pub stores_auto: bool,
     /// Why that store kind.
     pub stores_reason: String,
     /// Shared-memory backend.
@@ -250,8 +254,21 @@ impl RunConfig {
                 ));
             }
             Some(kind) => (kind, "requested".to_string()),
-            None => auto_stores(simd, &partition, args.dtype, machine.llc_bytes()),
+            None => {
+                let (kind, mut why) = auto_stores(simd, &partition, args.dtype, machine.llc_bytes());
+                let keeps_regular = |op: &Op| kind.for_op(*op, true) != kind;
+                if kind == Stores::Nontemporal && ops.iter().all(keeps_regular) {
+                    why.push_str(", but nstream reads the array it writes: regular stores");
+                    (Stores::Regular, why)
+                } else {
+                    if kind == Stores::Nontemporal && ops.iter().any(keeps_regular) {
+                        why.push_str("; nstream reads the array it writes, so it keeps regular stores");
+                    }
+                    (kind, why)
+                }
+            }
         };
+        let stores_auto = m.stores.kind().is_none();
 
         let plan = pin_plan(&m.pin, allowed, room, procs).map_err(|e| Error::usage(e.to_string()))?;
 
@@ -304,6 +321,7 @@ impl RunConfig {
             simd,
             stores,
             stores_reason,
+            stores_auto,
             shm: m.shm,
             page_bytes: page,
             pages: m.huge_pages,

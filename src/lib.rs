@@ -45,16 +45,20 @@
 //! 5. **Configuration**: [`cli`] (the command line), [`config`] (resolved
 //!    and checked in one stage), [`warnings`], [`error`].
 //! 6. **Report data**: [`report`] (run, sweep, isolation).
-//! 7. **Execution**: [`run()`] (the conductor and its teams: processes,
-//!    threads, this thread), `launcher`.
+//! 7. **Execution**: [`run()`] (the conductor, the verdicts it combines,
+//!    and its teams: processes, threads, this thread), `launcher`.
 //! 8. **Studies**: `study` (sweeps, the isolation experiment).
 //! 9. **Presentation**: [`export`] (JSON, CSV, Markdown, atomic files),
 //!    `output` (tables, progress, the chart), `plot`.
 //! 10. **The top**: `app`, called by the two binaries.
 //!
-//! Where things go — a kernel: one line in `kernel/ops.rs`; an export
-//! format: a file in `export/`; a fault kind: `fault.rs` and its injection
-//! in `worker.rs`; a team: a file in `run/` implementing `run::team::Team`.
+//! Where things go (the README's "Layout of the code" counts the files):
+//! a kernel is one line in `kernel/ops.rs`; an export format is a renderer
+//! in `export/`, its `Format` variant and its `--export-*` flag; a fault
+//! kind is `fault.rs`, its injection in `worker.rs`, its `isolation` value
+//! in `cli.rs` and what it does to threads in `report/isolation.rs`; a team
+//! is a file in `run/` implementing `run::team::Team`, its constructor in
+//! `run/mod.rs` and its `Mode`.
 #![warn(missing_docs)]
 
 pub mod cli;

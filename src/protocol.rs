@@ -22,6 +22,7 @@
 //! killed during start-up, and blocks in an `accept` that cannot time out.
 //! A socket pair inherited at spawn needs none of that, and is a few dozen
 //! lines on `nix`.
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -190,6 +191,9 @@ pub(crate) struct Assignment {
     pub(crate) simd: Simd,
     /// Store kind.
     pub(crate) stores: Stores,
+    /// Whether `--stores auto` chose it ([`Stores::for_op`]).
+    #[serde(default)]
+    pub(crate) stores_auto: bool,
     /// Data seed.
     pub(crate) seed: u64,
     /// CPU to pin to.
@@ -464,6 +468,7 @@ mod tests {
             ops: vec![Op::Add],
             simd: Simd::Scalar,
             stores: Stores::Regular,
+            stores_auto: false,
             seed: 1,
             pin: None,
             sync: RoundSync::Doorbell,

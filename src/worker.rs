@@ -61,7 +61,10 @@ impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
         let kernels = job
             .ops
             .iter()
-            .map(|&op| Kernel::<T>::resolve(op, job.simd, job.stores).map_err(|e| format!("kernel {op}: {e}")))
+            .map(|&op| {
+                Kernel::<T>::resolve(op, job.simd, job.stores.for_op(op, job.stores_auto))
+                    .map_err(|e| format!("kernel {op}: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let blocks = vec![T::ZERO; chunk.range().len().div_ceil(block_elems::<T>())];
         Ok(Executor {
@@ -535,6 +538,7 @@ mod tests {
             ops,
             simd: Simd::Scalar,
             stores: Stores::Regular,
+            stores_auto: false,
             seed: 3,
             pin: None,
             sync: RoundSync::Doorbell,

@@ -175,11 +175,12 @@ fn signals_at_random_moments_of_start_up_work_and_teardown_leave_nothing() {
         let shm = rng.pick(&["memfd", "posix"]);
         let procs = (1 + rng.below(8)).to_string();
         let len = rng.pick(&["1e4", "1e5", "1e6"]);
-        let rounds = (1 + rng.below(20)).to_string();
+        let rounds = (1 + rng.below(200)).to_string();
         let signal = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGKILL][rng.below(4) as usize];
-        // From the first instruction to past the end: 0–60 ms covers
-        // start-up, spawning, the rounds and teardown of these runs.
-        let delay = Duration::from_micros(rng.below(60_000));
+        // From the first instruction to past the end: half the signals
+        // within the first 5 ms (start-up and spawning), the rest up to
+        // 60 ms (the rounds, validation and teardown of these runs).
+        let delay = Duration::from_micros(if rng.below(2) == 0 { rng.below(5_000) } else { rng.below(60_000) });
         let mut args = vec!["--mode", mode, "--shm", shm, "--len", len, "--runs", &rounds, "-q"];
         if mode != "serial" {
             args.extend(["--procs", &procs]);

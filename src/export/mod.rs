@@ -6,6 +6,7 @@
 //!
 //! To add a format: one file here with a `render` function, one
 //! [`Format`] variant, one `--export-*` flag in [`crate::cli`].
+#![forbid(unsafe_code)]
 
 pub mod csv;
 pub mod json;

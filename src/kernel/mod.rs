@@ -318,6 +318,18 @@ pub enum Stores {
 }
 
 impl Stores {
+    /// The store kind `op` uses when the run asked for `self`, `auto` if it
+    /// was chosen by `--stores auto`: a kernel that reads the array it
+    /// writes (`nstream`) has each line in cache already, so streaming
+    /// stores would save no write-allocate read, only evict; auto gives it
+    /// regular stores. An explicit `--stores nontemporal` is obeyed.
+    pub fn for_op(self, op: Op, auto: bool) -> Stores {
+        match op.writes() {
+            Some(dest) if auto && op.reads().contains(&dest) => Stores::Regular,
+            _ => self,
+        }
+    }
+
     /// Lower-case name, as on the command line.
     pub fn name(self) -> &'static str {
         match self {

@@ -15,17 +15,18 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use super::failure::{init_failure, refuse_address_space_limit};
 use super::team::{Lost, ReplaceError, Restore, RoundTimes, StepOutcome, Team};
+use super::verdict;
 use crate::clock::seconds;
 use crate::config::RunConfig;
 use crate::error::{EXIT_FAULT, EXIT_OK, EXIT_VALIDATION, Error};
-use crate::fault::{Cause, FaultAction, FaultRecord, OnFault, Phase};
-use crate::kernel::data::{DotReference, Expect, Mismatch};
-use crate::kernel::reduce;
-use crate::kernel::{Dtype, Element, Op, block_elems};
+use crate::fault::{FaultAction, FaultRecord, OnFault, Phase};
+use crate::kernel::Op;
+use crate::kernel::data::Expect;
 use crate::partition::Partition;
-use crate::protocol::{DotPartial, InitError, Step, StepResult};
-use crate::report::{DotResult, KernelReport, Noise, RetryRecord, RoundRecord, Summary, Validation, WorkerRecord};
+use crate::protocol::{Step, StepResult};
+use crate::report::{KernelReport, Noise, RetryRecord, RoundRecord, Summary, WorkerRecord};
 use crate::signals::Interrupted;
 use crate::vocab::Array;
 use crate::warnings::Warning;
@@ -161,7 +162,7 @@ impl<'c> Conductor<'c> {
                 self.kernels.push(kernel);
                 return Ok(false);
             };
-            let (validation, dot) = self.validation(op, &outcome.results);
+            let (validation, dot) = verdict::combine(self.cfg, op, self.a_updates, &outcome.results);
             kernel.validation = Some(validation);
             kernel.dot = dot;
             self.kernels.push(kernel);
@@ -398,37 +399,6 @@ impl<'c> Conductor<'c> {
         RoundRecord { round, seconds: secs, gbps: crate::units::gbps(bytes, secs), worker_seconds, worker_start_lag_s }
     }
 
-    /// The workers' verdicts, combined.
-    fn validation(&self, op: Op, results: &[Option<StepResult>]) -> (Validation, Option<DotResult>) {
-        let mut first: Option<(Mismatch, usize)> = None;
-        let (mut c_digest, mut a_digest) = (0u64, 0u64);
-        let mut partials: Vec<&DotPartial> = Vec::new();
-        for (id, r) in results.iter().enumerate() {
-            let Some(StepResult::Validate { verdict, dot }) = r else { continue };
-            c_digest ^= verdict.c_digest;
-            a_digest ^= verdict.a_digest;
-            if let Some(m) = verdict.mismatch
-                && first.as_ref().is_none_or(|(f, _)| m.index < f.index)
-            {
-                first = Some((m, id));
-            }
-            partials.extend(dot);
-        }
-        let validation = Validation {
-            checked: self.cfg.len as u64,
-            mismatch_owner: first.as_ref().map(|(_, id)| *id),
-            mismatch: first.map(|(m, _)| m),
-            c_digest: format!("{c_digest:016x}"),
-            a_digest: (self.a_updates > 0).then(|| format!("{a_digest:016x}")),
-            a_updates: (self.a_updates > 0).then_some(self.a_updates),
-        };
-        let dot = (op == Op::Dot).then(|| match self.cfg.dtype {
-            Dtype::F64 => dot_result::<f64>(self.cfg.len, &partials),
-            Dtype::F32 => dot_result::<f32>(self.cfg.len, &partials),
-        });
-        (validation, dot)
-    }
-
     /// The report's worker rows.
     pub(crate) fn worker_records(&mut self, team: &dyn Team) -> Vec<WorkerRecord> {
         let runs: &[RoundRecord] = self.kernels.first().map_or(&[], |k| &k.runs);
@@ -478,60 +448,6 @@ impl<'c> Conductor<'c> {
     }
 }
 
-/// The `dot` over every worker's partial, against the reference.
-fn dot_result<T: Element>(len: usize, partials: &[&DotPartial]) -> DotResult {
-    let blocks = len.div_ceil(block_elems::<T>()) as u64;
-    let nodes: Vec<reduce::Node> = partials.iter().flat_map(|p| p.nodes.iter().copied()).collect();
-    let value = reduce::combine::<T>(&nodes, blocks).map_or(f64::NAN, |v| v.to_f64());
-    let reference = partials.iter().fold(DotReference::default(), |acc, p| acc.plus(DotReference::from(p.reference)));
-    let r = reference.value();
-    let bound = reduce::bound::<T>(len as u64, r, reference.abs);
-    let error = (value - r).abs();
-    DotResult { value, reference: r, error, bound, within_bound: error <= bound }
-}
-
-/// A worker could not reserve or map its chunk: the machine cannot hold the
-/// run after all (the preflight normally catches this; reserving before
-/// touching is what turns it into an error instead of a SIGBUS).
-fn init_failure(cfg: &RunConfig, id: usize, e: InitError) -> Error {
-    let errno = |n: i32| nix::errno::Errno::from_raw(n);
-    match e {
-        InitError::Reserve { errno: n } => match cfg.shm {
-            crate::vocab::Backend::Posix => Error::runtime(format!(
-                "worker {id} could not reserve its chunk in /dev/shm ({}): --shm posix is limited by the size of \
-                 /dev/shm; use the default --shm memfd, or enlarge /dev/shm",
-                errno(n)
-            )),
-            crate::vocab::Backend::Memfd => Error::runtime(format!(
-                "worker {id} could not reserve its chunk of shared memory ({}); lower --len",
-                errno(n)
-            )),
-        },
-        InitError::Map { errno: n } => Error::runtime(format!("worker {id} could not map its chunk ({})", errno(n))),
-    }
-}
-
-/// Workers that could not map their chunks under `ulimit -v`: the machine's
-/// limit, not a fault of theirs.
-fn refuse_address_space_limit(lost: &[Lost]) -> Result<(), Error> {
-    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
-    let Ok((limit, _)) = getrlimit(Resource::RLIMIT_AS) else { return Ok(()) };
-    if limit == RLIM_INFINITY {
-        return Ok(());
-    }
-    let mapping = |c: &Cause| matches!(c, Cause::CannotMap { errno, .. } if *errno == libc::ENOMEM);
-    match lost.iter().find(|l| mapping(&l.cause)) {
-        Some(l) => Err(Error::runtime(format!(
-            "worker {} could not map its chunk under the address-space limit (ulimit -v {} kB): {}; lower --len or \
-             raise ulimit -v",
-            l.id,
-            limit / 1024,
-            l.cause
-        ))),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! The conductor against a scripted team: faults at every step, retries,
@@ -541,8 +457,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::fault::Cause;
+    use crate::kernel::data::DotReference;
     use crate::kernel::data::Verdict;
+    use crate::kernel::reduce;
     use crate::machine::PinOutcome;
+    use crate::protocol::DotPartial;
     use crate::protocol::Timing;
     use crate::run::team::MemberFacts;
 
@@ -778,11 +698,11 @@ mod tests {
             }
         };
         let (left, right) = (partial(0, 1024), partial(1024, len));
-        let r = dot_result::<f64>(len, &[&left, &right]);
+        let r = verdict::dot_result::<f64>(len, &[&left, &right]);
         assert!(r.within_bound && r.error <= r.bound, "{r:?}");
         let exact: f64 = (0..len).map(|i| a[i] * b[i]).sum();
         assert!((r.value - exact).abs() < 1e-6 * exact.abs());
-        let missing = dot_result::<f64>(len, &[&left]);
+        let missing = verdict::dot_result::<f64>(len, &[&left]);
         assert!(!missing.within_bound, "a missing partial never validates");
     }
 }

@@ -11,13 +11,16 @@
 //! Whatever ends the run — success, a lost worker, an error, a signal — the
 //! team is shut down and every worker reaped before [`run`] returns (a
 //! [`procs`] member kills its process group on drop).
+#![forbid(unsafe_code)]
 
 mod conductor;
 mod doorbell;
+mod failure;
 mod procs;
 mod serial;
 mod team;
 mod threads;
+mod verdict;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,6 +64,7 @@ pub(crate) fn assignment(
         ops: cfg.ops.0.clone(),
         simd: cfg.simd,
         stores: cfg.stores,
+        stores_auto: cfg.stores_auto,
         seed: cfg.seed,
         pin: cfg.placement.pin_plan.get(id).copied().flatten().map(|c| c as u32),
         sync: cfg.sync,

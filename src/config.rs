@@ -58,6 +58,8 @@ pub enum ProcsSource {
     Flag,
     /// Serial mode: one thread.
     Serial,
+    /// `--mode ranks`: each MPI rank computes its own chunk.
+    Rank,
     /// The CPUs in the affinity mask.
     AffinityMask {
         /// The allowed CPUs, in taskset's list form.
@@ -77,10 +79,15 @@ impl std::fmt::Display for ProcsSource {
         match self {
             ProcsSource::Flag => f.write_str("from --procs"),
             ProcsSource::Serial => f.write_str("serial mode"),
+            ProcsSource::Rank => f.write_str("the rank itself"),
             ProcsSource::AffinityMask { cpus } => write!(f, "the CPUs this process may use: {cpus}"),
             ProcsSource::CgroupQuota { cpus, file } => write!(f, "cgroup CPU quota of {cpus:.2} CPUs ({file})"),
         }
     }
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// Where workers run and how they wait.
@@ -123,6 +130,13 @@ pub struct RunConfig {
     pub procs_source: ProcsSource,
     /// Elements per array.
     pub len: usize,
+    /// Where this run's arrays begin in a longer global array (an MPI
+    /// rank's share of `--len`); 0 for a run on its own. Element `i` of the
+    /// segment holds the global element `base + i`: the generator, the
+    /// checks, the digests and `dot`'s tree all use global indices, so the
+    /// shares of every rank combine into the one-machine result.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub base: u64,
     /// The kernels, in order.
     #[serde(flatten)]
     pub ops: Ops,
@@ -187,6 +201,13 @@ impl RunConfig {
                 return usage(format!("--procs {n}: serial mode runs one thread; drop --procs or use --mode threads"));
             }
             (Mode::Serial, _) => (1, ProcsSource::Serial),
+            (Mode::Ranks, Some(n)) if n != 1 => {
+                return usage(format!(
+                    "--procs {n}: --mode ranks computes each rank's chunk on the rank itself; start more ranks \
+                     (mpirun -n), or use --mode procs for worker processes inside each rank"
+                ));
+            }
+            (Mode::Ranks, _) => (1, ProcsSource::Rank),
             (_, Some(0)) => return usage("--procs 0: a run needs at least one worker".into()),
             (_, Some(n)) if n > MAX_WORKERS => return usage(format!("--procs {n}: at most {MAX_WORKERS} workers")),
             (_, Some(n)) => (n, ProcsSource::Flag),
@@ -197,7 +218,7 @@ impl RunConfig {
                 _ => (allowed.len().max(1), ProcsSource::AffinityMask { cpus: format_cpu_list(allowed) }),
             },
         };
-        if procs > room && args.mode != Mode::Serial {
+        if procs > room && !args.mode.is_single() {
             let quota = machine.cpu_quota.as_ref().filter(|_| room < allowed.len()).map(|q| q.cpus());
             warnings.push(Warning::Oversubscribed { workers: procs, cpus: room, quota });
         }
@@ -272,14 +293,22 @@ impl RunConfig {
 
         let plan = pin_plan(&m.pin, allowed, room, procs).map_err(|e| Error::usage(e.to_string()))?;
 
-        if args.mode == Mode::Serial && !args.inject_fault.is_empty() {
-            return usage(
-                "--inject-fault needs --mode procs or --mode threads (serial mode has no worker to lose)".into(),
-            );
+        if args.mode.is_single() && args.inject_fault.iter().any(|f| f.rank.is_none()) {
+            return usage(format!(
+                "--inject-fault needs --mode procs or --mode threads ({} mode has no worker to lose)",
+                args.mode
+            ));
+        }
+        if let Some(f) = args.inject_fault.iter().find(|f| f.rank.is_some())
+            && (!cfg!(feature = "mpi") || crate::launcher::launched().is_none())
+        {
+            return usage(format!(
+                "--inject-fault {f}: a rank fault needs a run under mpirun (built with --features mpi)"
+            ));
         }
         let rounds = rounds_per_op * ops.len() as u64;
         for f in &args.inject_fault {
-            if f.worker >= procs {
+            if f.rank.is_none() && f.worker >= procs {
                 return usage(format!("--inject-fault {f}: there are only workers 0 to {}", procs - 1));
             }
             if u64::from(f.round) >= rounds {
@@ -288,7 +317,7 @@ impl RunConfig {
                     rounds - 1
                 ));
             }
-            if f.kind == FaultKind::OobWrite && partition.oob_target(f.worker).is_none() {
+            if f.rank.is_none() && f.kind == FaultKind::OobWrite && partition.oob_target(f.worker).is_none() {
                 return usage(format!(
                     "--inject-fault {f}: an oob-write needs another worker's chunk to write into; use --procs 2 or \
                      more and --len of at least {} elements",
@@ -315,6 +344,7 @@ impl RunConfig {
             procs,
             procs_source,
             len: args.len,
+            base: 0,
             bytes_per_round: ops[0].arrays_moved() * args.len as u64 * args.dtype.size() as u64,
             ops: Ops(ops),
             dtype: args.dtype,
@@ -392,7 +422,7 @@ fn placement(
     let mut i = 0;
     while i < pinned.len() {
         let j = (i..pinned.len()).take_while(|&j| pinned[j].0 == pinned[i].0).last().unwrap_or(i);
-        if j > i && mode != Mode::Serial {
+        if j > i && !mode.is_single() {
             shared = true;
             warnings
                 .push(Warning::SharedCpu { cpu: pinned[i].0, workers: pinned[i..=j].iter().map(|p| p.1).collect() });
@@ -413,7 +443,7 @@ fn placement(
     let occupied = if pinned.is_empty() { procs } else { cpus };
     let free_cpu = capacity > occupied;
     // Serial mode has nobody to wait for.
-    let waits = mode != Mode::Serial;
+    let waits = !mode.is_single();
     Placement {
         pin_plan: plan.to_vec(),
         worker_spin: if workers_fit && waits { SPIN } else { Duration::ZERO },
@@ -596,7 +626,7 @@ fn check_capacity(
             )));
         }
     }
-    let tasks = if args.mode == Mode::Serial { 0 } else { procs as u64 };
+    let tasks = if args.mode.is_single() { 0 } else { procs as u64 };
     if let Some(l) = machine.process_limit
         && tasks > l.headroom
     {
@@ -677,6 +707,9 @@ impl SweepPlan {
         let modes = dedup(&args.modes, "--modes", &mut notes);
         if modes.is_empty() {
             return Err(Error::usage("--modes: name at least one of procs, threads, serial"));
+        }
+        if modes.contains(&Mode::Ranks) {
+            return Err(Error::usage("--modes ranks: a sweep runs on one machine; run --mode ranks under mpirun"));
         }
         let lens = dedup(&args.len, "--len", &mut notes);
         let dtypes = dedup(&args.dtype, "--dtype", &mut notes);

@@ -152,12 +152,16 @@ impl TryFrom<String> for FaultKind {
     }
 }
 
-/// One `--inject-fault` request.
+/// One `--inject-fault` request: `WORKER:KIND[@ROUND]` for a worker (in
+/// every rank, under mpirun), or `rank:RANK:KIND[@ROUND]` for an MPI rank's
+/// own process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct FaultSpec {
-    /// The worker that misbehaves.
+    /// The worker that misbehaves (0 for a rank fault).
     pub worker: usize,
+    /// The MPI rank whose own process misbehaves, for a rank fault.
+    pub rank: Option<usize>,
     /// How.
     pub kind: FaultKind,
     /// In which round (counting warm-up rounds from 0).
@@ -167,20 +171,30 @@ pub struct FaultSpec {
 impl FromStr for FaultSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = "expected WORKER:KIND[@ROUND], e.g. 1:segv@3";
+        let usage = "expected WORKER:KIND[@ROUND], e.g. 1:segv@3, or rank:RANK:KIND[@ROUND]";
+        let (rank, s) = match s.strip_prefix("rank:") {
+            Some(rest) => {
+                let (r, rest) = rest.split_once(':').ok_or_else(|| format!("'rank:{rest}': {usage}"))?;
+                (Some(r.trim().parse().map_err(|_| format!("'{r}' is not a rank ({usage})"))?), format!("0:{rest}"))
+            }
+            None => (None, s.to_string()),
+        };
         let (worker, rest) = s.split_once(':').ok_or_else(|| format!("'{s}': {usage}"))?;
         let worker = worker.trim().parse().map_err(|_| format!("'{worker}' is not a worker id ({usage})"))?;
         let (kind, round) = match rest.split_once('@') {
             Some((k, r)) => (k, r.trim().parse().map_err(|_| format!("'{r}' is not a round number ({usage})"))?),
             None => (rest, 0),
         };
-        Ok(FaultSpec { worker, kind: kind.trim().parse()?, round })
+        Ok(FaultSpec { worker, rank, kind: kind.trim().parse()?, round })
     }
 }
 
 impl fmt::Display for FaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}@{}", self.worker, self.kind, self.round)
+        match self.rank {
+            Some(r) => write!(f, "rank:{r}:{}@{}", self.kind, self.round),
+            None => write!(f, "{}:{}@{}", self.worker, self.kind, self.round),
+        }
     }
 }
 
@@ -507,10 +521,13 @@ mod tests {
 
     #[test]
     fn specs_parse() {
-        assert_eq!("1:segv@3".parse::<FaultSpec>().unwrap(), FaultSpec { worker: 1, kind: FaultKind::Segv, round: 3 });
+        assert_eq!(
+            "1:segv@3".parse::<FaultSpec>().unwrap(),
+            FaultSpec { worker: 1, rank: None, kind: FaultKind::Segv, round: 3 }
+        );
         assert_eq!(
             "0:exit=7".parse::<FaultSpec>().unwrap(),
-            FaultSpec { worker: 0, kind: FaultKind::Exit(7), round: 0 }
+            FaultSpec { worker: 0, rank: None, kind: FaultKind::Exit(7), round: 0 }
         );
         assert_eq!("2:oob-write".parse::<FaultSpec>().unwrap().kind, FaultKind::OobWrite);
         assert_eq!("2:stack-overflow".parse::<FaultSpec>().unwrap().kind, FaultKind::StackOverflow);

@@ -22,6 +22,33 @@ pub(crate) fn ranks_from_environment(get: impl Fn(&str) -> Option<String>) -> Op
     number("PMIX_RANK").filter(|&r| r > 0).map(|r| ("PMIX_RANK", r + 1))
 }
 
+/// Whether a launcher started this process as one of several ranks.
+pub(crate) fn under_mpi() -> bool {
+    ranks_from_environment(|n| std::env::var(n).ok()).is_some()
+}
+
+/// The variables a launcher sets for every rank, with the job's size
+/// (`mpirun -n 1` included).
+const SIZE_VARIABLES: [&str; 3] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"];
+
+/// The launcher's variable naming the job's size and the size, when a
+/// launcher started this process (as one rank or several).
+pub(crate) fn launched() -> Option<(&'static str, u64)> {
+    let get = |n: &str| std::env::var(n).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(found) = ranks_from_environment(|n| std::env::var(n).ok()) {
+        return Some(found);
+    }
+    SIZE_VARIABLES.iter().find_map(|&n| get(n).map(|s| (n, s)))
+}
+
+/// This process's rank, as the launcher gave it, before MPI starts (so
+/// that only rank 0 shows what every rank would show alike).
+pub(crate) fn rank_from_environment() -> Option<u64> {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
+        .iter()
+        .find_map(|n| std::env::var(n).ok().and_then(|v| v.trim().parse::<u64>().ok()))
+}
+
 /// `Err` when this build has no MPI and a launcher started several ranks.
 pub(crate) fn refuse_without_mpi() -> Result<(), Error> {
     match ranks_from_environment(|n| std::env::var(n).ok()) {
@@ -30,6 +57,18 @@ pub(crate) fn refuse_without_mpi() -> Result<(), Error> {
              would measure the machine {n} times over; build it with `cargo build --release --features mpi` (README: \
              \"Beyond one machine\"), or run it without mpirun",
             std::env::var(name).unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `Err` when several ranks were started for `what` (a sweep, the isolation
+/// experiment), which measures one machine.
+pub(crate) fn refuse_for(what: &str) -> Result<(), Error> {
+    match ranks_from_environment(|n| std::env::var(n).ok()) {
+        Some((_, n)) => Err(Error::usage(format!(
+            "vecpar-coord {what} measures one machine and was started as one of {n} MPI ranks; run it without \
+             mpirun (runs under mpirun: vecpar-coord [flags], README \"Beyond one machine\")"
         ))),
         None => Ok(()),
     }

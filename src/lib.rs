@@ -58,7 +58,9 @@
 //! kind is `fault.rs`, its injection in `worker.rs`, its `isolation` value
 //! in `cli.rs` and what it does to threads in `report/isolation.rs`; a team
 //! is a file in `run/` implementing `run::team::Team`, its constructor in
-//! `run/mod.rs` and its `Mode`.
+//! `run/mod.rs` and its `Mode`; a layer above the conductor (MPI's, in
+//! `cluster/`) implements `run::lockstep::Lockstep` and calls
+//! `run::run_with`.
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -74,6 +76,8 @@ pub mod warnings;
 
 mod app;
 mod clock;
+#[cfg(feature = "mpi")]
+mod cluster;
 mod diag;
 mod launcher;
 mod locks;

@@ -183,6 +183,9 @@ pub(crate) struct Assignment {
     pub(crate) end: u64,
     /// Elements per array, as the coordinator believes.
     pub(crate) len: u64,
+    /// The global index of the segment's element 0 (an MPI rank's share).
+    #[serde(default)]
+    pub(crate) base: u64,
     /// Element type, as the coordinator believes.
     pub(crate) dtype: Dtype,
     /// The kernels of the run, in order.
@@ -464,6 +467,7 @@ mod tests {
             start: 512,
             end: 10_000,
             len: 10_000,
+            base: 0,
             dtype: Dtype::F64,
             ops: vec![Op::Add],
             simd: Simd::Scalar,

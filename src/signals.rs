@@ -178,7 +178,7 @@ fn registered() -> Vec<(i32, u8)> {
 }
 
 /// Stops and reaps every registered child; returns how many there were.
-fn stop_children() -> usize {
+pub(crate) fn stop_children() -> usize {
     let children = registered();
     for &(pid, kind) in &children {
         let signal = if kind == ChildKind::Coordinator as u8 { Signal::SIGTERM } else { Signal::SIGKILL };

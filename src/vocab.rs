@@ -41,6 +41,17 @@ named! {
         Threads = "threads",
         /// One thread, the baseline for speed-ups
         Serial = "serial",
+        /// MPI ranks sharing an MPI-3 shared window, each computing its own chunk (under mpirun, in a build with
+        /// --features mpi)
+        Ranks = "ranks",
+    }
+}
+
+impl Mode {
+    /// Whether one thread computes everything this process holds (no
+    /// workers to wait for, lose or replace): serial mode, or one MPI rank.
+    pub fn is_single(self) -> bool {
+        matches!(self, Mode::Serial | Mode::Ranks)
     }
 }
 

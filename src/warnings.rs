@@ -107,6 +107,14 @@ pub enum Warning {
         /// Runs in all.
         runs: usize,
     },
+    /// MPI ranks on one node were given the same CPUs, and divided them
+    /// (a note).
+    RanksShareCpus {
+        /// Ranks on the node.
+        ranks: usize,
+        /// This rank's share, in taskset's list form.
+        share: String,
+    },
     /// A warning read back from JSON.
     Text(String),
 }
@@ -194,6 +202,11 @@ impl fmt::Display for Warning {
                     parts.join("; ")
                 )
             }
+            Warning::RanksShareCpus { ranks, share } => write!(
+                f,
+                "the {ranks} ranks on this node may all use the same CPUs, so each takes its share for its workers and \
+                 pins (this rank: CPUs {share}); bind ranks apart with mpirun --map-by/--bind-to to choose otherwise"
+            ),
             Warning::Text(t) => f.write_str(t),
         }
     }
@@ -204,7 +217,13 @@ impl Warning {
     /// numbers): shown as `note:`, and what was removed from /dev/shm is
     /// shown even under `--quiet`.
     pub fn is_note(&self) -> bool {
-        matches!(self, Warning::StaleSegmentsRemoved { .. } | Warning::Repeated { .. } | Warning::SweepInCache { .. })
+        matches!(
+            self,
+            Warning::StaleSegmentsRemoved { .. }
+                | Warning::Repeated { .. }
+                | Warning::SweepInCache { .. }
+                | Warning::RanksShareCpus { .. }
+        )
     }
 
     /// Whether `--quiet` still shows it.

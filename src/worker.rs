@@ -52,6 +52,8 @@ pub(crate) struct Executor<'c, T: Element, C: ChunkAccess> {
     applied: u32,
     /// The block sums of the last `dot` round.
     blocks: Vec<T>,
+    /// The global index of the segment's element 0.
+    base: u64,
 }
 
 impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
@@ -77,6 +79,7 @@ impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
             pulse,
             applied: 0,
             blocks,
+            base: job.base,
         })
     }
 
@@ -129,7 +132,7 @@ impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
     }
 
     fn fill(&mut self, fill_c: bool) -> Result<(), crate::shm::ShmError> {
-        let (seed, start, pulse) = (self.seed, self.chunk.range().start as u64, self.pulse);
+        let (seed, start, pulse) = (self.seed, self.base + self.chunk.range().start as u64, self.pulse);
         self.chunk.fill::<T>(fill_c, |a, b, c| {
             let mut c = c;
             for (i, (pa, pb)) in a.chunks_mut(PIECE).zip(b.chunks_mut(PIECE)).enumerate() {
@@ -202,7 +205,7 @@ impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
 
     fn validate(&mut self, op: Op, expect: &Expect) -> StepResult {
         let _ = self.chunk.open_a(false); // the rounds that update a are over
-        let start = self.chunk.range().start;
+        let start = self.base as usize + self.chunk.range().start;
         let (pulse, blocks) = (self.pulse, &self.blocks);
         self.chunk.with::<T, _>(Access::Read, |parts| {
             let Parts::Read { a, b, c } = parts else { unreachable!() };
@@ -534,6 +537,7 @@ mod tests {
             start: 0,
             end: len,
             len,
+            base: 0,
             dtype: Dtype::F64,
             ops,
             simd: Simd::Scalar,

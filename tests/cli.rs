@@ -69,7 +69,7 @@ fn bad_values_found_by_clap_keep_claps_hints() {
     // What clap knows reaches the user.
     let hint = |args: &[&str]| coord(args).stderr;
     let e = hint(&["--mode", "thread"]);
-    assert!(e.contains("[possible values: procs, threads, serial]"), "{e}");
+    assert!(e.contains("[possible values: procs, threads, serial, ranks]"), "{e}");
     let e = hint(&["--proc", "8"]);
     assert!(e.contains("tip:") && e.contains("--procs"), "{e}");
     let e = hint(&["swep"]);

@@ -9,6 +9,7 @@ mod cli;
 mod faults;
 mod hostile;
 mod limits;
+mod mpi;
 mod runs;
 mod soak;
 mod study;

@@ -320,6 +320,13 @@ impl Destination {
     }
 }
 
+impl OutputPlan {
+    /// Opens every export's destination, before any work.
+    pub(crate) fn open_exports(&self) -> Result<Vec<(Destination, Format)>, Error> {
+        self.exports.iter().map(|(path, format)| Ok((Destination::open(path, format.flag())?, *format))).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

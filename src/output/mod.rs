@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod chart;
+pub(crate) mod present;
 pub(crate) mod progress;
 pub(crate) mod table;
 

@@ -3,9 +3,10 @@
 
 use std::io::{self, Write};
 
-use crate::report::RunReport;
+use crate::fault::FaultRecord;
 use crate::report::isolation::IsolationReport;
 use crate::report::sweep::{SweepPoint, SweepReport, procs_over_threads};
+use crate::report::{MpiRecord, RetryRecord, RunReport, WorkerRecord};
 use crate::units::{human_bytes, human_time, page_size, plural, thousands};
 use crate::vocab::Mode;
 
@@ -50,6 +51,7 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         Mode::Procs => format!("{} worker process{}", c.procs, if c.procs == 1 { "" } else { "es" }),
         Mode::Threads => format!("{} worker thread{}", c.procs, plural(c.procs as u64)),
         Mode::Serial => "1 thread".to_string(),
+        Mode::Ranks => "1 thread per rank".to_string(),
     };
     let ops: Vec<&str> = c.ops.0.iter().map(|o| o.name()).collect();
     writeln!(
@@ -62,7 +64,7 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         c.dtype,
         c.simd,
         c.stores,
-        c.shm,
+        if c.mode == Mode::Ranks { "MPI shared window".to_string() } else { c.shm.to_string() },
         page_size(c.page_bytes)
     )?;
     writeln!(
@@ -76,6 +78,21 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         if ops.len() > 1 { " per kernel" } else { "" },
         c.seed
     )?;
+    if let Some(m) = &r.mpi {
+        let per_node: Vec<String> = m.ranks_per_node.iter().map(|n| n.to_string()).collect();
+        writeln!(
+            out,
+            "MPI: {} rank{} on {} node{} ({} per node) · each rank {} · {} (launched with {})",
+            m.ranks,
+            plural(m.ranks as u64),
+            m.nodes,
+            plural(m.nodes as u64),
+            per_node.join(", "),
+            if c.mode == Mode::Ranks { "computes its chunk of its node's window" } else { "conducts its own workers" },
+            m.library,
+            m.launcher
+        )?;
+    }
     writeln!(out)?;
 
     writeln!(out, "{}", style.bold("Function    Best Rate GB/s     Avg time     Min time     Max time"))?;
@@ -168,13 +185,60 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
     )?;
     writeln!(out)?;
 
+    match &r.mpi {
+        Some(m) => write_ranks(out, m, c.mode, style)?,
+        None => write_workers(out, &r.workers, c.mode, style)?,
+    }
+    // Under MPI, every rank's faults and retries, each named by its rank.
+    let own = [(None, r.faults.as_slice(), r.retries.as_slice())];
+    let ranks: Vec<(Option<usize>, &[FaultRecord], &[RetryRecord])> = match &r.mpi {
+        Some(m) => m.per_rank.iter().map(|p| (Some(p.rank), p.faults.as_slice(), p.retries.as_slice())).collect(),
+        None => own.to_vec(),
+    };
+    let who = |rank: Option<usize>| rank.map_or(String::new(), |r| format!("rank {r}: "));
+    if ranks.iter().any(|(_, f, _)| !f.is_empty()) {
+        writeln!(out)?;
+        writeln!(out, "{}", style.bad("Faults"))?;
+        for (rank, faults, _) in &ranks {
+            for f in *faults {
+                writeln!(out, "  {}{f}; detected after {}; {}", who(*rank), human_time(f.detected_after_s), f.action)?;
+            }
+        }
+    }
+    if ranks.iter().any(|(_, _, t)| !t.is_empty()) {
+        writeln!(out)?;
+        writeln!(out, "{}", style.note("Retries"))?;
+        for (rank, _, retries) in &ranks {
+            for t in *retries {
+                writeln!(
+                    out,
+                    "  {}worker {} (elements {}..{}): attempt {} (pid {}) repeated {} after: {}; cost {}",
+                    who(*rank),
+                    t.worker,
+                    t.range[0],
+                    t.range[1],
+                    t.attempt,
+                    t.new_pid,
+                    t.repeated,
+                    t.reason,
+                    human_time(t.cost_s)
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Workers section of a run on one machine.
+fn write_workers(out: &mut dyn Write, workers: &[WorkerRecord], mode: Mode, style: Style) -> io::Result<()> {
+    let c_mode = mode;
     writeln!(out, "{}", style.bold("Workers"))?;
     writeln!(
         out,
         "  {:>4}  {:>8}  {:<25}  {:>4}  {:<14}  {:>14}",
         "id", "pid", "elements", "cpu", "pinned", "median compute"
     )?;
-    for w in &r.workers {
+    for w in workers {
         let pinned = match (w.pin_cpu, w.pinned) {
             (None, _) => "no".to_string(),
             (Some(cpu), true) => format!("yes ({cpu})"),
@@ -182,7 +246,7 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         };
         let elements = if w.idle { "idle".to_string() } else { format!("{}..{}", w.start, w.end) };
         let pid = match w.tid {
-            Some(tid) if c.mode != Mode::Procs => format!("t{tid}"),
+            Some(tid) if c_mode != Mode::Procs => format!("t{tid}"),
             _ => w.pid.to_string(),
         };
         writeln!(
@@ -197,30 +261,37 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         )?;
     }
 
-    if !r.faults.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "{}", style.bad("Faults"))?;
-        for f in &r.faults {
-            writeln!(out, "  {f}; detected after {}; {}", human_time(f.detected_after_s), f.action)?;
-        }
-    }
-    if !r.retries.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "{}", style.note("Retries"))?;
-        for t in &r.retries {
-            writeln!(
-                out,
-                "  worker {} (elements {}..{}): attempt {} (pid {}) repeated {} after: {}; cost {}",
-                t.worker,
-                t.range[0],
-                t.range[1],
-                t.attempt,
-                t.new_pid,
-                t.repeated,
-                t.reason,
-                human_time(t.cost_s)
-            )?;
-        }
+    Ok(())
+}
+
+/// The Ranks section of an MPI job: where each rank ran, its share, its
+/// workers.
+fn write_ranks(out: &mut dyn Write, m: &MpiRecord, mode: Mode, style: Style) -> io::Result<()> {
+    writeln!(out, "{}", style.bold("Ranks"))?;
+    writeln!(
+        out,
+        "  {:>4}  {:<12}  {:>8}  {:<25}  {:<8}  {:<20}  {:>14}",
+        "rank", "host", "pid", "elements", "cpus", "workers", "median compute"
+    )?;
+    for p in &m.per_rank {
+        let workers = match mode {
+            Mode::Procs => format!("{} process{}", p.workers.len(), if p.workers.len() == 1 { "" } else { "es" }),
+            Mode::Threads => format!("{} thread{}", p.workers.len(), plural(p.workers.len() as u64)),
+            Mode::Serial | Mode::Ranks => "its own thread".into(),
+        };
+        let attempts: u32 = p.workers.iter().map(|w| w.attempts.saturating_sub(1)).sum();
+        let workers = if attempts > 0 { format!("{workers}, {attempts} replaced") } else { workers };
+        writeln!(
+            out,
+            "  {:>4}  {:<12}  {:>8}  {:<25}  {:<8}  {:<20}  {:>14}",
+            p.rank,
+            p.host,
+            p.pid,
+            format!("{}..{}", p.start, p.end),
+            p.cpus,
+            workers,
+            p.median_compute_s.map_or("-".into(), human_time)
+        )?;
     }
     Ok(())
 }

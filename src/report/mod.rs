@@ -177,6 +177,9 @@ pub struct Validation {
     pub mismatch: Option<Mismatch>,
     /// The worker that owned it.
     pub mismatch_owner: Option<usize>,
+    /// The MPI rank whose worker that was (runs under mpirun).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mismatch_rank: Option<usize>,
     /// Digest of c (hex), equal across runs that produced the same c.
     pub c_digest: String,
     /// Digest of a (hex), when a kernel updated it (nstream).
@@ -306,6 +309,62 @@ pub struct RunReport {
     pub warnings: Vec<Warning>,
     /// The exit code the run ends with.
     pub exit_code: u8,
+    /// Under mpirun: the job's ranks and nodes, and each rank's share.
+    pub mpi: Option<MpiRecord>,
+}
+
+/// An MPI job: where its ranks ran and what each did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MpiRecord {
+    /// The MPI library, as it names itself.
+    pub library: String,
+    /// The launcher's variable that gave the job's size (`OMPI_COMM_WORLD_SIZE`, `PMI_SIZE`, …).
+    pub launcher: String,
+    /// Ranks in the job.
+    pub ranks: usize,
+    /// Nodes (shared-memory domains) they ran on.
+    pub nodes: usize,
+    /// Ranks on each node, by node.
+    pub ranks_per_node: Vec<usize>,
+    /// Each rank, in the order of the global array.
+    pub per_rank: Vec<RankRecord>,
+}
+
+/// One rank of an MPI job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankRecord {
+    /// Its rank in `MPI_COMM_WORLD`.
+    pub rank: usize,
+    /// The host it ran on.
+    pub host: String,
+    /// Its node's number, and its rank on the node.
+    pub node: usize,
+    /// Its rank among the node's ranks.
+    pub node_rank: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// Its share of the global arrays, `[start, end)`.
+    pub start: u64,
+    /// One past the end of its share.
+    pub end: u64,
+    /// The CPUs it used, in taskset's list form.
+    pub cpus: String,
+    /// Its median compute time per timed round of the first kernel (its
+    /// slowest worker's), seconds.
+    pub median_compute_s: Option<f64>,
+    /// Where its time went.
+    pub phases: Phases,
+    /// Its workers.
+    pub workers: Vec<WorkerRecord>,
+    /// The workers it lost.
+    pub faults: Vec<FaultRecord>,
+    /// The workers it replaced.
+    pub retries: Vec<RetryRecord>,
+    /// The exit code it would have ended with on its own.
+    pub exit_code: u8,
+    /// Its warnings (in the report, those rank 0 did not have).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub warnings: Vec<Warning>,
 }
 
 impl RunReport {
@@ -348,6 +407,8 @@ struct RunReportRepr {
     throttling: Option<ThrottleRecord>,
     warnings: Vec<Warning>,
     exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    mpi: Option<MpiRecord>,
 }
 
 impl From<RunReport> for RunReportRepr {
@@ -372,6 +433,7 @@ impl From<RunReport> for RunReportRepr {
             throttling: r.throttling,
             warnings: r.warnings,
             exit_code: r.exit_code,
+            mpi: r.mpi,
         }
     }
 }
@@ -390,6 +452,7 @@ impl From<RunReportRepr> for RunReport {
             throttling: r.throttling,
             warnings: r.warnings,
             exit_code: r.exit_code,
+            mpi: r.mpi,
         }
     }
 }

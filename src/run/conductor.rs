@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::failure::{init_failure, refuse_address_space_limit};
+use super::lockstep::Lockstep;
 use super::team::{Lost, ReplaceError, Restore, RoundTimes, StepOutcome, Team};
 use super::verdict;
 use crate::clock::seconds;
@@ -62,6 +63,8 @@ pub(crate) struct Conductor<'c> {
     a_updates: u32,
     /// The last kernel that wrote `c`.
     c_writer: Option<Op>,
+    /// The other runs this one moves in step with (MPI ranks), if any.
+    lockstep: Option<&'c dyn Lockstep>,
 }
 
 impl<'c> Conductor<'c> {
@@ -81,30 +84,57 @@ impl<'c> Conductor<'c> {
             next_round: 0,
             a_updates: 0,
             c_writer: None,
+            lockstep: None,
+        }
+    }
+
+    /// Moves in step with other runs (see [`Lockstep`]).
+    pub(crate) fn in_lockstep(mut self, lockstep: &'c dyn Lockstep) -> Self {
+        self.lockstep = Some(lockstep);
+        self
+    }
+
+    /// Whether this run or, in lockstep, any other says `x`.
+    fn any(&self, x: bool) -> bool {
+        self.lockstep.map_or(x, |l| l.any(x))
+    }
+
+    /// STREAM-counted bytes of one round of `op` over the whole array (all
+    /// ranks' shares, in lockstep).
+    fn bytes_per_round(&self, op: Op) -> u64 {
+        match self.lockstep {
+            Some(l) => op.arrays_moved() * l.global_len() * self.cfg.dtype.size() as u64,
+            None => self.cfg.bytes_per_round(op),
         }
     }
 
     /// Recovers the workers lost while the team started; `false` when the
     /// run must stop.
     pub(crate) fn started(&mut self, team: &mut dyn Team, lost: Vec<Lost>, since: Instant) -> Result<bool, Error> {
-        if lost.is_empty() {
-            return Ok(true);
-        }
-        refuse_address_space_limit(&lost)?;
-        Ok(self.recover(team, lost, Phase::StartUp, None, since, Restore::default()))
+        let ok = if lost.is_empty() {
+            true
+        } else {
+            refuse_address_space_limit(&lost)?;
+            self.recover(team, lost, Phase::StartUp, None, since, Restore::default())
+        };
+        Ok(!self.any(!ok))
     }
 
     /// `Init`; `false` when the run must stop.
     pub(crate) fn init(&mut self, team: &mut dyn Team) -> Result<bool, Error> {
-        let Some(outcome) = self.step_all(team, &Step::Init { fill_c: self.cfg.fill_c() }, Phase::Init)? else {
-            return Ok(false);
-        };
-        for (id, r) in outcome.results.iter().enumerate() {
-            if let Some(StepResult::Init { error: Some(e) }) = r {
-                return Err(init_failure(self.cfg, id, *e));
-            }
+        let outcome = self.step_all(team, &Step::Init { fill_c: self.cfg.fill_c() }, Phase::Init)?;
+        let failure = outcome.as_ref().and_then(|o| {
+            o.results.iter().enumerate().find_map(|(id, r)| match r {
+                Some(StepResult::Init { error: Some(e) }) => Some(init_failure(self.cfg, id, *e)),
+                _ => None,
+            })
+        });
+        // In lockstep, everyone learns whether anyone stops here.
+        let stop = self.any(outcome.is_none() || failure.is_some());
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(!stop),
         }
-        Ok(true)
     }
 
     /// Every kernel's rounds and validation, in order; `false` when the run
@@ -114,7 +144,7 @@ impl<'c> Conductor<'c> {
             let mut kernel = KernelReport {
                 op,
                 formula: op.formula().into(),
-                bytes_per_round: self.cfg.bytes_per_round(op),
+                bytes_per_round: self.bytes_per_round(op),
                 runs: Vec::new(),
                 warmup: Vec::new(),
                 summary: None,
@@ -158,11 +188,12 @@ impl<'c> Conductor<'c> {
                     return Err(e.into());
                 }
             };
-            let Some(outcome) = checked else {
+            let stop = self.any(checked.is_none());
+            let (Some(outcome), false) = (checked, stop) else {
                 self.kernels.push(kernel);
                 return Ok(false);
             };
-            let (validation, dot) = verdict::combine(self.cfg, op, self.a_updates, &outcome.results);
+            let (validation, dot) = verdict::combine(self.cfg, op, self.a_updates, &outcome.results, self.lockstep);
             kernel.validation = Some(validation);
             kernel.dot = dot;
             self.kernels.push(kernel);
@@ -257,13 +288,32 @@ impl<'c> Conductor<'c> {
         let mut batch = 1u32;
         let mut discard_next = false;
         while kept < total {
-            let count = batch.min(total - kept).min(team.batch_limit()).max(1);
+            // In lockstep, one round per step, each after a barrier.
+            let count =
+                if self.lockstep.is_some() { 1 } else { batch.min(total - kept).min(team.batch_limit()).max(1) };
             let step = Step::Run { op, first: self.next_round, count, op_round };
-            let (outcome, recovered, stop) = match self.attempt(team, &step, Phase::Round)? {
+            if let Some(l) = self.lockstep {
+                l.barrier(self.next_round);
+            }
+            let (mut outcome, mut recovered, mut stop) = match self.attempt(team, &step, Phase::Round)? {
                 Attempt::Done(o) => (o, false, false),
                 Attempt::Recovered(o) => (o, true, false),
                 Attempt::Stop(o) => (o, false, true),
             };
+            if let Some(l) = self.lockstep {
+                // The same decision everywhere: stop together, or repeat
+                // the round together (whoever completed it discards it: a
+                // round's time is the slowest rank's, which had none), so
+                // every rank runs the same rounds.
+                stop = l.any(stop);
+                recovered = l.any(recovered);
+                if recovered || stop {
+                    outcome.rounds.clear();
+                }
+                for times in &mut outcome.rounds {
+                    times.slowest_s = Some(l.max(seconds(times.release_ns, times.last_end_ns())));
+                }
+            }
             let mut longest = 0.0f64;
             for times in &outcome.rounds {
                 let record = self.round_record(self.next_round, times, kernel.bytes_per_round);
@@ -395,7 +445,7 @@ impl<'c> Conductor<'c> {
             worker_start_lag_s[id] = seconds(release, t.start_ns);
             last_end = last_end.max(t.end_ns);
         }
-        let secs = seconds(release, last_end);
+        let secs = times.slowest_s.unwrap_or_else(|| seconds(release, last_end));
         RoundRecord { round, seconds: secs, gbps: crate::units::gbps(bytes, secs), worker_seconds, worker_start_lag_s }
     }
 
@@ -504,6 +554,7 @@ mod tests {
         RoundTimes {
             release_ns: base,
             workers: (0..procs).map(|_| Timing { start_ns: base + 10, end_ns: base + 1000, cpu: 0 }).collect(),
+            slowest_s: None,
         }
     }
 

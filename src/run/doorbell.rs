@@ -102,6 +102,7 @@ pub(crate) fn completed_rounds(control: &Control<'_>, seq: u32, expected: &[usiz
                     }
                 })
                 .collect(),
+            slowest_s: None,
         })
         .collect()
 }

@@ -16,9 +16,10 @@
 mod conductor;
 mod doorbell;
 mod failure;
+pub(crate) mod lockstep;
 mod procs;
 mod serial;
-mod team;
+pub(crate) mod team;
 mod threads;
 mod verdict;
 
@@ -35,7 +36,8 @@ use crate::shm::{Segment, ShmError};
 use crate::signals;
 use crate::vocab::{Backend, HugePages, Mode};
 use crate::warnings::Warning;
-use team::{Restore, Team};
+use lockstep::Lockstep;
+pub(crate) use team::{Restore, Team};
 
 /// The assignment of worker `id` (its `attempt`), as every team starts it.
 pub(crate) fn assignment(
@@ -47,7 +49,11 @@ pub(crate) fn assignment(
 ) -> Assignment {
     let range = partition.chunk(id);
     let faults: Vec<InjectedFault> = if attempt == 0 {
-        cfg.faults.iter().filter(|f| f.worker == id).map(|f| InjectedFault { kind: f.kind, round: f.round }).collect()
+        cfg.faults
+            .iter()
+            .filter(|f| f.rank.is_none() && f.worker == id)
+            .map(|f| InjectedFault { kind: f.kind, round: f.round })
+            .collect()
     } else {
         Vec::new() // injected faults fire on the first attempt only
     };
@@ -60,6 +66,7 @@ pub(crate) fn assignment(
         start: range.start as u64,
         end: range.end as u64,
         len: cfg.len as u64,
+        base: cfg.base,
         dtype: cfg.dtype,
         ops: cfg.ops.0.clone(),
         simd: cfg.simd,
@@ -78,17 +85,39 @@ pub(crate) fn assignment(
 /// Runs one measurement and reports it. Lost workers and failed validation
 /// are part of the report (and its exit code); `Err` means there is no
 /// report: the run could not start or go on, or a signal stopped it.
-pub fn run(cfg: &RunConfig, about: Provenance, mut warnings: Vec<Warning>) -> Result<RunReport, Error> {
+pub fn run(cfg: &RunConfig, about: Provenance, warnings: Vec<Warning>) -> Result<RunReport, Error> {
+    run_with(cfg, about, warnings, With::default())
+}
+
+/// What a run that is one rank of an MPI job brings to [`run_with`].
+#[derive(Default)]
+pub(crate) struct With<'w> {
+    /// The ranks it moves in step with.
+    pub(crate) lockstep: Option<&'w dyn Lockstep>,
+    /// For `--mode ranks`: the team, over memory of its own (an MPI shared
+    /// window) instead of a segment.
+    pub(crate) team: Option<Box<dyn Team + 'w>>,
+}
+
+/// [`run`], in step with other runs and with a team of its own, as `with`
+/// says.
+pub(crate) fn run_with(
+    cfg: &RunConfig,
+    about: Provenance,
+    mut warnings: Vec<Warning>,
+    with: With<'_>,
+) -> Result<RunReport, Error> {
     let started = Instant::now();
     let mut phases = Phases::default();
+    if let Some(team) = with.team {
+        return conduct(cfg, about, warnings, (team, Vec::new(), None), with.lockstep, (started, started), phases);
+    }
     if cfg.shm == Backend::Posix {
         let swept = crate::shm::sweep_stale();
         if !swept.removed.is_empty() {
             warnings.push(Warning::StaleSegmentsRemoved { names: swept.removed });
         }
     }
-    let cgroups = Cgroups::detect();
-    let throttled_before = cgroups.throttling();
     let (segment, fallback) = create_segment(cfg)?;
     let cfg = match &fallback {
         Some(base) => {
@@ -102,7 +131,7 @@ pub fn run(cfg: &RunConfig, about: Provenance, mut warnings: Vec<Warning>) -> Re
 
     let t = Instant::now();
     signals::check()?;
-    let (mut team, lost): (Box<dyn Team>, Vec<team::Lost>) = match cfg.mode {
+    let (team, lost): (Box<dyn Team>, Vec<team::Lost>) = match cfg.mode {
         Mode::Procs => {
             let (t, l) = procs::ProcTeam::start(cfg, Arc::clone(&segment))?;
             (Box::new(t), l)
@@ -112,8 +141,37 @@ pub fn run(cfg: &RunConfig, about: Provenance, mut warnings: Vec<Warning>) -> Re
             (Box::new(t), l)
         }
         Mode::Serial => (Box::new(serial::SerialTeam::start(cfg, &segment)?), Vec::new()),
+        Mode::Ranks => {
+            return Err(Error::usage(
+                "--mode ranks: MPI ranks over a shared window; run it under mpirun, in a build with --features mpi",
+            ));
+        }
     };
+    conduct(cfg, about, warnings, (team, lost, Some(segment)), with.lockstep, (started, t), phases)
+}
+
+/// A team just started: the team, the workers it lost while starting, and
+/// the segment it works on (none for a team with memory of its own).
+type Started<'t> = (Box<dyn Team + 't>, Vec<team::Lost>, Option<Arc<Segment>>);
+
+/// Conducts the run on the team `launched` (the run began at `started`,
+/// the team at `t`), then tears it down and reports.
+fn conduct(
+    cfg: &RunConfig,
+    about: Provenance,
+    warnings: Vec<Warning>,
+    launched: Started<'_>,
+    lockstep: Option<&dyn Lockstep>,
+    (started, t): (Instant, Instant),
+    mut phases: Phases,
+) -> Result<RunReport, Error> {
+    let (mut team, lost, segment) = launched;
+    let cgroups = Cgroups::detect();
+    let throttled_before = cgroups.throttling();
     let mut conductor = conductor::Conductor::new(cfg, warnings);
+    if let Some(l) = lockstep {
+        conductor = conductor.in_lockstep(l);
+    }
     let mut ok = conductor.started(team.as_mut(), lost, t)?;
     phases.spawn_s = t.elapsed().as_secs_f64();
 
@@ -160,6 +218,7 @@ pub fn run(cfg: &RunConfig, about: Provenance, mut warnings: Vec<Warning>) -> Re
         throttling,
         warnings: conductor.warnings,
         exit_code,
+        mpi: None,
     })
 }
 

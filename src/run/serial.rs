@@ -80,7 +80,7 @@ impl Team for SerialTeam {
                 for k in 0..count {
                     signals::check()?;
                     let StepResult::Round { timing } = self.exec.step(step, k) else { unreachable!() };
-                    outcome.rounds.push(RoundTimes { release_ns: release, workers: vec![timing] });
+                    outcome.rounds.push(RoundTimes { release_ns: release, workers: vec![timing], slowest_s: None });
                     release = timing.end_ns;
                 }
             }

@@ -51,6 +51,16 @@ pub(crate) struct RoundTimes {
     pub(crate) release_ns: u64,
     /// Each worker's timing, by id.
     pub(crate) workers: Vec<Timing>,
+    /// In lockstep: the round's time on the slowest of the runs, seconds
+    /// (clocks are not comparable across nodes; durations are).
+    pub(crate) slowest_s: Option<f64>,
+}
+
+impl RoundTimes {
+    /// When the last worker finished (the release, if none did).
+    pub(crate) fn last_end_ns(&self) -> u64 {
+        self.workers.iter().map(|t| t.end_ns).fold(self.release_ns, u64::max)
+    }
 }
 
 /// How a step ended.

@@ -4,6 +4,7 @@
 //! the same digest), and a `dot` rebuilt from every worker's tree nodes and
 //! checked against the compensated reference within its bound.
 
+use super::lockstep::Lockstep;
 use crate::config::RunConfig;
 use crate::kernel::data::{DotReference, Mismatch};
 use crate::kernel::reduce;
@@ -12,12 +13,14 @@ use crate::protocol::{DotPartial, StepResult};
 use crate::report::{DotResult, Validation};
 
 /// The verdicts in `results` (one per worker; `None` for idle ones) on
-/// `op`, after nstream updated `a` `a_updates` times.
+/// `op`, after nstream updated `a` `a_updates` times — and, in lockstep
+/// with other runs, combined with theirs (collectively: every run calls it).
 pub(super) fn combine(
     cfg: &RunConfig,
     op: Op,
     a_updates: u32,
     results: &[Option<StepResult>],
+    lockstep: Option<&dyn Lockstep>,
 ) -> (Validation, Option<DotResult>) {
     let mut first: Option<(Mismatch, usize)> = None;
     let (mut c_digest, mut a_digest) = (0u64, 0u64);
@@ -33,17 +36,29 @@ pub(super) fn combine(
         }
         partials.extend(dot);
     }
-    let validation = Validation {
+    let mut validation = Validation {
         checked: cfg.len as u64,
         mismatch_owner: first.as_ref().map(|(_, id)| *id),
+        mismatch_rank: None,
         mismatch: first.map(|(m, _)| m),
         c_digest: format!("{c_digest:016x}"),
         a_digest: (a_updates > 0).then(|| format!("{a_digest:016x}")),
         a_updates: (a_updates > 0).then_some(a_updates),
     };
+    let mut len = cfg.len;
+    let gathered;
+    if let Some(l) = lockstep {
+        validation = l.combine(validation);
+        len = l.global_len() as usize;
+        if op == Op::Dot {
+            let mine: Vec<DotPartial> = partials.iter().map(|p| (*p).clone()).collect();
+            gathered = l.gather_dot(&mine);
+            partials = gathered.iter().collect();
+        }
+    }
     let dot = (op == Op::Dot).then(|| match cfg.dtype {
-        Dtype::F64 => dot_result::<f64>(cfg.len, &partials),
-        Dtype::F32 => dot_result::<f32>(cfg.len, &partials),
+        Dtype::F64 => dot_result::<f64>(len, &partials),
+        Dtype::F32 => dot_result::<f32>(len, &partials),
     });
     (validation, dot)
 }

@@ -43,6 +43,8 @@ mod guard;
 mod layout;
 mod mapping;
 mod stale;
+#[cfg(feature = "mpi")]
+pub(crate) mod window;
 
 use std::fs::File;
 use std::ops::Range;
@@ -109,6 +111,10 @@ pub(crate) enum ShmError {
     /// A second mapping of what may be mapped once.
     #[error("the {0} are already mapped")]
     AlreadyMapped(&'static str),
+    /// An MPI shared window could not be made or used.
+    #[cfg(feature = "mpi")]
+    #[error("MPI shared window: {0}")]
+    Window(String),
 }
 
 impl ShmError {

@@ -335,7 +335,7 @@ impl ProcTeam {
             }
         }
         if matches!(step, Step::Run { .. }) && outcome.lost.is_empty() {
-            outcome.rounds = vec![RoundTimes { release_ns: ring_ns, workers: timings }];
+            outcome.rounds = vec![RoundTimes { release_ns: ring_ns, workers: timings, slowest_s: None }];
         }
         Ok(outcome)
     }

@@ -1,0 +1,280 @@
+//! The ranks of an MPI job in lockstep ([`Lockstep`] over `MPI_COMM_WORLD`).
+//!
+//! Every collective is started non-blocking and completed in a loop that
+//! also watches for what plain MPI would wait through forever: a rank of
+//! this node that is gone, a terminating signal (mpirun's way of ending the
+//! job when it lost a rank), and the `--timeout` watchdog. Each ends the
+//! job with one line naming what happened, after stopping this rank's
+//! workers and removing its unfinished exports.
+//!
+//! The rank faults of `--inject-fault rank:R:KIND@ROUND` fire here, at the
+//! barrier before their round.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use mpi::collective::SystemOperation;
+use mpi::datatype::PartitionMut;
+use mpi::request::{Request, Scope};
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use nix::sys::signal::Signal;
+
+use super::Peer;
+use crate::error::EXIT_RUNTIME;
+use crate::export::{Destination, Format};
+use crate::fault::{FaultKind, FaultSpec};
+use crate::kernel::data::Mismatch;
+use crate::protocol::DotPartial;
+use crate::report::Validation;
+use crate::run::lockstep::Lockstep;
+use crate::shm::window::Window;
+
+/// The job's ranks, as one rank moves in step with them.
+pub(super) struct MpiLockstep<'a> {
+    pub(super) world: &'a SimpleCommunicator,
+    pub(super) rank: usize,
+    pub(super) global_len: u64,
+    /// Every rank, by world rank.
+    pub(super) peers: &'a [Peer],
+    /// How long a collective may wait before the job is stuck.
+    pub(super) timeout: Duration,
+    /// This rank's own faults.
+    pub(super) faults: Vec<FaultSpec>,
+    /// The window, in `--mode ranks` (for a rank's `oob-write`).
+    pub(super) window: Option<&'a Window>,
+    /// Rank 0's exports, opened before the run; removed if the job ends.
+    pub(super) exports: RefCell<Vec<(Destination, Format)>>,
+    /// The round the job is in (for the lines that say where it ended).
+    round: Cell<Option<u32>>,
+}
+
+impl<'a> MpiLockstep<'a> {
+    pub(super) fn new(
+        world: &'a SimpleCommunicator,
+        global_len: u64,
+        peers: &'a [Peer],
+        timeout: Duration,
+        faults: Vec<FaultSpec>,
+    ) -> MpiLockstep<'a> {
+        MpiLockstep {
+            world,
+            rank: world.rank() as usize,
+            global_len,
+            peers,
+            timeout,
+            faults,
+            window: None,
+            exports: RefCell::new(Vec::new()),
+            round: Cell::new(None),
+        }
+    }
+
+    /// Completes `request`, watching for a lost rank, a signal and the
+    /// watchdog while it waits.
+    fn settle<'s, D: ?Sized, S: Scope<'s>>(&self, mut request: Request<'s, D, S>, what: &str) {
+        let since = Instant::now();
+        let mut tries = 0u64;
+        let mut next_look = Duration::from_millis(100);
+        loop {
+            match request.test() {
+                Ok(_) => return,
+                Err(r) => request = r,
+            }
+            tries += 1;
+            if tries < 1000 {
+                std::hint::spin_loop();
+                continue;
+            }
+            // Waiting long: give the CPU away (ranks may outnumber CPUs).
+            let waited = since.elapsed();
+            std::thread::sleep(if waited < Duration::from_millis(10) {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(200)
+            });
+            if let Some(i) = crate::signals::interrupted() {
+                self.end_job(
+                    &format!("{} while waiting for the other ranks {what}", signal_reason(i.0)),
+                    i.exit_code(),
+                );
+            }
+            if waited >= next_look {
+                next_look = waited + Duration::from_millis(100);
+                if let Some(lost) = self.lost_peer() {
+                    self.end_job(
+                        &format!("the job lost {lost} (seen waiting for the other ranks {what})"),
+                        EXIT_RUNTIME,
+                    );
+                }
+            }
+            if waited >= self.timeout {
+                self.end_job(
+                    &format!(
+                        "waited {:.0} s for the other ranks {what} (--timeout): a rank is stuck or gone",
+                        waited.as_secs_f64()
+                    ),
+                    EXIT_RUNTIME,
+                );
+            }
+        }
+    }
+
+    /// A rank on this node whose process is gone, described.
+    fn lost_peer(&self) -> Option<String> {
+        let me = &self.peers[self.rank];
+        self.peers.iter().enumerate().find_map(|(r, p)| {
+            let same_node = p.leader == me.leader && r != self.rank;
+            (same_node && !alive(p.pid)).then(|| format!("rank {r} (pid {} on {})", p.pid, p.host))
+        })
+    }
+
+    /// Ends this rank — and so, through mpirun, the job — after saying why.
+    fn end_job(&self, why: &str, code: u8) -> ! {
+        crate::diag::error(format!(
+            "{why}; MPI cannot go on without a rank (no ULFM), so the job ends: this rank's workers are \
+             stopped and its shared memory released"
+        ));
+        crate::signals::stop_children();
+        self.exports.borrow_mut().clear(); // removes the unfinished files
+        crate::shm::window::exit_now(i32::from(code))
+    }
+
+    fn all_reduce<T: Equivalence + Copy>(&self, x: T, op: SystemOperation, what: &str) -> T {
+        let mut out = x;
+        mpi::request::scope(|scope| {
+            let request = self.world.immediate_all_reduce_into(scope, &x, &mut out, op);
+            self.settle(request, what);
+        });
+        out
+    }
+
+    /// Everyone's `bytes`, by rank.
+    fn exchange(&self, bytes: &[u8], what: &str) -> Vec<Vec<u8>> {
+        // Meet first (watched): after it, everyone is here and alive.
+        self.settle(self.world.immediate_barrier(), what);
+        let n = self.world.size() as usize;
+        let mut counts = vec![0i32; n];
+        self.world.all_gather_into(&(bytes.len() as i32), &mut counts[..]);
+        let displs: Vec<i32> = counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
+        let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+        {
+            let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            self.world.all_gather_varcount_into(bytes, &mut part);
+        }
+        displs.iter().zip(&counts).map(|(&d, &c)| all[d as usize..(d + c) as usize].to_vec()).collect()
+    }
+
+    /// Everyone's `x`, by rank.
+    pub(super) fn exchange_json<T: serde::Serialize + serde::de::DeserializeOwned>(&self, x: &T, what: &str) -> Vec<T> {
+        let bytes = serde_json::to_vec(x).expect("plain data serialises");
+        self.exchange(&bytes, what)
+            .iter()
+            .map(|b| serde_json::from_slice(b).expect("every rank runs the same vecpar"))
+            .collect()
+    }
+
+    /// The same exit code everywhere: the largest.
+    pub(super) fn agree_code(&self, code: u8) -> u8 {
+        self.all_reduce(u32::from(code), SystemOperation::max(), "to agree on the exit code") as u8
+    }
+
+    /// `what` and the round the job is in (before the first round, the
+    /// start-up).
+    fn at(&self, what: &str) -> String {
+        match self.round.get() {
+            Some(r) => format!("{what} {r}"),
+            None => "during start-up".into(),
+        }
+    }
+
+    /// Injects this rank's fault for `round`, if it has one.
+    fn inject(&self, round: u32) {
+        let Some(f) = self.faults.iter().find(|f| f.round == round) else { return };
+        crate::diag::line("fault", format!("injecting {} into this rank in round {round}", f.kind));
+        match f.kind {
+            FaultKind::Panic => panic!("injected panic in rank {} (round {round})", self.rank),
+            FaultKind::Abort => std::process::abort(),
+            FaultKind::Segv | FaultKind::StackOverflow => crate::shm::wild_store(),
+            FaultKind::Exit(code) => crate::shm::window::exit_now(code),
+            FaultKind::Hang => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            FaultKind::Stall(ms) => std::thread::sleep(Duration::from_millis(ms.into())),
+            FaultKind::OobWrite => {
+                if let Some(w) = self.window {
+                    let _ = w.stray_into_neighbour();
+                    crate::diag::line("fault", "the stray store went through");
+                }
+            }
+        }
+    }
+}
+
+/// Whether process `pid` still runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|s| s != 'Z' && s != 'X'),
+        Err(_) => false,
+    }
+}
+
+fn signal_reason(s: Signal) -> String {
+    format!("{} arrived (mpirun sends it when the job lost a rank or was interrupted)", s.as_str())
+}
+
+impl Lockstep for MpiLockstep<'_> {
+    fn global_len(&self) -> u64 {
+        self.global_len
+    }
+
+    fn barrier(&self, round: u32) {
+        self.round.set(Some(round));
+        self.inject(round);
+        self.settle(self.world.immediate_barrier(), &format!("at the start of round {round}"));
+    }
+
+    fn max(&self, x: f64) -> f64 {
+        self.all_reduce(x, SystemOperation::max(), &self.at("at the end of round"))
+    }
+
+    fn any(&self, x: bool) -> bool {
+        self.all_reduce(u32::from(x), SystemOperation::max(), &self.at("to agree on what comes after round")) != 0
+    }
+
+    fn combine(&self, mine: Validation) -> Validation {
+        let all = self.exchange_json(&mine, "to combine the validation");
+        let mut first: Option<(Mismatch, usize, usize)> = None;
+        let mut c = 0u64;
+        let mut a = 0u64;
+        let mut checked = 0u64;
+        for (rank, v) in all.iter().enumerate() {
+            checked += v.checked;
+            c ^= u64::from_str_radix(&v.c_digest, 16).unwrap_or(0);
+            if let Some(d) = &v.a_digest {
+                a ^= u64::from_str_radix(d, 16).unwrap_or(0);
+            }
+            if let Some(m) = v.mismatch
+                && first.as_ref().is_none_or(|(f, _, _)| m.index < f.index)
+            {
+                first = Some((m, rank, v.mismatch_owner.unwrap_or(0)));
+            }
+        }
+        Validation {
+            checked,
+            mismatch: first.map(|f| f.0),
+            mismatch_owner: first.map(|f| f.2),
+            mismatch_rank: first.map(|f| f.1),
+            c_digest: format!("{c:016x}"),
+            a_digest: mine.a_digest.as_ref().map(|_| format!("{a:016x}")),
+            a_updates: mine.a_updates,
+        }
+    }
+
+    fn gather_dot(&self, mine: &[DotPartial]) -> Vec<DotPartial> {
+        self.exchange_json(&mine.to_vec(), "to combine dot's partial sums").into_iter().flatten().collect()
+    }
+}

@@ -1,0 +1,375 @@
+//! Beyond one machine: vecpar as the ranks of an MPI job (`--features mpi`).
+//!
+//! Under `mpirun -n R vecpar-coord …` every rank is the program. `--len` is
+//! the global length, split over the ranks by whole 4 KiB pages in the
+//! order of their nodes (the ranks of a node hold neighbouring shares); each
+//! rank is a node-level coordinator that conducts its share with a team of
+//! its own, exactly as a run on one machine does — worker processes over a
+//! memfd segment of its own (`--mode procs`), threads, or its own thread
+//! (`serial`, stream_mpi's layout) — or, in `--mode ranks`, computes its
+//! chunk of an MPI-3 shared window its node allocates
+//! ([`crate::shm::window`]). The conductor moves in lockstep with the other
+//! ranks ([`lockstep::MpiLockstep`]): a barrier before every round, the
+//! round's time the slowest rank's, decisions and validation combined.
+//! Rank 0 prints the report and writes the exports; every rank exits with
+//! the same code.
+//!
+//! What MPI cannot survive, vecpar does not pretend to: a rank that dies
+//! ends the job (Open MPI here has no ULFM). A worker that dies inside a
+//! rank is the rank's business, as on one machine.
+#![forbid(unsafe_code)]
+
+mod lockstep;
+mod ranks;
+
+use std::ops::Range;
+use std::time::Duration;
+
+use mpi::collective::SystemOperation;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Cli;
+use crate::config::RunConfig;
+use crate::error::{EXIT_RUNTIME, Error};
+use crate::export::OutputPlan;
+use crate::fault::OnFault;
+use crate::kernel::Op;
+use crate::machine::cpus::format_cpu_list;
+use crate::machine::{HostInfo, Machine};
+use crate::output::table;
+use crate::partition::Partition;
+use crate::report::{MpiRecord, Provenance, RankRecord, RunReport};
+use crate::run::With;
+use crate::shm::window::Window;
+use crate::vocab::Mode;
+use crate::warnings::Warning;
+use lockstep::MpiLockstep;
+
+/// The exit code of a rank that panicked (the job is aborted with it).
+const EXIT_PANIC: i32 = 101;
+
+/// What every rank tells the others about itself at the start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Peer {
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    /// The world rank of its node's rank 0: the node's name.
+    pub(crate) leader: usize,
+    pub(crate) node_rank: usize,
+    /// The CPUs it may run on.
+    pub(crate) cpus: Vec<usize>,
+}
+
+/// Runs `vecpar-coord` as one rank of the MPI job `launcher` describes.
+pub(crate) fn main(cli: Cli, plan: OutputPlan, arguments: Vec<String>, launcher: (&'static str, u64)) -> u8 {
+    let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Funneled) else {
+        crate::diag::error("MPI was initialised already");
+        return EXIT_RUNTIME;
+    };
+    // A panic would unwind into MPI_Finalize, which waits for ranks that
+    // wait for this one: the job would hang. It ends the job instead.
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        crate::signals::stop_children();
+        crate::shm::window::abort_job(EXIT_PANIC);
+    }));
+    let code = {
+        let world = universe.world();
+        job(&world, cli, plan, arguments, launcher)
+    };
+    drop(universe); // MPI_Finalize, after every communicator is gone
+    code
+}
+
+/// One rank's part of the job; returns the job's exit code.
+fn job(
+    world: &SimpleCommunicator,
+    cli: Cli,
+    plan: OutputPlan,
+    arguments: Vec<String>,
+    launcher: (&'static str, u64),
+) -> u8 {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    if launcher.1 > 1 && size == 1 {
+        // Each rank is a job of one: only the launcher's rank 0 says so.
+        if crate::launcher::rank_from_environment().unwrap_or(0) == 0 {
+            crate::diag::error(format!(
+                "started by a launcher as one of {} ranks ({}={}) but MPI sees a job of 1 rank: this vecpar-coord \
+                 was built against another MPI library than the launcher's (e.g. MPICH under Open MPI's mpirun); \
+                 rebuild it against the launcher's MPI",
+                launcher.1, launcher.0, launcher.1
+            ));
+        }
+        return EXIT_RUNTIME;
+    }
+    let node = world.split_shared(rank as i32);
+    let (node_rank, node_size) = (node.rank() as usize, node.size() as usize);
+    let mut leader = rank as i32;
+    node.all_reduce_into(&(rank as i32), &mut leader, SystemOperation::min());
+
+    let mut machine = Machine::detect();
+    let me = Peer {
+        host: crate::machine::host::hostname(),
+        pid: std::process::id(),
+        leader: leader as usize,
+        node_rank,
+        cpus: machine.allowed_cpus.clone(),
+    };
+    let peers = exchange_blocking(world, &me);
+    let shared = SharedCpus::of(&peers, rank, node_size);
+    if let Some(share) = &shared {
+        machine.allowed_cpus = share.mine.clone();
+    }
+
+    // The global order: nodes by leader, then node rank.
+    let mut order: Vec<usize> = (0..size).collect();
+    order.sort_by_key(|&r| (peers[r].leader, peers[r].node_rank));
+    let position = order.iter().position(|&r| r == rank).expect("every rank is in the order");
+    let mut leaders: Vec<usize> = order.iter().map(|&r| peers[r].leader).collect();
+    leaders.dedup();
+    let ranks_per_node: Vec<usize> = leaders.iter().map(|&l| peers.iter().filter(|p| p.leader == l).count()).collect();
+
+    let global_len = cli.run.len;
+    let page_elems = 4096 / cli.run.dtype.size();
+    let slices = Partition::new(global_len, size, page_elems);
+    let mine = slices.chunk(position);
+
+    // Resolve this rank's share; every rank learns whether all could.
+    let resolved = resolve(&cli, &machine, &slices, size, &mine);
+    let exports = match (&resolved, rank) {
+        (Ok(_), 0) => plan.open_exports(),
+        _ => Ok(Vec::new()),
+    };
+    let failure = resolved.as_ref().err().or(exports.as_ref().err()).map(Error::exit_code);
+    if let Some(code) = agree_failure(world, failure) {
+        // Ranks usually fail alike: the lowest rank that failed says it.
+        let speaker = lowest_failed(world, failure.is_some());
+        if let (Some(e), true) = (resolved.err().or(exports.err()), speaker == rank) {
+            crate::output::present::report_error(e);
+        }
+        return code;
+    }
+    let (cfg, mut warnings) = resolved.expect("checked");
+    if let Some(share) = &shared {
+        warnings.push(Warning::RanksShareCpus { ranks: node_size, share: format_cpu_list(&share.mine) });
+    }
+    // The node's ranks hold neighbouring shares; the window is node-relative.
+    let node_start = slices.chunk(position - node_rank).start;
+    let node_chunks: Vec<Range<usize>> = (0..node_size)
+        .map(|nr| slices.chunk(position - node_rank + nr))
+        .map(|c| c.start - node_start..c.end - node_start)
+        .collect();
+    let window = if cfg.mode == Mode::Ranks {
+        match Window::allocate(&node, cfg.dtype, node_chunks, node_rank) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                crate::diag::error(format!("--mode ranks: {e}"));
+                crate::shm::window::abort_job(i32::from(EXIT_RUNTIME));
+            }
+        }
+    } else {
+        None
+    };
+    let faults = cfg.faults.iter().filter(|f| f.rank == Some(rank)).copied().collect();
+    let about = Provenance::new("run", arguments, HostInfo::of(&machine));
+    let mut lockstep =
+        MpiLockstep::new(world, global_len as u64, &peers, cfg.timeout().max(Duration::from_secs(1)), faults);
+    *lockstep.exports.get_mut() = exports.expect("checked");
+
+    lockstep.window = window.as_ref();
+    let team = match &window {
+        Some(w) => match ranks::RankTeam::start(&cfg, w) {
+            Ok(t) => Some(Box::new(t) as Box<dyn crate::run::Team>),
+            Err(e) => {
+                crate::output::present::report_error(e);
+                crate::shm::window::abort_job(i32::from(EXIT_RUNTIME));
+            }
+        },
+        None => None,
+    };
+    let outcome = crate::run::run_with(&cfg, about, warnings, With { lockstep: Some(&lockstep), team });
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            // The others wait in a collective for this rank: end the job.
+            let code = e.exit_code();
+            crate::output::present::report_error(e);
+            lockstep.exports.get_mut().clear();
+            crate::shm::window::abort_job(i32::from(code));
+        }
+    };
+    crate::output::present::report_failures(&report, rank == 0);
+    let code = lockstep.agree_code(report.exit_code);
+    let record = rank_record(&report, rank, &peers[rank], &machine.allowed_cpus, &mine);
+    let records = lockstep.exchange_json(&record, "to gather the report");
+    if rank != 0 {
+        return code;
+    }
+    let exports = std::mem::take(lockstep.exports.get_mut());
+    let mut report = report;
+    report.config.len = global_len;
+    report.config.base = 0;
+    report.config.footprint_bytes = 3 * (global_len * cfg.dtype.size()) as u64;
+    report.exit_code = code;
+    let mut per_rank: Vec<RankRecord> = order.iter().map(|&r| records[r].clone()).collect();
+    for r in per_rank.iter_mut().filter(|r| r.rank != 0) {
+        for w in std::mem::take(&mut r.warnings) {
+            if !report.warnings.iter().any(|mine| mine.to_string() == w.to_string()) {
+                report.warnings.push(Warning::Text(format!("rank {}: {w}", r.rank)));
+            }
+        }
+    }
+    report.mpi = Some(MpiRecord {
+        library: mpi::environment::library_version()
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        launcher: launcher.0.to_string(),
+        ranks: size,
+        nodes: leaders.len(),
+        ranks_per_node,
+        per_rank,
+    });
+    let shown = crate::output::present::present(&report, &report.warnings, &cli.output, &plan, exports, |out, s| {
+        table::write_run(out, &report, s)
+    });
+    match shown {
+        Ok(()) => code,
+        Err(e) => crate::output::present::report_error(e).max(code),
+    }
+}
+
+/// The CPUs of this rank's node divided between the node's ranks, when
+/// they were all given the same ones (mpirun `--bind-to none`, srun
+/// without binding): rank k of the node takes the k-th share for its
+/// default worker count and pin plan.
+struct SharedCpus {
+    mine: Vec<usize>,
+}
+
+impl SharedCpus {
+    fn of(peers: &[Peer], rank: usize, node_size: usize) -> Option<SharedCpus> {
+        let me = &peers[rank];
+        let node: Vec<&Peer> = peers.iter().filter(|p| p.leader == me.leader).collect();
+        if node_size < 2 || node.iter().any(|p| p.cpus != me.cpus) || me.cpus.is_empty() {
+            return None; // one rank, or the launcher bound them apart
+        }
+        let cpus = &me.cpus;
+        let mine = if cpus.len() >= node_size {
+            let share = Partition::new(cpus.len(), node_size, 1).chunk(me.node_rank);
+            cpus[share].to_vec()
+        } else {
+            vec![cpus[me.node_rank % cpus.len()]]
+        };
+        Some(SharedCpus { mine })
+    }
+}
+
+/// This rank's configuration: its share of the global arrays, with the
+/// checks that only make sense for the job as a whole.
+fn resolve(
+    cli: &Cli,
+    machine: &Machine,
+    slices: &Partition,
+    size: usize,
+    mine: &Range<usize>,
+) -> Result<(RunConfig, Vec<Warning>), Error> {
+    if slices.active() < size {
+        return Err(Error::usage(format!(
+            "--len {}: {size} ranks need one 4 KiB page each, so at least {} elements",
+            cli.run.len,
+            (size - 1) * slices.page_elems() + 1
+        )));
+    }
+    if let Some(f) = cli.run.inject_fault.iter().find(|f| f.rank.is_some_and(|r| r >= size)) {
+        return Err(Error::usage(format!("--inject-fault {f}: the job has ranks 0 to {}", size - 1)));
+    }
+    if let Some(f) =
+        cli.run.inject_fault.iter().find(|f| f.rank.is_some() && f.kind == crate::fault::FaultKind::OobWrite)
+        && cli.run.mode != Mode::Ranks
+    {
+        return Err(Error::usage(format!(
+            "--inject-fault {f}: a rank's oob-write writes into a neighbour rank's part of the shared window: use --mode ranks"
+        )));
+    }
+    if matches!(cli.run.on_fault, OnFault::Retry(_)) && size > 1 && cli.run.op.0.contains(&Op::Nstream) {
+        return Err(Error::usage(
+            "--on-fault retry with nstream under MPI: a repeated round would update a twice on the ranks that \
+             completed it; use --on-fault fail, or leave nstream out",
+        ));
+    }
+    let mut args = cli.run.clone();
+    args.len = mine.len();
+    let (mut cfg, warnings) = RunConfig::resolve(&args, machine)?;
+    cfg.base = mine.start as u64;
+    Ok((cfg, warnings))
+}
+
+/// The largest exit code of the ranks that failed, if any did (collective).
+fn agree_failure(world: &SimpleCommunicator, mine: Option<u8>) -> Option<u8> {
+    let mut worst = 0u32;
+    world.all_reduce_into(&mine.map_or(0, u32::from), &mut worst, SystemOperation::max());
+    // A failure with exit code 0 cannot happen; 0 means none.
+    (worst > 0).then_some(worst as u8)
+}
+
+/// The lowest rank that failed (collective).
+fn lowest_failed(world: &SimpleCommunicator, failed: bool) -> usize {
+    let me = if failed { world.rank() } else { i32::MAX };
+    let mut lowest = i32::MAX;
+    world.all_reduce_into(&me, &mut lowest, SystemOperation::min());
+    lowest as usize
+}
+
+/// Everyone's `x`, by rank, before there is a lockstep to watch the wait.
+fn exchange_blocking<T: Serialize + serde::de::DeserializeOwned>(world: &SimpleCommunicator, x: &T) -> Vec<T> {
+    let bytes = serde_json::to_vec(x).expect("plain data serialises");
+    let n = world.size() as usize;
+    let mut counts = vec![0i32; n];
+    world.all_gather_into(&(bytes.len() as i32), &mut counts[..]);
+    let displs: Vec<i32> = counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
+    let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+    {
+        let mut part = mpi::datatype::PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+        world.all_gather_varcount_into(&bytes[..], &mut part);
+    }
+    displs
+        .iter()
+        .zip(&counts)
+        .map(|(&d, &c)| {
+            serde_json::from_slice(&all[d as usize..(d + c) as usize]).expect("every rank runs the same vecpar")
+        })
+        .collect()
+}
+
+/// What rank 0's report says about this rank.
+fn rank_record(report: &RunReport, rank: usize, me: &Peer, cpus: &[usize], mine: &Range<usize>) -> RankRecord {
+    let compute: Vec<f64> = report
+        .kernels
+        .first()
+        .map(|k| k.runs.iter().map(|r| r.worker_seconds.iter().copied().fold(0.0, f64::max)).collect())
+        .unwrap_or_default();
+    RankRecord {
+        rank,
+        host: me.host.clone(),
+        node: me.leader,
+        node_rank: me.node_rank,
+        pid: me.pid,
+        start: mine.start as u64,
+        end: mine.end as u64,
+        cpus: format_cpu_list(cpus),
+        median_compute_s: crate::stats::median(&compute),
+        phases: report.phases.clone(),
+        workers: report.workers.clone(),
+        faults: report.faults.clone(),
+        retries: report.retries.clone(),
+        exit_code: report.exit_code,
+        warnings: report.warnings.iter().filter(|w| !w.is_note()).cloned().collect(),
+    }
+}

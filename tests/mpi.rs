@@ -1,0 +1,386 @@
+//! vecpar under mpirun: ranks across nodes, validated end to end.
+//!
+//! With `--features mpi` these run the real `mpirun` (Open MPI) on this
+//! machine: 1, 2 and 4 ranks in every layout, two simulated nodes (Open
+//! MPI's per-node daemons started through `tests/helpers/fake-rsh.sh` in
+//! UTS namespaces of their own), and the ways a job ends badly. Without the
+//! feature, what remains is the refusal: a build without MPI that finds
+//! itself one of several ranks says how to build the one that works.
+//! Every run has a hard time bound (`timeout -k`), and every test checks
+//! that no vecpar process, no segment and no Open MPI session directory
+//! of its own is left behind.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Whether `mpirun` is here; says why a test skips otherwise.
+fn have_mpirun(test: &str) -> bool {
+    let ok = Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(test, "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev; .ci/run does)");
+    }
+    ok
+}
+
+/// `mpirun -n RANKS [launch…] vecpar-coord ARGS`, under `timeout -k`, as
+/// root on two CPUs with no network: the flags of README "Beyond one
+/// machine" as environment variables.
+fn mpirun(ranks: usize, launch: &[&str], args: &[&str]) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "5", "150", "mpirun", "-n", &ranks.to_string(), "--bind-to", "none"]);
+    cmd.args(launch).arg(coord_bin()).args(args);
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("OMPI_MCA_oob_tcp_if_include", "lo")
+        .env("OMPI_MCA_mpi_yield_when_idle", "1")
+        .env("OMPI_MCA_btl", "self,vader,tcp")
+        .env("OMPI_MCA_btl_tcp_if_include", "lo");
+    cmd
+}
+
+/// Open MPI's session directories and shared-memory files, to see what a
+/// job left.
+fn mpi_debris() -> Vec<String> {
+    let mut found = Vec::new();
+    for (dir, keep) in [
+        (
+            "/dev/shm",
+            &(|n: &str| n.starts_with("vader_segment") || n.starts_with("osc_") || n.starts_with("vecpar-"))
+                as &dyn Fn(&str) -> bool,
+        ),
+        ("/tmp", &|n: &str| n.starts_with("ompi.")),
+    ] {
+        if let Ok(d) = std::fs::read_dir(dir) {
+            found.extend(
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| keep(n))
+                    .map(|n| format!("{dir}/{n}")),
+            );
+        }
+    }
+    found
+}
+
+/// Runs the job; afterwards no vecpar process with `marker` in its command
+/// line may be left, and none of Open MPI's files that were not there before.
+fn job(cmd: Command, marker: &str) -> Outcome {
+    let before = mpi_debris();
+    let out = run_cmd(cmd, LIMIT);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let procs: Vec<_> =
+            processes().into_iter().filter(|(_, c)| c.contains(marker) && c.contains("vecpar")).collect();
+        let debris: Vec<_> = mpi_debris().into_iter().filter(|d| !before.contains(d)).collect();
+        if procs.is_empty() && debris.is_empty() {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: processes {procs:?}, files {debris:?}\nstderr:\n{}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A seed unique to the test (the marker that finds its processes).
+fn seed(n: u32) -> String {
+    (7_000_000 + n).to_string()
+}
+
+#[cfg(feature = "mpi")]
+mod with_mpi {
+    use std::time::SystemTime;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Two simulated nodes of two ranks each.
+    fn two_nodes() -> Vec<String> {
+        let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/fake-rsh.sh");
+        ["--host", "nodeA:2,nodeB:2", "--mca", "plm_rsh_agent", agent].iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Each kernel's (c digest, a digest) in a report.
+    fn digests(report: &Value) -> Vec<(String, String)> {
+        report["kernels"]
+            .as_array()
+            .expect("kernels")
+            .iter()
+            .map(|k| {
+                let v = &k["validation"];
+                (v["c_digest"].as_str().unwrap_or("-").into(), v["a_digest"].as_str().unwrap_or("-").into())
+            })
+            .collect()
+    }
+
+    /// The one-machine serial run's digests.
+    fn serial_digests(args: &[&str]) -> Vec<(String, String)> {
+        let mut all = vec!["--mode", "serial"];
+        all.extend(args);
+        digests(&coord_json(&all, 0))
+    }
+
+    fn run_json(ranks: usize, launch: &[&str], args: &[&str], marker: &str) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--export-json", "-", "--quiet"]);
+        let out = job(mpirun(ranks, launch, &all), marker);
+        out.expect_code(0);
+        out.json()
+    }
+
+    #[test]
+    fn every_layout_gives_the_one_machine_digest() {
+        if !have_mpirun("every_layout_gives_the_one_machine_digest") {
+            return;
+        }
+        for (dtype, len) in [("f64", "100003"), ("f32", "65537")] {
+            let s = seed(1);
+            let common = ["--op", "all", "--dtype", dtype, "--len", len, "--seed", &s, "--runs", "3"];
+            let want = serial_digests(&common);
+            for ranks in [1, 2, 4] {
+                for mode in [
+                    &["--mode", "serial"][..],
+                    &["--mode", "procs", "--procs", "2"],
+                    &["--mode", "threads", "--procs", "2"],
+                    &["--mode", "ranks"],
+                ] {
+                    let mut args = common.to_vec();
+                    args.extend(mode);
+                    let r = run_json(ranks, &[], &args, &s);
+                    assert_eq!(digests(&r), want, "{ranks} ranks, {mode:?}, {dtype} --len {len}");
+                    assert_eq!(r["config"]["len"].as_u64(), Some(len.parse().unwrap()));
+                    let mpi = &r["mpi"];
+                    assert_eq!(mpi["ranks"].as_u64(), Some(ranks as u64));
+                    // The ranks' shares tile the global array in order.
+                    let per: Vec<(u64, u64)> = mpi["per_rank"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| (p["start"].as_u64().unwrap(), p["end"].as_u64().unwrap()))
+                        .collect();
+                    assert_eq!(per.len(), ranks);
+                    assert_eq!(per[0].0, 0);
+                    assert_eq!(per.last().unwrap().1, len.parse::<u64>().unwrap());
+                    assert!(per.windows(2).all(|w| w[0].1 == w[1].0), "{per:?}");
+                    for k in r["kernels"].as_array().unwrap() {
+                        assert_eq!(k["validation"]["checked"].as_u64(), Some(len.parse().unwrap()));
+                        assert!(k["validation"]["mismatch"].is_null());
+                    }
+                    let dot = r["kernels"].as_array().unwrap().iter().find(|k| k["op"] == "dot").unwrap();
+                    assert_eq!(dot["dot"]["within_bound"], true);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_simulated_nodes_give_the_one_machine_digest() {
+        if !have_mpirun("two_simulated_nodes_give_the_one_machine_digest") {
+            return;
+        }
+        if !Command::new("unshare").args(["--uts", "true"]).status().is_ok_and(|s| s.success()) {
+            return skip("two_simulated_nodes_give_the_one_machine_digest", "unshare --uts is not permitted here");
+        }
+        let s = seed(2);
+        let common = ["--op", "all", "--len", "100003", "--seed", &s, "--runs", "3"];
+        let want = serial_digests(&common);
+        let nodes = two_nodes();
+        let launch: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        for mode in [&["--mode", "procs", "--procs", "2"][..], &["--mode", "ranks"], &["--mode", "serial"]] {
+            let mut args = common.to_vec();
+            args.extend(mode);
+            let r = run_json(4, &launch, &args, &s);
+            assert_eq!(digests(&r), want, "{mode:?}");
+            let mpi = &r["mpi"];
+            assert_eq!(mpi["nodes"].as_u64(), Some(2), "{mpi}");
+            assert_eq!(mpi["ranks_per_node"], serde_json::json!([2, 2]));
+            let hosts: Vec<&str> =
+                mpi["per_rank"].as_array().unwrap().iter().map(|p| p["host"].as_str().unwrap()).collect();
+            assert_eq!(hosts, ["nodeA", "nodeA", "nodeB", "nodeB"], "ranks in node order");
+        }
+    }
+
+    #[test]
+    fn a_worker_lost_inside_a_rank_is_replaced_and_the_job_validates() {
+        if !have_mpirun("a_worker_lost_inside_a_rank_is_replaced_and_the_job_validates") {
+            return;
+        }
+        let s = seed(3);
+        let common = ["--op", "add", "--len", "100003", "--seed", &s];
+        let want = serial_digests(&common);
+        let mut args = common.to_vec();
+        args.extend(["--procs", "2", "--inject-fault", "1:segv@3", "--on-fault", "retry"]);
+        let r = run_json(2, &[], &args, &s);
+        assert_eq!(digests(&r), want);
+        for p in r["mpi"]["per_rank"].as_array().unwrap() {
+            assert_eq!(p["retries"].as_array().map(Vec::len), Some(1), "every rank replaced its worker 1: {p}");
+            assert_eq!(p["faults"][0]["cause"]["kind"], "signal", "{p}");
+        }
+    }
+
+    /// Runs a job that must end badly; returns its outcome.
+    fn failing(ranks: usize, args: &[&str], marker: &str) -> Outcome {
+        let out = job(mpirun(ranks, &[], args), marker);
+        assert_ne!(out.code, Some(0), "the job must fail\nstderr:\n{}", out.stderr);
+        out
+    }
+
+    #[test]
+    fn a_rank_that_dies_ends_the_job_and_the_others_say_which() {
+        if !have_mpirun("a_rank_that_dies_ends_the_job_and_the_others_say_which") {
+            return;
+        }
+        let s = seed(4);
+        let out = failing(2, &["--len", "100003", "--procs", "2", "--seed", &s, "--inject-fault", "rank:1:segv@3"], &s);
+        assert!(out.stderr.contains("(rank 0): error: the job lost rank 1 (pid"), "{}", out.stderr);
+        // In --mode ranks, a stray store into the neighbour's part of the
+        // window is stopped by the MMU, and that rank is lost.
+        let out = failing(
+            2,
+            &["--len", "100003", "--mode", "ranks", "--seed", &s, "--inject-fault", "rank:0:oob-write@2"],
+            &s,
+        );
+        assert!(out.stderr.contains("(rank 1): error: the job lost rank 0"), "{}", out.stderr);
+        assert!(!out.stderr.contains("the stray store went through"), "{}", out.stderr);
+    }
+
+    #[test]
+    fn a_rank_killed_from_outside_ends_the_job_promptly() {
+        if !have_mpirun("a_rank_killed_from_outside_ends_the_job_promptly") {
+            return;
+        }
+        let s = seed(5);
+        let cmd = mpirun(2, &[], &["--len", "100003", "--procs", "2", "--runs", "1000000", "--seed", &s, "-q"]);
+        let before = mpi_debris();
+        let started = SystemTime::now();
+        let job = Background::spawn(cmd);
+        // Rank 1, once it conducts its workers.
+        let deadline = Instant::now() + LIMIT;
+        let rank1 = loop {
+            let found = processes().into_iter().find(|(p, c)| {
+                c.contains(&s)
+                    && c.starts_with(coord_bin())
+                    && std::fs::read(format!("/proc/{p}/environ"))
+                        .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == b"OMPI_COMM_WORLD_RANK=1"))
+                    && !workers_of(*p).is_empty()
+            });
+            if let Some((p, _)) = found {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "rank 1 never started its workers");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(rank1 as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        let out = job.finish(LIMIT);
+        assert_ne!(out.code, Some(0));
+        assert!(out.stderr.contains(&format!("the job lost rank 1 (pid {rank1}")), "{}", out.stderr);
+        // Its workers die with it; rank 0 stops its own.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let procs: Vec<_> =
+                processes().into_iter().filter(|(_, c)| c.contains(&s) && c.contains("vecpar")).collect();
+            let debris: Vec<_> = mpi_debris().into_iter().filter(|d| !before.contains(d)).collect();
+            let temps = temp_leftovers(&std::env::temp_dir(), started);
+            if procs.is_empty() && debris.is_empty() && temps.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "left behind: {procs:?} {debris:?} {temps:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_panic_or_a_hang_in_a_rank_ends_the_job_instead_of_hanging_it() {
+        if !have_mpirun("a_panic_or_a_hang_in_a_rank_ends_the_job_instead_of_hanging_it") {
+            return;
+        }
+        let s = seed(6);
+        let out =
+            failing(2, &["--len", "100003", "--mode", "serial", "--seed", &s, "--inject-fault", "rank:1:panic@2"], &s);
+        assert!(out.stderr.contains("injected panic in rank 1"), "{}", out.stderr);
+        assert!(out.stderr.contains("MPI_ABORT"), "the panic hook aborts the job: {}", out.stderr);
+        let out = failing(
+            2,
+            &["--len", "100003", "--mode", "serial", "--seed", &s, "--timeout", "3", "--inject-fault", "rank:1:hang@2"],
+            &s,
+        );
+        assert!(
+            out.stderr.contains("(rank 0): error: waited ") && out.stderr.contains(" s for the other ranks"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("(--timeout)"), "{}", out.stderr);
+    }
+
+    #[test]
+    fn rank_0_reports_and_exports_and_errors_are_said_once() {
+        if !have_mpirun("rank_0_reports_and_exports_and_errors_are_said_once") {
+            return;
+        }
+        let s = seed(7);
+        let dir = TempDir::new("mpi-exports");
+        let (json, csv) = (dir.str("run.json"), dir.str("run.csv"));
+        let out =
+            job(mpirun(2, &[], &["--len", "100003", "--seed", &s, "--export-json", &json, "--export-csv", &csv]), &s);
+        out.expect_code(0);
+        assert_eq!(out.stdout.matches("Solution validates").count(), 1, "only rank 0 prints:\n{}", out.stdout);
+        assert!(out.stdout.contains("MPI: 2 ranks on 1 node"), "{}", out.stdout);
+        assert!(out.stdout.contains("Ranks"), "{}", out.stdout);
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(report["mpi"]["ranks"], 2);
+        assert!(report["mpi"]["launcher"].as_str().unwrap().starts_with("OMPI_"));
+        let csv = std::fs::read_to_string(&csv).unwrap();
+        let rows: Vec<&str> = csv.lines().collect();
+        assert!(rows[0].ends_with(",rank,host"), "{}", rows[0]);
+        assert_eq!(rows.len(), 1 + 1 + 2, "the job's row and one per rank:\n{csv}");
+        assert!(rows[2].contains(",0,") && rows[3].contains(",1,"), "{csv}");
+
+        // A bad flag: one line (rank 0's), exit 2, on every rank.
+        let out = job(mpirun(2, &[], &["--len", "12", "--seed", &s, "--procs", "0"]), &s);
+        out.expect_code(2);
+        assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+        // Fewer pages than ranks.
+        let out = job(mpirun(4, &[], &["--len", "1000", "--seed", &s]), &s);
+        out.expect_code(2);
+        assert!(out.stderr.contains("--len 1000: 4 ranks need one 4 KiB page each"), "{}", out.stderr);
+        assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+        // A sweep measures one machine.
+        let out = job(mpirun(2, &[], &["sweep", "--len", "1000", "--seed", &s]), &s);
+        out.expect_code(2);
+        assert!(out.stderr.contains("measures one machine"), "{}", out.stderr);
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+mod without_mpi {
+    use super::*;
+
+    const REFUSAL: &str = "built without MPI";
+
+    #[test]
+    fn a_launcher_s_ranks_are_refused_with_how_to_build_for_mpi() {
+        // As a launcher leaves it in the environment…
+        let mut cmd = Command::new(coord_bin());
+        cmd.args(["--len", "1000"]).env("OMPI_COMM_WORLD_SIZE", "4").env("OMPI_COMM_WORLD_RANK", "0");
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(2);
+        assert!(out.stderr.contains(REFUSAL) && out.stderr.contains("--features mpi"), "{}", out.stderr);
+        assert_eq!(out.stdout, "", "nothing measured");
+        // …and under the real mpirun, where it is installed.
+        if !have_mpirun("a_launcher_s_ranks_are_refused_with_how_to_build_for_mpi (mpirun part)") {
+            return;
+        }
+        let s = seed(8);
+        let out = job(mpirun(2, &[], &["--len", "1000", "--seed", &s]), &s);
+        assert_ne!(out.code, Some(0));
+        assert!(out.stderr.contains(REFUSAL), "{}", out.stderr);
+        assert!(!out.stdout.contains("Solution validates"), "{}", out.stdout);
+    }
+}

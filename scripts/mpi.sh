@@ -45,9 +45,13 @@ ranks() {
 }
 
 nodes() {
-  run -n 4 --host nodeA:2,nodeB:2 --mca plm_rsh_agent "$PWD/tests/helpers/fake-rsh.sh" \
-    "$coord" --len 1000003 --op all --mode procs --procs 1
-  echo "one machine, serial: $("$coord" --mode serial --len 1000003 --op all | digest)"
+  local want out
+  want=$("$coord" --mode serial --len 1000003 --op all -q | digest)
+  out=$(run -n 4 --host nodeA:2,nodeB:2 --mca plm_rsh_agent "$PWD/tests/helpers/fake-rsh.sh" \
+    "$coord" --len 1000003 --op all --mode procs --procs 1 --color never)
+  echo "$out"
+  got=$(echo "$out" | digest)
+  echo "two simulated nodes: $got; one machine, serial: $want: $([ "$got" = "$want" ] && echo ok || echo DIFFERS)"
 }
 
 compare() {

@@ -152,7 +152,7 @@ pub struct IsolationArgs {
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "procs,threads",
+        default_value = DEFAULT_ISOLATION_MODES,
         help_heading = "Experiment"
     )]
     pub modes: Vec<IsolationMode>,
@@ -174,17 +174,14 @@ pub enum IsolationMode {
     Procs,
     /// Worker threads
     Threads,
+    /// Two MPI jobs of 2 ranks (a build with --features mpi launches them with mpirun): worker processes inside each
+    /// rank, the fault in worker 1 of every rank; and --mode ranks, the fault in rank 1 itself
+    Mpi,
 }
 
-impl IsolationMode {
-    /// As a run's mode.
-    pub fn mode(self) -> Mode {
-        match self {
-            IsolationMode::Procs => Mode::Procs,
-            IsolationMode::Threads => Mode::Threads,
-        }
-    }
-}
+/// `isolation --modes` by default: the MPI layouts too, in a build that has
+/// them.
+pub const DEFAULT_ISOLATION_MODES: &str = if cfg!(feature = "mpi") { "procs,threads,mpi" } else { "procs,threads" };
 
 /// A fault kind on the command line of `isolation`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

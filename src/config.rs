@@ -783,6 +783,12 @@ pub fn check_isolation(args: &IsolationArgs) -> Result<(), Error> {
     if args.modes.is_empty() || args.faults.is_empty() {
         return Err(Error::usage("--modes and --faults each need at least one value"));
     }
+    if args.modes.contains(&crate::cli::IsolationMode::Mpi) && !cfg!(feature = "mpi") {
+        return Err(Error::usage(
+            "--modes mpi: this vecpar-coord was built without MPI; build it with `cargo build --release --features \
+             mpi` (README: \"Beyond one machine\"), or leave mpi out",
+        ));
+    }
     Ok(())
 }
 

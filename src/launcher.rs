@@ -68,7 +68,7 @@ pub(crate) fn refuse_for(what: &str) -> Result<(), Error> {
     match ranks_from_environment(|n| std::env::var(n).ok()) {
         Some((_, n)) => Err(Error::usage(format!(
             "vecpar-coord {what} measures one machine and was started as one of {n} MPI ranks; run it without \
-             mpirun (runs under mpirun: vecpar-coord [flags], README \"Beyond one machine\")"
+             mpirun (in a build with --features mpi, `isolation --modes mpi` starts its MPI jobs itself)"
         ))),
         None => Ok(()),
     }

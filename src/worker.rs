@@ -263,7 +263,7 @@ fn inject(kind: FaultKind, worker: usize, round: u32) {
 /// Recurses until the stack runs out (4 KiB a frame): Rust guarantees the
 /// guard page stops it with SIGSEGV.
 #[allow(unconditional_recursion)]
-fn overflow(depth: u64) -> u64 {
+pub(crate) fn overflow(depth: u64) -> u64 {
     let frame = std::hint::black_box([depth; 512]);
     overflow(depth + 1).wrapping_add(frame[7])
 }

@@ -37,7 +37,9 @@ pub(super) struct MpiLockstep<'a> {
     pub(super) global_len: u64,
     /// Every rank, by world rank.
     pub(super) peers: &'a [Peer],
-    /// How long a collective may wait before the job is stuck.
+    /// How long a collective may wait before the job is stuck: twice
+    /// `--timeout` and 5 s, so that a rank whose own worker hangs (declared
+    /// after `--timeout`) is outwaited by the others.
     pub(super) timeout: Duration,
     /// This rank's own faults.
     pub(super) faults: Vec<FaultSpec>,
@@ -111,7 +113,7 @@ impl<'a> MpiLockstep<'a> {
             if waited >= self.timeout {
                 self.end_job(
                     &format!(
-                        "waited {:.0} s for the other ranks {what} (--timeout): a rank is stuck or gone",
+                        "waited {:.0} s for the other ranks {what} (twice --timeout and 5 s): a rank is stuck or gone",
                         waited.as_secs_f64()
                     ),
                     EXIT_RUNTIME,
@@ -195,7 +197,10 @@ impl<'a> MpiLockstep<'a> {
         match f.kind {
             FaultKind::Panic => panic!("injected panic in rank {} (round {round})", self.rank),
             FaultKind::Abort => std::process::abort(),
-            FaultKind::Segv | FaultKind::StackOverflow => crate::shm::wild_store(),
+            FaultKind::Segv => crate::shm::wild_store(),
+            FaultKind::StackOverflow => {
+                std::hint::black_box(crate::worker::overflow(0));
+            }
             FaultKind::Exit(code) => crate::shm::window::exit_now(code),
             FaultKind::Hang => loop {
                 std::thread::sleep(Duration::from_secs(3600));

@@ -176,7 +176,7 @@ fn job(
     let faults = cfg.faults.iter().filter(|f| f.rank == Some(rank)).copied().collect();
     let about = Provenance::new("run", arguments, HostInfo::of(&machine));
     let mut lockstep =
-        MpiLockstep::new(world, global_len as u64, &peers, cfg.timeout().max(Duration::from_secs(1)), faults);
+        MpiLockstep::new(world, global_len as u64, &peers, cfg.timeout() * 2 + Duration::from_secs(5), faults);
     *lockstep.exports.get_mut() = exports.expect("checked");
 
     lockstep.window = window.as_ref();

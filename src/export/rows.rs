@@ -186,7 +186,7 @@ impl Exportable for IsolationReport {
             .iter()
             .map(|r| {
                 vec![
-                    Cell::text(r.mode.name()),
+                    Cell::text(r.label()),
                     Cell::text(r.fault.clone()),
                     Cell::two(r.survived.to_string(), if r.survived { "yes" } else { "**no**" }),
                     Cell::two(

@@ -389,7 +389,7 @@ pub(crate) fn write_isolation(out: &mut dyn Write, r: &IsolationReport, style: S
         out,
         "{}",
         style.bold(&format!(
-            "  {:<8} {:<14} {:<9} {:<8} {}",
+            "  {:<9} {:<14} {:<9} {:<8} {}",
             "mode", "fault", "survived", "result", "detected · lost · --on-fault retry"
         ))
     )?;
@@ -400,10 +400,10 @@ pub(crate) fn write_isolation(out: &mut dyn Write, r: &IsolationReport, style: S
             Some(false) => style.bad("WRONG  "),
             None => "none   ".to_string(),
         };
-        writeln!(out, "  {:<8} {:<14} {:<9} {:<8} {}", row.mode.name(), row.fault, survived, result, row.detected)?;
-        writeln!(out, "  {:<8} {:<14} {:<9} {:<8} lost: {}", "", "", "", "", row.lost)?;
+        writeln!(out, "  {:<9} {:<14} {:<9} {:<8} {}", row.label(), row.fault, survived, result, row.detected)?;
+        writeln!(out, "  {:<9} {:<14} {:<9} {:<8} lost: {}", "", "", "", "", row.lost)?;
         let retry = if row.recovered { style.good(&row.retry) } else { row.retry.clone() };
-        writeln!(out, "  {:<8} {:<14} {:<9} {:<8} retry: {}", "", "", "", "", retry)?;
+        writeln!(out, "  {:<9} {:<14} {:<9} {:<8} retry: {}", "", "", "", "", retry)?;
     }
     writeln!(out)?;
     writeln!(out, "{}", style.bold("What it shows"))?;

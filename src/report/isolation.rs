@@ -48,8 +48,11 @@ pub struct Child {
     pub signal: Option<i32>,
     /// Its report, if it wrote one.
     pub report: Option<RunReport>,
-    /// Its last non-empty line on stderr.
+    /// Its last non-empty line on stderr (of an MPI job: the last line a
+    /// rank of vecpar wrote, rather than mpirun's own).
     pub last_words: Option<String>,
+    /// The ranks of the MPI job it was, if it was one.
+    pub ranks: Option<usize>,
 }
 
 impl Child {
@@ -86,6 +89,20 @@ pub fn explains(mode: Mode, kind: FaultKind, retry: bool, child: &Child) -> Resu
         _ => "no status".into(),
     };
     let fail = |what: &str| Err(format!("expected {what}, got {status}: {words}"));
+    if child.ranks.is_some() && mode == Mode::Ranks {
+        // The fault hit rank 1 itself: the job ends, no report, and a rank
+        // of vecpar says why.
+        let said = match kind {
+            FaultKind::Hang => words.contains("for the other ranks") && words.contains("--timeout"),
+            FaultKind::Panic => words.contains("lost rank 1") || words.contains("SIGTERM arrived"),
+            _ => words.contains("the job lost rank 1"),
+        };
+        return if child.report.is_none() && child.code != Some(0) && said {
+            Ok(())
+        } else {
+            fail("the job to end, another rank saying it lost rank 1")
+        };
+    }
     let fault_of = |r: &RunReport| r.faults.iter().find(|f| f.worker == 1).cloned();
     let dies_of = |signal: i32| child.signal == Some(signal) && words.contains("worker thread");
     match (mode, kind) {
@@ -131,8 +148,12 @@ pub fn explains(mode: Mode, kind: FaultKind, retry: bool, child: &Child) -> Resu
 /// One row of the experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IsolationRow {
-    /// procs or threads.
+    /// procs or threads; under MPI, procs (the fault in a worker of every
+    /// rank) or ranks (the fault in rank 1 itself).
     pub mode: Mode,
+    /// The ranks of the MPI job, for an MPI row.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ranks: Option<usize>,
     /// The fault.
     pub fault: String,
     /// Did the run end with a report (instead of dying with the fault)?
@@ -172,8 +193,47 @@ pub struct IsolationReport {
     pub summary: Vec<String>,
 }
 
-/// A row from the outcomes of the two child runs.
-pub fn row(mode: Mode, kind: FaultKind, fail_run: ChildOutcome, retry_run: ChildOutcome) -> IsolationRow {
+impl IsolationRow {
+    /// How the table names its layout: procs, threads, mpi+procs, mpi rank.
+    pub fn label(&self) -> &'static str {
+        match (self.ranks, self.mode) {
+            (None, m) => m.name(),
+            (Some(_), Mode::Ranks) => "mpi rank",
+            (Some(_), _) => "mpi+procs",
+        }
+    }
+}
+
+/// A row from the outcomes of the two child runs (of an MPI job of
+/// `ranks`, for an MPI row).
+pub fn row(
+    mode: Mode,
+    ranks: Option<usize>,
+    kind: FaultKind,
+    fail_run: ChildOutcome,
+    retry_run: ChildOutcome,
+) -> IsolationRow {
+    if ranks.is_some() && mode == Mode::Ranks {
+        return IsolationRow {
+            mode,
+            ranks,
+            fault: kind.to_string(),
+            survived: false,
+            correct: None,
+            detected: fail_run.last_words.as_deref().map_or("—".into(), |w| {
+                // "vecpar-coord (rank 0): error: WHY; MPI cannot go on …": WHY, and who said it.
+                let who = w.split(": ").next().unwrap_or("").trim_start_matches("vecpar-coord ");
+                let why = w.split_once("error: ").map_or(w, |(_, why)| why);
+                let why = why.split("; MPI cannot go on").next().unwrap_or(why);
+                format!("{who}: {why}")
+            }),
+            lost: "the whole job: every rank ends (MPI without ULFM cannot go on without a rank)".into(),
+            retry: "nothing to recover: a lost rank ends the job".into(),
+            recovered: false,
+            fail_run,
+            retry_run,
+        };
+    }
     let f = &fail_run;
     let survived = f.reported;
     let correct = if f.mismatch.is_some() { Some(false) } else { f.validated.then_some(true) };
@@ -212,6 +272,7 @@ pub fn row(mode: Mode, kind: FaultKind, fail_run: ChildOutcome, retry_run: Child
     };
     IsolationRow {
         mode,
+        ranks,
         fault: kind.to_string(),
         survived,
         correct,
@@ -229,7 +290,7 @@ pub fn row(mode: Mode, kind: FaultKind, fail_run: ChildOutcome, retry_run: Child
 pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
     let mut out = Vec::new();
     for mode in [Mode::Procs, Mode::Threads] {
-        let mine: Vec<&IsolationRow> = rows.iter().filter(|r| r.mode == mode).collect();
+        let mine: Vec<&IsolationRow> = rows.iter().filter(|r| r.mode == mode && r.ranks.is_none()).collect();
         if mine.is_empty() {
             continue;
         }
@@ -264,7 +325,24 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
         s += &format!("--on-fault retry turned {recovered} of {n} into a validated run ({}).", names(&|r| r.recovered));
         out.push(s);
     }
-    let procs_ok = rows.iter().filter(|r| r.mode == Mode::Procs).all(|r| r.survived && r.recovered);
+    let inside: Vec<&IsolationRow> = rows.iter().filter(|r| r.ranks.is_some() && r.mode == Mode::Procs).collect();
+    let rank: Vec<&IsolationRow> = rows.iter().filter(|r| r.ranks.is_some() && r.mode == Mode::Ranks).collect();
+    if let Some(ranks) = inside.iter().chain(&rank).find_map(|r| r.ranks) {
+        let recovered = inside.iter().filter(|r| r.recovered).count();
+        out.push(format!(
+            "Under MPI ({ranks} ranks): a worker lost inside a rank was detected by its rank and, with --on-fault \
+             retry, replaced in {recovered} of {} faults, the job validated; a fault in a rank itself ended the \
+             whole job in {} of {} (no rank survives a lost one without ULFM), another rank naming the lost rank \
+             in {} of them (in the others mpirun's SIGTERM came first, and the rank said so). Isolation inside a \
+             rank is what processes add to MPI.",
+            inside.len(),
+            rank.iter().filter(|r| !r.survived).count(),
+            rank.len(),
+            rank.iter().filter(|r| r.detected.contains("lost rank")).count()
+        ));
+    }
+    let procs_ok =
+        rows.iter().filter(|r| r.mode == Mode::Procs && r.ranks.is_none()).all(|r| r.survived && r.recovered);
     let threads_lost =
         rows.iter().filter(|r| r.mode == Mode::Threads).any(|r| !r.survived || r.fail_run.mismatch.is_some());
     if procs_ok && threads_lost {

@@ -14,7 +14,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::IsolationArgs;
+use crate::cli::{IsolationArgs, IsolationMode};
 use crate::error::Error;
 use crate::fault::FaultKind;
 use crate::machine::{HostInfo, Machine};
@@ -34,19 +34,31 @@ pub(crate) fn run(
     let exe = std::env::current_exe().map_err(|e| Error::runtime_from("cannot locate vecpar-coord", e))?;
     // The worker binary the children use: the one this run would use.
     let worker = crate::config::find_worker(None).ok();
-    let total = args.modes.len() * args.faults.len() * 2;
+    let layouts: Vec<Layout> = args
+        .modes
+        .iter()
+        .flat_map(|m| match m {
+            IsolationMode::Procs => vec![Layout::One(Mode::Procs)],
+            IsolationMode::Threads => vec![Layout::One(Mode::Threads)],
+            IsolationMode::Mpi => vec![Layout::MpiProcs, Layout::MpiRank],
+        })
+        .collect();
+    let mpirun = if layouts.contains(&Layout::MpiProcs) { Some(find_mpirun()?) } else { None };
+    let total = layouts.len() * args.faults.len() * 2;
     let mut rows = Vec::new();
     let mut step = 0;
-    for mode in args.modes.iter().map(|m| m.mode()) {
+    for &layout in &layouts {
+        let mode = layout.mode();
         for fault in &args.faults {
             let kind = fault.kind();
             let mut child = |retry: bool| -> Result<Child, Error> {
-                each(step, total, &format!("{mode} × {kind}{}", if retry { ", retry" } else { "" }));
+                each(step, total, &format!("{} × {kind}{}", layout.name(), if retry { ", retry" } else { "" }));
                 step += 1;
-                let c = run_child(&exe, worker.as_deref(), args, mode, kind, retry)?;
+                let c = run_child(&exe, worker.as_deref(), mpirun.as_deref(), args, layout, kind, retry)?;
                 explains(mode, kind, retry, &c).map_err(|why| {
                     Error::runtime(format!(
-                        "the {mode} run with {kind} injected{} did not fail because of the fault: {why}",
+                        "the {} run with {kind} injected{} did not fail because of the fault: {why}",
+                        layout.name(),
                         if retry { " (with retry)" } else { "" }
                     ))
                 })?;
@@ -54,7 +66,7 @@ pub(crate) fn run(
             };
             let fail_run = child(false)?.outcome();
             let retry_run = child(true)?.outcome();
-            rows.push(row(mode, kind, fail_run, retry_run));
+            rows.push(row(mode, layout.ranks(), kind, fail_run, retry_run));
         }
     }
     let summary = summarise(&rows, args.timeout);
@@ -68,25 +80,91 @@ pub(crate) fn run(
     })
 }
 
+/// Where a fault is injected: a run on its own, or an MPI job of
+/// [`MPI_RANKS`] ranks with worker processes inside each rank (the fault in
+/// worker 1 of every rank) or in `--mode ranks` (the fault in rank 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    One(Mode),
+    MpiProcs,
+    MpiRank,
+}
+
+/// The ranks of the experiment's MPI jobs.
+const MPI_RANKS: usize = 2;
+
+impl Layout {
+    fn mode(self) -> Mode {
+        match self {
+            Layout::One(m) => m,
+            Layout::MpiProcs => Mode::Procs,
+            Layout::MpiRank => Mode::Ranks,
+        }
+    }
+
+    fn ranks(self) -> Option<usize> {
+        (!matches!(self, Layout::One(_))).then_some(MPI_RANKS)
+    }
+
+    fn name(self) -> String {
+        match self {
+            Layout::One(m) => m.to_string(),
+            Layout::MpiProcs => format!("mpirun -n {MPI_RANKS} × procs"),
+            Layout::MpiRank => format!("mpirun -n {MPI_RANKS} × ranks"),
+        }
+    }
+}
+
+/// `mpirun` on the PATH, for `--modes mpi`.
+fn find_mpirun() -> Result<std::path::PathBuf, Error> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join("mpirun")).find(|p| p.is_file()).ok_or_else(|| {
+        Error::usage("--modes mpi: mpirun is not on the PATH (Debian: apt-get install openmpi-bin); or leave mpi out")
+    })
+}
+
 fn run_child(
     exe: &std::path::Path,
     worker: Option<&std::path::Path>,
+    mpirun: Option<&std::path::Path>,
     args: &IsolationArgs,
-    mode: Mode,
+    layout: Layout,
     kind: FaultKind,
     retry: bool,
 ) -> Result<Child, Error> {
-    let mut cmd = Command::new(exe);
-    cmd.args(["--mode", mode.name(), "--procs", &args.procs.to_string(), "--len", &args.len.to_string()])
+    let mode = layout.mode();
+    let mut cmd = match (layout, mpirun) {
+        (Layout::One(_), _) | (_, None) => {
+            let mut cmd = Command::new(exe);
+            // A run on its own dies with the experiment; an MPI job's ranks
+            // are mpirun's children, which ends them when it is stopped.
+            cmd.env(signals::PARENT_ENV, std::process::id().to_string());
+            cmd
+        }
+        (_, Some(mpirun)) => {
+            let mut cmd = Command::new(mpirun);
+            cmd.args(["-n", &MPI_RANKS.to_string(), "--bind-to", "none", "--oversubscribe"]);
+            if nix::unistd::geteuid().is_root() {
+                cmd.arg("--allow-run-as-root"); // the experiment already runs as root
+            }
+            cmd.arg(exe).env_remove(signals::PARENT_ENV);
+            cmd
+        }
+    };
+    let fault = match layout {
+        Layout::MpiRank => format!("rank:1:{kind}@1"),
+        _ => format!("1:{kind}@1"),
+    };
+    let procs = if layout == Layout::MpiRank { "1".to_string() } else { args.procs.to_string() };
+    cmd.args(["--mode", mode.name(), "--procs", &procs, "--len", &args.len.to_string()])
         .args(["--runs", "3", "--warmup", "1", "--timeout", &args.timeout.to_string()])
-        .args(["--inject-fault", &format!("1:{kind}@1"), "--on-fault", if retry { "retry" } else { "fail" }])
+        .args(["--inject-fault", &fault, "--on-fault", if retry { "retry" } else { "fail" }])
         .args(["--export-json", "-", "--quiet", "--color", "never"])
-        .env(signals::PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(w) = worker {
+    if let Some(w) = worker.filter(|_| layout != Layout::MpiRank) {
         cmd.arg("--worker-bin").arg(w);
     }
     let mut child = cmd.spawn().map_err(|e| Error::runtime_from("cannot start a child run", e))?;
@@ -119,11 +197,14 @@ fn run_child(
     let (out, err) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
     let report: Option<RunReport> = serde_json::from_slice(&out).ok();
     let stderr = String::from_utf8_lossy(&err);
+    // Of an MPI job, what a rank of vecpar said (mpirun's own banner follows).
+    let ours = |l: &&str| layout.ranks().is_none() || l.starts_with("vecpar-coord");
     Ok(Child {
         code: status.code(),
         signal: status.signal(),
         report,
-        last_words: stderr.lines().rfind(|l| !l.trim().is_empty()).map(str::to_string),
+        last_words: stderr.lines().filter(ours).rfind(|l| !l.trim().is_empty()).map(str::to_string),
+        ranks: layout.ranks(),
     })
 }
 

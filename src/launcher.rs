@@ -13,7 +13,7 @@ use crate::error::Error;
 /// and the size it gives.
 pub(crate) fn ranks_from_environment(get: impl Fn(&str) -> Option<String>) -> Option<(&'static str, u64)> {
     let number = |name: &str| get(name).and_then(|v| v.trim().parse::<u64>().ok());
-    for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"] {
+    for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS"] {
         if let Some(n) = number(name).filter(|&n| n > 1) {
             return Some((name, n));
         }
@@ -38,7 +38,12 @@ pub(crate) fn launched() -> Option<(&'static str, u64)> {
     if let Some(found) = ranks_from_environment(|n| std::env::var(n).ok()) {
         return Some(found);
     }
-    SIZE_VARIABLES.iter().find_map(|&n| get(n).map(|s| (n, s)))
+    SIZE_VARIABLES.iter().find_map(|&n| get(n).map(|s| (n, s))).or_else(|| {
+        // srun --mpi=pmix gives every rank PMIX_RANK and no size: rank 0
+        // must not take the one-machine path while the others wait in
+        // MPI_Init. The size is MPI's to say (0: not known here).
+        get("PMIX_RANK").map(|_| ("PMIX_RANK", get("SLURM_STEP_NUM_TASKS").unwrap_or(0)))
+    })
 }
 
 /// This process's rank, as the launcher gave it, before MPI starts (so
@@ -86,6 +91,7 @@ mod tests {
         assert_eq!(ranks_from_environment(env(&[("OMPI_COMM_WORLD_SIZE", "4")])), Some(("OMPI_COMM_WORLD_SIZE", 4)));
         assert_eq!(ranks_from_environment(env(&[("PMI_SIZE", "2")])), Some(("PMI_SIZE", 2)));
         assert_eq!(ranks_from_environment(env(&[("PMIX_RANK", "3")])), Some(("PMIX_RANK", 4)));
+        assert_eq!(ranks_from_environment(env(&[("SLURM_STEP_NUM_TASKS", "8")])), Some(("SLURM_STEP_NUM_TASKS", 8)));
         assert_eq!(ranks_from_environment(env(&[("OMPI_COMM_WORLD_SIZE", "1"), ("PMIX_RANK", "0")])), None);
         assert_eq!(ranks_from_environment(env(&[])), None);
     }

@@ -325,7 +325,7 @@ mod with_mpi {
             "{}",
             out.stderr
         );
-        assert!(out.stderr.contains("(twice --timeout and 5 s)"), "{}", out.stderr);
+        assert!(out.stderr.contains("(the limit, from --timeout, is 11 s)"), "{}", out.stderr);
     }
 
     #[test]

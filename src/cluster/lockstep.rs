@@ -37,9 +37,10 @@ pub(super) struct MpiLockstep<'a> {
     pub(super) global_len: u64,
     /// Every rank, by world rank.
     pub(super) peers: &'a [Peer],
-    /// How long a collective may wait before the job is stuck: twice
-    /// `--timeout` and 5 s, so that a rank whose own worker hangs (declared
-    /// after `--timeout`) is outwaited by the others.
+    /// How long a collective may wait before the job is stuck: (retries +
+    /// 2) × `--timeout` + 5 s, so that a rank whose own worker hangs
+    /// (declared after `--timeout`, and replaced as often as retry allows)
+    /// is outwaited by the others.
     pub(super) timeout: Duration,
     /// This rank's own faults.
     pub(super) faults: Vec<FaultSpec>,
@@ -49,6 +50,12 @@ pub(super) struct MpiLockstep<'a> {
     pub(super) exports: RefCell<Vec<(Destination, Format)>>,
     /// The round the job is in (for the lines that say where it ended).
     round: Cell<Option<u32>>,
+    /// The faults that fired, a bit each (a repeated round does not fire
+    /// one again).
+    fired: Cell<u64>,
+    /// The ranks whose processes this rank can see (in another pid
+    /// namespace a peer is not watched: its absence would prove nothing).
+    visible: Vec<bool>,
 }
 
 impl<'a> MpiLockstep<'a> {
@@ -69,6 +76,8 @@ impl<'a> MpiLockstep<'a> {
             window: None,
             exports: RefCell::new(Vec::new()),
             round: Cell::new(None),
+            fired: Cell::new(0),
+            visible: peers.iter().map(|p| alive(p.pid)).collect(),
         }
     }
 
@@ -113,8 +122,10 @@ impl<'a> MpiLockstep<'a> {
             if waited >= self.timeout {
                 self.end_job(
                     &format!(
-                        "waited {:.0} s for the other ranks {what} (twice --timeout and 5 s): a rank is stuck or gone",
-                        waited.as_secs_f64()
+                        "waited {:.0} s for the other ranks {what} (the limit, from --timeout, is {:.0} s): a rank is \
+                         stuck or gone",
+                        waited.as_secs_f64(),
+                        self.timeout.as_secs_f64()
                     ),
                     EXIT_RUNTIME,
                 );
@@ -126,7 +137,7 @@ impl<'a> MpiLockstep<'a> {
     fn lost_peer(&self) -> Option<String> {
         let me = &self.peers[self.rank];
         self.peers.iter().enumerate().find_map(|(r, p)| {
-            let same_node = p.leader == me.leader && r != self.rank;
+            let same_node = p.leader == me.leader && r != self.rank && self.visible[r];
             (same_node && !alive(p.pid)).then(|| format!("rank {r} (pid {} on {})", p.pid, p.host))
         })
     }
@@ -192,7 +203,9 @@ impl<'a> MpiLockstep<'a> {
 
     /// Injects this rank's fault for `round`, if it has one.
     fn inject(&self, round: u32) {
-        let Some(f) = self.faults.iter().find(|f| f.round == round) else { return };
+        let unfired = |(i, f): &(usize, &FaultSpec)| f.round == round && self.fired.get() & (1 << (i % 64)) == 0;
+        let Some((i, f)) = self.faults.iter().enumerate().find(unfired) else { return };
+        self.fired.set(self.fired.get() | 1 << (i % 64));
         crate::diag::line("fault", format!("injecting {} into this rank in round {round}", f.kind));
         match f.kind {
             FaultKind::Panic => panic!("injected panic in rank {} (round {round})", self.rank),

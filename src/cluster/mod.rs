@@ -80,6 +80,7 @@ pub(crate) fn main(cli: Cli, plan: OutputPlan, arguments: Vec<String>, launcher:
         let world = universe.world();
         job(&world, cli, plan, arguments, launcher)
     };
+    let _ = std::panic::take_hook(); // MPI_Abort is for before MPI_Finalize
     drop(universe); // MPI_Finalize, after every communicator is gone
     code
 }
@@ -138,7 +139,7 @@ fn job(
     let mine = slices.chunk(position);
 
     // Resolve this rank's share; every rank learns whether all could.
-    let resolved = resolve(&cli, &machine, &slices, size, &mine);
+    let resolved = resolve(&cli, &machine, &slices, size, node_size, &mine);
     let exports = match (&resolved, rank) {
         (Ok(_), 0) => plan.open_exports(),
         _ => Ok(Vec::new()),
@@ -156,6 +157,7 @@ fn job(
     if let Some(share) = &shared {
         warnings.push(Warning::RanksShareCpus { ranks: node_size, share: format_cpu_list(&share.mine) });
     }
+    let mut exports = exports.expect("checked");
     // The node's ranks hold neighbouring shares; the window is node-relative.
     let node_start = slices.chunk(position - node_rank).start;
     let node_chunks: Vec<Range<usize>> = (0..node_size)
@@ -167,6 +169,7 @@ fn job(
             Ok(w) => Some(w),
             Err(e) => {
                 crate::diag::error(format!("--mode ranks: {e}"));
+                exports.clear(); // removes the unfinished files
                 crate::shm::window::abort_job(i32::from(EXIT_RUNTIME));
             }
         }
@@ -175,9 +178,14 @@ fn job(
     };
     let faults = cfg.faults.iter().filter(|f| f.rank == Some(rank)).copied().collect();
     let about = Provenance::new("run", arguments, HostInfo::of(&machine));
-    let mut lockstep =
-        MpiLockstep::new(world, global_len as u64, &peers, cfg.timeout() * 2 + Duration::from_secs(5), faults);
-    *lockstep.exports.get_mut() = exports.expect("checked");
+    // A rank's own hung worker is declared after --timeout, and each retry
+    // may take as long again: the others outwait that.
+    let retries = match cfg.on_fault {
+        OnFault::Retry(n) => n,
+        OnFault::Fail => 0,
+    };
+    let patience = cfg.timeout() * (retries + 2) + Duration::from_secs(5);
+    let mut lockstep = MpiLockstep::new(world, global_len as u64, &peers, patience, faults);
 
     lockstep.window = window.as_ref();
     let team = match &window {
@@ -185,11 +193,13 @@ fn job(
             Ok(t) => Some(Box::new(t) as Box<dyn crate::run::Team>),
             Err(e) => {
                 crate::output::present::report_error(e);
+                exports.clear();
                 crate::shm::window::abort_job(i32::from(EXIT_RUNTIME));
             }
         },
         None => None,
     };
+    *lockstep.exports.get_mut() = exports;
     let outcome = crate::run::run_with(&cfg, about, warnings, With { lockstep: Some(&lockstep), team });
     let report = match outcome {
         Ok(r) => r,
@@ -213,6 +223,7 @@ fn job(
     report.config.len = global_len;
     report.config.base = 0;
     report.config.footprint_bytes = 3 * (global_len * cfg.dtype.size()) as u64;
+    report.config.bytes_per_round = report.kernels.first().map_or(0, |k| k.bytes_per_round);
     report.exit_code = code;
     let mut per_rank: Vec<RankRecord> = order.iter().map(|&r| records[r].clone()).collect();
     for r in per_rank.iter_mut().filter(|r| r.rank != 0) {
@@ -278,6 +289,7 @@ fn resolve(
     machine: &Machine,
     slices: &Partition,
     size: usize,
+    node_size: usize,
     mine: &Range<usize>,
 ) -> Result<(RunConfig, Vec<Warning>), Error> {
     if slices.active() < size {
@@ -292,10 +304,11 @@ fn resolve(
     }
     if let Some(f) =
         cli.run.inject_fault.iter().find(|f| f.rank.is_some() && f.kind == crate::fault::FaultKind::OobWrite)
-        && cli.run.mode != Mode::Ranks
+        && (cli.run.mode != Mode::Ranks || node_size < 2)
     {
         return Err(Error::usage(format!(
-            "--inject-fault {f}: a rank's oob-write writes into a neighbour rank's part of the shared window: use --mode ranks"
+            "--inject-fault {f}: a rank's oob-write writes into a neighbour rank's part of its node's shared window: \
+             use --mode ranks with two or more ranks on the node"
         )));
     }
     if matches!(cli.run.on_fault, OnFault::Retry(_)) && size > 1 && cli.run.op.0.contains(&Op::Nstream) {

@@ -64,6 +64,11 @@ pub(crate) struct Window {
     /// Every node rank's elements, node-relative; this rank's is `chunks[me]`.
     chunks: Vec<Range<usize>>,
     me: usize,
+    /// Whether this rank's one [`WindowChunk`] was handed out.
+    taken: std::cell::Cell<bool>,
+    /// The thread that initialised MPI and made the window (MPI is
+    /// initialised FUNNELED: only it may call MPI).
+    owner: std::thread::ThreadId,
 }
 
 fn check(rc: c_int, what: &str) -> Result<(), ShmError> {
@@ -118,7 +123,16 @@ impl Window {
         // SAFETY: `win` is valid; NOCHECK asserts no conflicting lock, true
         // as every rank takes the same shared lock.
         check(unsafe { ffi::MPI_Win_lock_all(ffi::MPI_MODE_NOCHECK as c_int, win) }, "MPI_Win_lock_all")?;
-        let w = Window { win, base, per_array, dtype, chunks, me };
+        let w = Window {
+            win,
+            base,
+            per_array,
+            dtype,
+            chunks,
+            me,
+            taken: std::cell::Cell::new(false),
+            owner: std::thread::current().id(),
+        };
         // Everything read-only but this rank's own part of c.
         w.protect(Array::A, None, false)?;
         w.protect(Array::B, None, false)?;
@@ -149,14 +163,27 @@ impl Window {
         unsafe { mprotect(self.base.add(start).cast(), len, prot) }.map_err(|e| ShmError::sys("mprotect", e))
     }
 
-    /// `MPI_Win_sync`: this rank's stores become visible to the node.
+    /// `MPI_Win_sync`: this rank's stores become visible to the node. Off
+    /// the thread that may call MPI, a full fence does what it does for
+    /// memory that is shared (the window is).
     pub(crate) fn sync(&self) {
-        // SAFETY: `win` is valid and inside its lock_all epoch.
+        if std::thread::current().id() != self.owner {
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
+        // SAFETY: `win` is valid and inside its lock_all epoch, and this is
+        // the thread that initialised MPI (FUNNELED).
         unsafe { ffi::MPI_Win_sync(self.win) };
     }
 
-    /// This rank's chunk, for an executor.
+    /// This rank's chunk, for an executor: once (two would alias the same
+    /// memory mutably).
+    ///
+    /// # Panics
+    ///
+    /// If it was handed out before.
     pub(crate) fn chunk(&self) -> WindowChunk<'_> {
+        assert!(!self.taken.replace(true), "a rank's chunk of the window is handed out once");
         WindowChunk { window: self, a_open: false, c_open: true }
     }
 
@@ -215,8 +242,12 @@ pub(crate) struct WindowChunk<'w> {
 }
 
 // SAFETY: the chunk's memory is this rank's alone (the node's chunks are
-// disjoint), and the executor that owns the WindowChunk is the only user of
-// its pointers, on whichever thread it runs.
+// disjoint, and `Window::chunk` hands this rank's out once), so the one
+// WindowChunk is the only user of its pointers on whichever thread it runs;
+// what it asks of the Window from there is `mprotect` (any thread) and
+// `sync`, which calls MPI only on the owning thread. It never crosses to
+// another thread in vecpar (ChunkAccess asks for Send because worker
+// threads own theirs), and Window itself is not Sync.
 unsafe impl Send for WindowChunk<'_> {}
 
 impl WindowChunk<'_> {

@@ -162,29 +162,11 @@ impl<'a> MpiLockstep<'a> {
         out
     }
 
-    /// Everyone's `bytes`, by rank.
-    fn exchange(&self, bytes: &[u8], what: &str) -> Vec<Vec<u8>> {
+    /// Everyone's `x`, by rank; the wait watched as every other.
+    pub(super) fn exchange_json<T: serde::Serialize + serde::de::DeserializeOwned>(&self, x: &T, what: &str) -> Vec<T> {
         // Meet first (watched): after it, everyone is here and alive.
         self.settle(self.world.immediate_barrier(), what);
-        let n = self.world.size() as usize;
-        let mut counts = vec![0i32; n];
-        self.world.all_gather_into(&(bytes.len() as i32), &mut counts[..]);
-        let displs: Vec<i32> = counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
-        let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
-        {
-            let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
-            self.world.all_gather_varcount_into(bytes, &mut part);
-        }
-        displs.iter().zip(&counts).map(|(&d, &c)| all[d as usize..(d + c) as usize].to_vec()).collect()
-    }
-
-    /// Everyone's `x`, by rank.
-    pub(super) fn exchange_json<T: serde::Serialize + serde::de::DeserializeOwned>(&self, x: &T, what: &str) -> Vec<T> {
-        let bytes = serde_json::to_vec(x).expect("plain data serialises");
-        self.exchange(&bytes, what)
-            .iter()
-            .map(|b| serde_json::from_slice(b).expect("every rank runs the same vecpar"))
-            .collect()
+        all_gather_json(self.world, x)
     }
 
     /// The same exit code everywhere: the largest.
@@ -227,6 +209,30 @@ impl<'a> MpiLockstep<'a> {
             }
         }
     }
+}
+
+/// Everyone's `x`, by rank (blocking: after a watched barrier, or at the
+/// start, before there is anything to watch).
+pub(super) fn all_gather_json<T: serde::Serialize + serde::de::DeserializeOwned>(
+    world: &SimpleCommunicator,
+    x: &T,
+) -> Vec<T> {
+    let bytes = serde_json::to_vec(x).expect("plain data serialises");
+    let mut counts = vec![0i32; world.size() as usize];
+    world.all_gather_into(&(bytes.len() as i32), &mut counts[..]);
+    let displs: Vec<i32> = counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
+    let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+    {
+        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+        world.all_gather_varcount_into(&bytes[..], &mut part);
+    }
+    displs
+        .iter()
+        .zip(&counts)
+        .map(|(&d, &c)| {
+            serde_json::from_slice(&all[d as usize..(d + c) as usize]).expect("every rank runs the same vecpar")
+        })
+        .collect()
 }
 
 /// Whether process `pid` still runs (a zombie does not).

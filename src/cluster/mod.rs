@@ -8,7 +8,7 @@
 //! memfd segment of its own (`--mode procs`), threads, or its own thread
 //! (`serial`, stream_mpi's layout) — or, in `--mode ranks`, computes its
 //! chunk of an MPI-3 shared window its node allocates
-//! ([`crate::shm::window`]). The conductor moves in lockstep with the other
+//! ([`crate::shm::window`]) with serial mode's team of one. The conductor moves in lockstep with the other
 //! ranks ([`lockstep::MpiLockstep`]): a barrier before every round, the
 //! round's time the slowest rank's, decisions and validation combined.
 //! Rank 0 prints the report and writes the exports; every rank exits with
@@ -20,7 +20,6 @@
 #![forbid(unsafe_code)]
 
 mod lockstep;
-mod ranks;
 
 use std::ops::Range;
 use std::time::Duration;
@@ -119,7 +118,7 @@ fn job(
         node_rank,
         cpus: machine.allowed_cpus.clone(),
     };
-    let peers = exchange_blocking(world, &me);
+    let peers = lockstep::all_gather_json(world, &me);
     let shared = SharedCpus::of(&peers, rank, node_size);
     if let Some(share) = &shared {
         machine.allowed_cpus = share.mine.clone();
@@ -189,7 +188,7 @@ fn job(
 
     lockstep.window = window.as_ref();
     let team = match &window {
-        Some(w) => match ranks::RankTeam::start(&cfg, w) {
+        Some(w) => match crate::run::serial::SerialTeam::over(&cfg, w.chunk()) {
             Ok(t) => Some(Box::new(t) as Box<dyn crate::run::Team>),
             Err(e) => {
                 crate::output::present::report_error(e);
@@ -338,27 +337,6 @@ fn lowest_failed(world: &SimpleCommunicator, failed: bool) -> usize {
     let mut lowest = i32::MAX;
     world.all_reduce_into(&me, &mut lowest, SystemOperation::min());
     lowest as usize
-}
-
-/// Everyone's `x`, by rank, before there is a lockstep to watch the wait.
-fn exchange_blocking<T: Serialize + serde::de::DeserializeOwned>(world: &SimpleCommunicator, x: &T) -> Vec<T> {
-    let bytes = serde_json::to_vec(x).expect("plain data serialises");
-    let n = world.size() as usize;
-    let mut counts = vec![0i32; n];
-    world.all_gather_into(&(bytes.len() as i32), &mut counts[..]);
-    let displs: Vec<i32> = counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
-    let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
-    {
-        let mut part = mpi::datatype::PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
-        world.all_gather_varcount_into(&bytes[..], &mut part);
-    }
-    displs
-        .iter()
-        .zip(&counts)
-        .map(|(&d, &c)| {
-            serde_json::from_slice(&all[d as usize..(d + c) as usize]).expect("every rank runs the same vecpar")
-        })
-        .collect()
 }
 
 /// What rank 0's report says about this rank.

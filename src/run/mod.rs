@@ -18,7 +18,7 @@ mod doorbell;
 mod failure;
 pub(crate) mod lockstep;
 mod procs;
-mod serial;
+pub(crate) mod serial;
 pub(crate) mod team;
 mod threads;
 mod verdict;

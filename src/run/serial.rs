@@ -1,6 +1,8 @@
 //! Serial mode: the coordinator's own thread computes the whole array, with
 //! the same executor and kernels as every other mode. No doorbell, no
-//! worker: the baseline that speed-ups are measured against.
+//! worker: the baseline that speed-ups are measured against. The same team
+//! of one serves a rank of `--mode ranks`, over its chunk of the node's MPI
+//! shared window instead of a segment.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +13,16 @@ use crate::error::Error;
 use crate::kernel::{Dtype, Element};
 use crate::machine::cpus::PinnedHere;
 use crate::protocol::{Step, StepResult};
-use crate::shm::{Claim, Pulse, Segment, SharedArrays};
+use crate::shm::{ChunkAccess, Claim, Pulse, Segment, SharedArrays};
 use crate::signals::{self, Interrupted};
 use crate::worker::Executor;
 
-enum AnyExecutor {
-    F64(Executor<'static, f64, Claim>),
-    F32(Executor<'static, f32, Claim>),
+enum AnyExecutor<C: ChunkAccess> {
+    F64(Executor<'static, f64, C>),
+    F32(Executor<'static, f32, C>),
 }
 
-impl AnyExecutor {
+impl<C: ChunkAccess> AnyExecutor<C> {
     fn step(&mut self, step: &Step, k: u32) -> StepResult {
         match self {
             AnyExecutor::F64(e) => e.step(step, k),
@@ -29,34 +31,52 @@ impl AnyExecutor {
     }
 }
 
-pub(crate) struct SerialTeam {
-    exec: AnyExecutor,
+/// This thread, computing all of `C` (a claim on the whole segment, or a
+/// rank's chunk of a window).
+pub(crate) struct SerialTeam<C: ChunkAccess> {
+    exec: AnyExecutor<C>,
     /// The coordinator's own thread, pinned until the team is dropped.
     pinned: PinnedHere,
-    _arrays: Arc<SharedArrays>,
+    /// What a lost member would be (there is none to replace).
+    alone: &'static str,
+    _arrays: Option<Arc<SharedArrays>>,
 }
 
-impl SerialTeam {
-    pub(crate) fn start(cfg: &RunConfig, segment: &Segment) -> Result<SerialTeam, Error> {
+impl SerialTeam<Claim> {
+    pub(crate) fn start(cfg: &RunConfig, segment: &Segment) -> Result<SerialTeam<Claim>, Error> {
         let arrays = segment.share_arrays()?;
         let claim = arrays.claim(0..cfg.len)?;
-        let job = super::assignment(cfg, &cfg.partition(), 0, 0, Restore::default());
-        fn exec<T: Element>(
-            job: &crate::protocol::Assignment,
-            claim: Claim,
-        ) -> Result<Executor<'static, T, Claim>, Error> {
-            Executor::new(job, claim, Pulse::default()).map_err(Error::usage)
-        }
-        let exec = match cfg.dtype {
-            Dtype::F64 => AnyExecutor::F64(exec(&job, claim)?),
-            Dtype::F32 => AnyExecutor::F32(exec(&job, claim)?),
-        };
-        let pinned = PinnedHere::pin(cfg.placement.pin_plan.first().copied().flatten());
-        Ok(SerialTeam { exec, pinned, _arrays: arrays })
+        let mut team = SerialTeam::over(cfg, claim)?;
+        team._arrays = Some(arrays);
+        Ok(team)
     }
 }
 
-impl Team for SerialTeam {
+impl<C: ChunkAccess> SerialTeam<C> {
+    /// The team over `chunk`, which holds all of the run's elements.
+    pub(crate) fn over(cfg: &RunConfig, chunk: C) -> Result<SerialTeam<C>, Error> {
+        let job = super::assignment(cfg, &cfg.partition(), 0, 0, Restore::default());
+        fn exec<T: Element, C: ChunkAccess>(
+            job: &crate::protocol::Assignment,
+            chunk: C,
+        ) -> Result<Executor<'static, T, C>, Error> {
+            Executor::new(job, chunk, Pulse::default()).map_err(Error::usage)
+        }
+        let exec = match cfg.dtype {
+            Dtype::F64 => AnyExecutor::F64(exec(&job, chunk)?),
+            Dtype::F32 => AnyExecutor::F32(exec(&job, chunk)?),
+        };
+        let pinned = PinnedHere::pin(cfg.placement.pin_plan.first().copied().flatten());
+        let alone = if cfg.mode == crate::vocab::Mode::Ranks {
+            "a rank has no worker to replace: a lost rank ends the job"
+        } else {
+            "serial mode has no worker to replace"
+        };
+        Ok(SerialTeam { exec, pinned, alone, _arrays: None })
+    }
+}
+
+impl<C: ChunkAccess> Team for SerialTeam<C> {
     fn member(&self, _id: usize) -> MemberFacts {
         MemberFacts {
             pid: std::process::id(),
@@ -91,7 +111,7 @@ impl Team for SerialTeam {
     }
 
     fn replace(&mut self, _id: usize, _restore: Restore) -> Result<(), ReplaceError> {
-        Err(ReplaceError::Impossible("serial mode has no worker to replace".into()))
+        Err(ReplaceError::Impossible(self.alone.into()))
     }
 
     fn shutdown(&mut self) {}

@@ -68,6 +68,41 @@ pub(crate) enum Parts<'x, T> {
     },
 }
 
+impl<'x, T> Parts<'x, T> {
+    /// The three arrays' `n` elements at `a`, `b` and `c`, as `access`
+    /// hands them out (the written one mutable).
+    ///
+    /// # Safety
+    ///
+    /// Each pointer is valid for `n` elements of `T`, aligned, for `'x`;
+    /// the three ranges do not overlap; the one `access` writes is mapped
+    /// writable; and nothing else reads or writes them while the parts live
+    /// (no other reference to them exists in this process, and no other
+    /// process writes them).
+    pub(crate) unsafe fn from_raw(access: Access, a: *mut T, b: *mut T, c: *mut T, n: usize) -> Parts<'x, T> {
+        // SAFETY: what the caller promises, above.
+        unsafe {
+            match access {
+                Access::WriteC => Parts::WriteC {
+                    a: std::slice::from_raw_parts(a, n),
+                    b: std::slice::from_raw_parts(b, n),
+                    c: std::slice::from_raw_parts_mut(c, n),
+                },
+                Access::WriteA => Parts::WriteA {
+                    a: std::slice::from_raw_parts_mut(a, n),
+                    b: std::slice::from_raw_parts(b, n),
+                    c: std::slice::from_raw_parts(c, n),
+                },
+                Access::Read => Parts::Read {
+                    a: std::slice::from_raw_parts(a, n),
+                    b: std::slice::from_raw_parts(b, n),
+                    c: std::slice::from_raw_parts(c, n),
+                },
+            }
+        }
+    }
+}
+
 /// What a worker does with its chunk, whichever way it is mapped.
 pub(crate) trait ChunkAccess: Send {
     /// The element range this chunk covers.
@@ -234,25 +269,7 @@ impl ChunkAccess for WorkerArrays {
         // makes these the only references this process has to it. What is
         // handed out mutably is mapped writable: c always, a only after
         // `open_a(true)` (asserted). The slices cannot outlive the call.
-        unsafe {
-            match access {
-                Access::WriteC => f(Parts::WriteC {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts_mut(c, n),
-                }),
-                Access::WriteA => f(Parts::WriteA {
-                    a: std::slice::from_raw_parts_mut(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                }),
-                Access::Read => f(Parts::Read {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                }),
-            }
-        }
+        f(unsafe { Parts::from_raw(access, a, b, c, n) })
     }
 
     fn stray_write(&self, array: Array, index: usize, bits: u64) {
@@ -421,25 +438,7 @@ impl ChunkAccess for Claim {
         // of it; the borrow flag keeps a stray store out for as long as the
         // slices live (they cannot outlive the call). The range lies inside
         // the mapping (claims are chunks of the array) and is aligned for T.
-        unsafe {
-            match access {
-                Access::WriteC => f(Parts::WriteC {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts_mut(c, n),
-                }),
-                Access::WriteA => f(Parts::WriteA {
-                    a: std::slice::from_raw_parts_mut(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                }),
-                Access::Read => f(Parts::Read {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                }),
-            }
-        }
+        f(unsafe { Parts::from_raw(access, a, b, c, n) })
     }
 
     fn stray_write(&self, array: Array, index: usize, bits: u64) {

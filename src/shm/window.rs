@@ -344,25 +344,7 @@ impl ChunkAccess for WindowChunk<'_> {
         // SAFETY: as in `fill`: this rank's own chunks, writable in its view
         // where `access` writes (asserted above), disjoint, aligned, and
         // borrowed only for the call.
-        unsafe {
-            match access {
-                Access::WriteC => f(Parts::WriteC {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts_mut(c, n),
-                }),
-                Access::WriteA => f(Parts::WriteA {
-                    a: std::slice::from_raw_parts_mut(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                }),
-                Access::Read => f(Parts::Read {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                }),
-            }
-        }
+        f(unsafe { Parts::from_raw(access, a, b, c, n) })
     }
 
     fn stray_write(&self, _array: Array, _index: usize, _bits: u64) {

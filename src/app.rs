@@ -137,10 +137,10 @@ fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
             }
             crate::launcher::refuse_without_mpi()?;
             let machine = Machine::detect();
-            let (cfg, warnings) = RunConfig::resolve(&cli.run, &machine)?;
+            let cfg = RunConfig::resolve(&cli.run, &machine)?;
             let exports = plan.open_exports()?;
             let about = Provenance::new("run", arguments, HostInfo::of(&machine));
-            let report = crate::run::run(&cfg, about, warnings)?;
+            let report = crate::run::run_with(&cfg, about, crate::run::With::default())?;
             present::present(&report, &report.warnings, &cli.output, &plan, exports, |out, s| {
                 table::write_run(out, &report, s)
             })?;

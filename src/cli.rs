@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::fault::{FaultKind, FaultSpec, OnFault};
@@ -43,21 +44,21 @@ in threads mode a crashing worker takes the process: 134 (SIGABRT), 139 (SIGSEGV
 /// on one thread, so processes and threads can be compared side by side.
 #[derive(Debug, Parser)]
 #[command(name = "vecpar-coord", version, after_long_help = EXAMPLES, args_conflicts_with_subcommands = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// A study to run instead of a single measurement.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// Options of a single run.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
     /// Output options (for runs and studies alike).
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub(crate) output: OutputArgs,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Measure a grid (worker counts × modes × lengths × kernels × types × SIMD levels) and show one
     /// table: GB/s, speed-up and parallel efficiency, start-up cost; --plot draws it.
     #[command(after_long_help = SWEEP_EXAMPLES)]
@@ -92,15 +93,15 @@ Examples:
       vecpar-coord isolation --faults abort,segv --export-json -";
 
 /// The most repetitions of a sweep's grid.
-pub const MAX_REPEAT: usize = 1000;
+pub(crate) const MAX_REPEAT: usize = 1000;
 
 /// `vecpar-coord sweep`: lists where a single run takes one value.
 #[derive(Clone, Debug, Args)]
-pub struct SweepArgs {
+pub(crate) struct SweepArgs {
     /// Worker counts, comma separated [default: 1, 2, 4, … up to 4 × the CPUs this process may use (after any
     /// cgroup CPU quota), at most 64]
     #[arg(short = 'n', long, value_name = "LIST", value_delimiter = ',', help_heading = "Grid")]
-    pub procs: Vec<usize>,
+    pub(crate) procs: Vec<usize>,
     /// Modes, comma separated (serial runs once per length, kernel, type and SIMD level, as the baseline)
     #[arg(
         short,
@@ -110,43 +111,44 @@ pub struct SweepArgs {
         default_value = "procs,threads,serial",
         help_heading = "Grid"
     )]
-    pub modes: Vec<Mode>,
+    pub(crate) modes: Vec<Mode>,
     /// Lengths, comma separated: 1e4,1e5,1e6 (more than one draws GB/s against length)
     #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1e7", value_parser = parse_len, help_heading = "Grid")]
-    pub len: Vec<usize>,
+    pub(crate) len: Vec<usize>,
     /// Kernels, comma separated, or all
-    #[arg(long, value_name = "LIST", default_value = "add", help_heading = "Grid")]
-    pub op: OpList,
+    #[arg(long, value_name = "LIST", default_value = "add", value_parser = OpListParser, help_heading = "Grid")]
+    pub(crate) op: OpList,
     /// Element types, comma separated
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "f64", help_heading = "Grid")]
-    pub dtype: Vec<Dtype>,
+    pub(crate) dtype: Vec<Dtype>,
     /// SIMD levels, comma separated, or all that this CPU has
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "auto", help_heading = "Grid")]
-    pub simd: Vec<SweepSimd>,
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "auto", value_parser = ChoiceParser::<Simd, true>::new(), help_heading = "Grid")]
+    pub(crate) simd: Vec<Every<Simd>>,
     /// How each run measures, as for a single run.
     #[command(flatten)]
-    pub measure: MeasureArgs,
+    pub(crate) measure: MeasureArgs,
     /// Run the whole grid R times (at most 1000), each time starting one point later, and report each point's
     /// median over them with its spread: a steadier answer on a noisy machine
     #[arg(long, value_name = "R", default_value_t = 1, help_heading = "Grid")]
-    pub repeat: usize,
+    pub(crate) repeat: usize,
     /// Draw the sweep to FILE (.svg or .png): GB/s against workers, or against length when several are given
     #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub plot: Option<PathBuf>,
+    pub(crate) plot: Option<PathBuf>,
 }
 
 /// `vecpar-coord isolation`.
 #[derive(Clone, Debug, Args)]
-pub struct IsolationArgs {
+pub(crate) struct IsolationArgs {
     /// Faults to inject, comma separated
     #[arg(
         long,
         value_name = "LIST",
         value_delimiter = ',',
         default_value = "panic,abort,segv,hang,oob-write",
+        value_parser = fault_kind(),
         help_heading = "Experiment"
     )]
-    pub faults: Vec<FaultKindArg>,
+    pub(crate) faults: Vec<FaultKind>,
     /// Modes to compare, comma separated
     #[arg(
         long,
@@ -155,21 +157,21 @@ pub struct IsolationArgs {
         default_value = DEFAULT_ISOLATION_MODES,
         help_heading = "Experiment"
     )]
-    pub modes: Vec<IsolationMode>,
+    pub(crate) modes: Vec<IsolationMode>,
     /// Workers per run (2 to 64: an oob-write needs a neighbour)
     #[arg(short = 'n', long, value_name = "N", default_value_t = 2, help_heading = "Experiment")]
-    pub procs: usize,
+    pub(crate) procs: usize,
     /// Elements per array
     #[arg(short, long, value_name = "N", default_value = "1000000", value_parser = parse_len, help_heading = "Experiment")]
-    pub len: usize,
+    pub(crate) len: usize,
     /// Seconds without progress before a worker counts as hung
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_timeout, help_heading = "Experiment")]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
 }
 
 /// The modes whose workers can be lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum IsolationMode {
+pub(crate) enum IsolationMode {
     /// Worker processes
     Procs,
     /// Worker threads
@@ -181,45 +183,12 @@ pub enum IsolationMode {
 
 /// `isolation --modes` by default: the MPI layouts too, in a build that has
 /// them.
-pub const DEFAULT_ISOLATION_MODES: &str = if cfg!(feature = "mpi") { "procs,threads,mpi" } else { "procs,threads" };
-
-/// A fault kind on the command line of `isolation`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FaultKindArg {
-    /// A Rust panic
-    Panic,
-    /// abort()
-    Abort,
-    /// A store through a wild pointer
-    Segv,
-    /// exit(42)
-    Exit,
-    /// Never reports back
-    Hang,
-    /// A store into another worker's part of a
-    OobWrite,
-    /// A runaway recursion
-    StackOverflow,
-}
-
-impl FaultKindArg {
-    /// The fault it names.
-    pub fn kind(self) -> FaultKind {
-        match self {
-            FaultKindArg::Panic => FaultKind::Panic,
-            FaultKindArg::Abort => FaultKind::Abort,
-            FaultKindArg::Segv => FaultKind::Segv,
-            FaultKindArg::Exit => FaultKind::Exit(crate::fault::DEFAULT_EXIT_CODE),
-            FaultKindArg::Hang => FaultKind::Hang,
-            FaultKindArg::OobWrite => FaultKind::OobWrite,
-            FaultKindArg::StackOverflow => FaultKind::StackOverflow,
-        }
-    }
-}
+pub(crate) const DEFAULT_ISOLATION_MODES: &str =
+    if cfg!(feature = "mpi") { "procs,threads,mpi" } else { "procs,threads" };
 
 /// Shells with completion scripts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// GNU bash
     Bash,
     /// Z shell
@@ -228,112 +197,163 @@ pub enum Shell {
     Fish,
 }
 
-/// `--simd`: a level, or the widest this CPU has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SimdChoice {
-    /// The widest level this CPU supports
+/// A value, or `auto` (vecpar decides): `--simd`, `--stores`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Auto<T> {
+    /// vecpar decides.
     Auto,
-    /// One element per instruction
-    Scalar,
-    /// 128-bit vectors (x86_64)
-    Sse2,
-    /// 256-bit vectors (x86_64)
-    Avx2,
-    /// 512-bit vectors (x86_64)
-    Avx512,
-    /// 128-bit vectors (aarch64)
-    Neon,
+    /// This one.
+    Is(T),
 }
 
-impl SimdChoice {
-    /// The level, or `None` for auto.
-    pub fn level(self) -> Option<Simd> {
+impl<T: Copy> Auto<T> {
+    /// The value, or `None` for auto.
+    pub(crate) fn value(self) -> Option<T> {
         match self {
-            SimdChoice::Auto => None,
-            SimdChoice::Scalar => Some(Simd::Scalar),
-            SimdChoice::Sse2 => Some(Simd::Sse2),
-            SimdChoice::Avx2 => Some(Simd::Avx2),
-            SimdChoice::Avx512 => Some(Simd::Avx512),
-            SimdChoice::Neon => Some(Simd::Neon),
+            Auto::Auto => None,
+            Auto::Is(v) => Some(v),
         }
     }
 }
 
-/// A sweep's `--simd`: a level, or every level this CPU has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SweepSimd {
-    /// Every level this CPU supports, narrowest first
+impl<T: std::fmt::Display> std::fmt::Display for Auto<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auto::Auto => f.write_str("auto"),
+            Auto::Is(v) => v.fmt(f),
+        }
+    }
+}
+
+/// A sweep's list item: a value, `auto`, or `all` of them that this
+/// machine has (`--simd all`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Every<T> {
+    /// Every value this machine supports.
     All,
-    /// The widest level this CPU supports
-    Auto,
-    /// One element per instruction
-    Scalar,
-    /// 128-bit vectors (x86_64)
-    Sse2,
-    /// 256-bit vectors (x86_64)
-    Avx2,
-    /// 512-bit vectors (x86_64)
-    Avx512,
-    /// 128-bit vectors (aarch64)
-    Neon,
+    /// One value, or auto.
+    One(Auto<T>),
 }
 
-impl SweepSimd {
-    /// The single-run choices this stands for, given the levels this CPU
-    /// supports (narrowest first).
-    pub fn expand(self, supported: &[Simd]) -> Vec<SimdChoice> {
-        let one = match self {
-            SweepSimd::All => {
-                return supported.iter().map(|&s| SimdChoice::from(s)).collect();
-            }
-            SweepSimd::Auto => SimdChoice::Auto,
-            SweepSimd::Scalar => SimdChoice::Scalar,
-            SweepSimd::Sse2 => SimdChoice::Sse2,
-            SweepSimd::Avx2 => SimdChoice::Avx2,
-            SweepSimd::Avx512 => SimdChoice::Avx512,
-            SweepSimd::Neon => SimdChoice::Neon,
-        };
-        vec![one]
-    }
-}
-
-impl From<Simd> for SimdChoice {
-    fn from(s: Simd) -> SimdChoice {
-        match s {
-            Simd::Scalar => SimdChoice::Scalar,
-            Simd::Sse2 => SimdChoice::Sse2,
-            Simd::Avx2 => SimdChoice::Avx2,
-            Simd::Avx512 => SimdChoice::Avx512,
-            Simd::Neon => SimdChoice::Neon,
-        }
-    }
-}
-
-/// `--stores`: a kind, or chosen by chunk size against the cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum StoresChoice {
-    /// Non-temporal when the chunks do not fit in the last-level cache
-    Auto,
-    /// Ordinary stores
-    Regular,
-    /// Streaming stores that bypass the caches
-    Nontemporal,
-}
-
-impl StoresChoice {
-    /// The kind, or `None` for auto.
-    pub fn kind(self) -> Option<Stores> {
+impl<T: Copy> Every<T> {
+    /// The single-run values this stands for, given those this machine
+    /// supports (in order).
+    pub(crate) fn expand(self, supported: &[T]) -> Vec<Auto<T>> {
         match self {
-            StoresChoice::Auto => None,
-            StoresChoice::Regular => Some(Stores::Regular),
-            StoresChoice::Nontemporal => Some(Stores::Nontemporal),
+            Every::All => supported.iter().map(|&v| Auto::Is(v)).collect(),
+            Every::One(v) => vec![v],
         }
     }
+}
+
+/// Parses a [`ValueEnum`] value, `auto`, and (for a sweep) `all`; lists
+/// them all in help and completions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChoiceParser<T, const ALL: bool>(std::marker::PhantomData<T>);
+
+impl<T, const ALL: bool> ChoiceParser<T, ALL> {
+    pub(crate) const fn new() -> Self {
+        ChoiceParser(std::marker::PhantomData)
+    }
+}
+
+impl<T: ValueEnum + Clone + Send + Sync + 'static, const ALL: bool> ChoiceParser<T, ALL> {
+    fn parse_value(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Every<T>, clap::Error> {
+        if ALL && value == "all" {
+            return Ok(Every::All);
+        }
+        if value == "auto" {
+            return Ok(Every::One(Auto::Auto));
+        }
+        use clap::builder::TypedValueParser;
+        let inner = clap::builder::EnumValueParser::<T>::new();
+        match inner.parse_ref(cmd, arg, value) {
+            Ok(v) => Ok(Every::One(Auto::Is(v))),
+            Err(_) => {
+                let mut e = clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd);
+                e.insert(
+                    clap::error::ContextKind::InvalidArg,
+                    clap::error::ContextValue::String(arg.map_or_else(String::new, |a| a.to_string())),
+                );
+                e.insert(
+                    clap::error::ContextKind::InvalidValue,
+                    clap::error::ContextValue::String(value.to_string_lossy().into_owned()),
+                );
+                let valid = self.names();
+                e.insert(clap::error::ContextKind::ValidValue, clap::error::ContextValue::Strings(valid));
+                Err(e)
+            }
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if ALL {
+            out.push("all".into());
+        }
+        out.push("auto".into());
+        out.extend(T::value_variants().iter().filter_map(|v| v.to_possible_value()).map(|p| p.get_name().to_string()));
+        out
+    }
+}
+
+impl<T: ValueEnum + Clone + Send + Sync + 'static> clap::builder::TypedValueParser for ChoiceParser<T, false> {
+    type Value = Auto<T>;
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Auto<T>, clap::Error> {
+        match self.parse_value(cmd, arg, value)? {
+            Every::One(v) => Ok(v),
+            Every::All => unreachable!("`all` is not offered for a single run"),
+        }
+    }
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(possible::<T>(false)))
+    }
+}
+
+impl<T: ValueEnum + Clone + Send + Sync + 'static> clap::builder::TypedValueParser for ChoiceParser<T, true> {
+    type Value = Every<T>;
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Every<T>, clap::Error> {
+        self.parse_value(cmd, arg, value)
+    }
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(possible::<T>(true)))
+    }
+}
+
+fn possible<T: ValueEnum>(all: bool) -> impl Iterator<Item = clap::builder::PossibleValue> {
+    use clap::builder::PossibleValue;
+    all.then(|| PossibleValue::new("all").help("Every level this CPU supports, narrowest first"))
+        .into_iter()
+        .chain(std::iter::once(PossibleValue::new("auto").help("Chosen for this machine and run")))
+        .chain(T::value_variants().iter().filter_map(|v| v.to_possible_value()).collect::<Vec<_>>())
+}
+
+/// Parses a fault kind's name (`isolation --faults`), listing them all.
+fn fault_kind() -> impl clap::builder::TypedValueParser<Value = FaultKind> {
+    clap::builder::PossibleValuesParser::new(
+        FaultKind::ALL.map(|k| clap::builder::PossibleValue::new(k.name()).help(k.description())),
+    )
+    .try_map(|name: String| name.parse::<FaultKind>())
 }
 
 /// `--color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     /// Colour when stdout is a terminal and NO_COLOR is unset
     Auto,
     /// Always colour
@@ -342,10 +362,10 @@ pub enum ColorChoice {
     Never,
 }
 
-/// `--op`: kernels in the order given, or `all` (STREAM's four, then
-/// BabelStream's dot and nstream).
+/// `--op`: kernels in the order given, or `all` (every kernel of the table,
+/// in its order).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpList(pub Vec<Op>);
+pub(crate) struct OpList(pub Vec<Op>);
 
 impl std::str::FromStr for OpList {
     type Err = String;
@@ -365,6 +385,43 @@ impl std::str::FromStr for OpList {
     }
 }
 
+/// Parses `--op`, and lists every kernel of the table with its formula in
+/// help and completions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpListParser;
+
+impl clap::builder::TypedValueParser for OpListParser {
+    type Value = OpList;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<OpList, clap::Error> {
+        let flag = arg.map_or_else(|| "--op".to_string(), |a| a.to_string());
+        let text = value.to_str().ok_or_else(|| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidUtf8, format!("the value of '{flag}' is not UTF-8\n"))
+                .with_cmd(cmd)
+        })?;
+        text.parse::<OpList>().map_err(|e| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{text}' for '{flag}': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        use clap::builder::PossibleValue;
+        let all = PossibleValue::new("all").help("Every kernel, in this order");
+        Some(Box::new(
+            std::iter::once(all).chain(Op::ALL.iter().map(|op| PossibleValue::new(op.name()).help(op.formula()))),
+        ))
+    }
+}
+
 impl std::fmt::Display for OpList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.0.iter().map(|o| o.name()).collect();
@@ -374,62 +431,62 @@ impl std::fmt::Display for OpList {
 
 /// The most workers one run may start: far beyond any machine's cores, well
 /// short of a fork bomb.
-pub const MAX_WORKERS: usize = crate::shm::MAX_SLOTS;
+pub(crate) const MAX_WORKERS: usize = crate::shm::MAX_SLOTS;
 
 /// The most timed rounds (and, separately, warm-up rounds) of one run.
-pub const MAX_ROUNDS: u32 = 1_000_000;
+pub(crate) const MAX_ROUNDS: u32 = 1_000_000;
 
 /// Options of one measurement.
 #[derive(Clone, Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Number of workers, 1 to 4096 [default: the CPUs this process may use, counting the affinity mask and any
     /// cgroup CPU quota]
     #[arg(short = 'n', long, allow_negative_numbers = true, value_name = "N", help_heading = "Workload")]
-    pub procs: Option<usize>,
+    pub(crate) procs: Option<usize>,
 
     /// Elements per array: 1000000, 1e6, 10M, 2^20 or 1_000_000
     #[arg(short, long, value_name = "N", allow_negative_numbers = true, default_value = "1000000", value_parser = parse_len, help_heading = "Workload")]
-    pub len: usize,
+    pub(crate) len: usize,
 
-    /// The kernels, run one after another on the same arrays: copy, scale, add (c = a + b, the seed's), triad,
-    /// dot, nstream, a comma-separated list of them, or all
-    #[arg(long, value_name = "LIST", default_value = "add", help_heading = "Workload")]
-    pub op: OpList,
+    /// The kernels, run one after another on the same arrays: one of those below (add is the seed's), a
+    /// comma-separated list of them, or all
+    #[arg(long, value_name = "LIST", default_value = "add", value_parser = OpListParser, help_heading = "Workload")]
+    pub(crate) op: OpList,
 
     /// Element type
     #[arg(long, value_enum, default_value_t = Dtype::F64, help_heading = "Workload")]
-    pub dtype: Dtype,
+    pub(crate) dtype: Dtype,
 
     /// Run on worker processes, on threads of one process, or on one thread
     #[arg(short, long, value_enum, default_value_t = Mode::Procs, help_heading = "Workload")]
-    pub mode: Mode,
+    pub(crate) mode: Mode,
 
-    /// Instruction set of the kernel; a level this CPU lacks is refused
-    #[arg(long, value_enum, default_value_t = SimdChoice::Auto, help_heading = "Tuning")]
-    pub simd: SimdChoice,
+    /// Instruction set of the kernel (auto: the widest this CPU has); a level this CPU lacks is refused
+    #[arg(long, default_value = "auto", value_parser = ChoiceParser::<Simd, false>::new(), help_heading = "Tuning")]
+    pub(crate) simd: Auto<Simd>,
 
     /// How each run measures: rounds, seed, memory and placement.
     #[command(flatten)]
-    pub measure: MeasureArgs,
+    pub(crate) measure: MeasureArgs,
 
     /// Make worker WORKER fail in round ROUND (default 0): panic, abort, segv, exit[=CODE], hang, oob-write or
     /// stack-overflow; or slow it down by MS milliseconds, losing nothing: stall=MS
     #[arg(long, value_name = "WORKER:KIND[@ROUND]", help_heading = "Faults")]
-    pub inject_fault: Vec<FaultSpec>,
+    pub(crate) inject_fault: Vec<FaultSpec>,
 
     /// When a worker is lost: fail (exit 4), or retry[=N] (replace it and repeat the step, N times at most)
     #[arg(long, value_name = "POLICY", default_value = "fail", help_heading = "Faults")]
-    pub on_fault: OnFault,
+    pub(crate) on_fault: OnFault,
 
     /// Seconds a worker may go without any sign of progress before it counts as hung (time the coordinator
     /// itself was stopped does not count)
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
 }
 
 /// How a run measures: the options a single run and a sweep share.
 #[derive(Clone, Debug, Args)]
-pub struct MeasureArgs {
+pub(crate) struct MeasureArgs {
     /// Timed rounds (1 to 1000000)
     #[arg(
         short,
@@ -439,7 +496,7 @@ pub struct MeasureArgs {
         default_value_t = 10,
         help_heading = "Workload"
     )]
-    pub runs: u32,
+    pub(crate) runs: u32,
 
     /// Untimed rounds before the timed ones (at most 1000000)
     #[arg(
@@ -450,67 +507,67 @@ pub struct MeasureArgs {
         default_value_t = 1,
         help_heading = "Workload"
     )]
-    pub warmup: u32,
+    pub(crate) warmup: u32,
 
     /// Seed of the pseudo-random contents of the arrays (same values for any mode or worker count)
     #[arg(long, allow_negative_numbers = true, value_name = "S", default_value_t = 1, help_heading = "Workload")]
-    pub seed: u64,
+    pub(crate) seed: u64,
 
     /// How results are written: auto picks non-temporal stores when the arrays do not fit in the last-level cache
-    #[arg(long, value_enum, default_value_t = StoresChoice::Auto, help_heading = "Tuning")]
-    pub stores: StoresChoice,
+    #[arg(long, default_value = "auto", value_parser = ChoiceParser::<Stores, false>::new(), help_heading = "Tuning")]
+    pub(crate) stores: Auto<Stores>,
 
     /// Pin workers to CPUs: auto (compact when each worker can have its own CPU, else none), none, compact,
     /// spread, or a list like 3,1 or 0-3,8: worker i goes to the i-th CPU listed (always inside the CPUs this
     /// process may use)
     #[arg(long, value_name = "HOW", default_value = "auto", help_heading = "Tuning")]
-    pub pin: PinSpec,
+    pub(crate) pin: PinSpec,
 
     /// How rounds are started and reported: a futex doorbell in shared memory, or IPC messages
     #[arg(long, value_enum, default_value_t = RoundSync::Doorbell, help_heading = "Tuning")]
-    pub sync: RoundSync,
+    pub(crate) sync: RoundSync,
 
     /// Shared memory: an anonymous memfd, or a POSIX object in /dev/shm (limited by its size)
     #[arg(long, value_enum, default_value_t = Backend::Memfd, help_heading = "Tuning")]
-    pub shm: Backend,
+    pub(crate) shm: Backend,
 
     /// Back the arrays with 2 MiB pages from the hugetlb pool (sysctl vm.nr_hugepages): 512 times fewer
     /// page faults and TLB entries. auto uses the pool when it has room and every worker still gets a page
     #[arg(long, value_enum, default_value_t = HugePages::Auto, help_heading = "Tuning")]
-    pub huge_pages: HugePages,
+    pub(crate) huge_pages: HugePages,
 
     /// The vecpar-worker binary [default: next to vecpar-coord]
     #[arg(long, value_name = "PATH", env = "VECPAR_WORKER", help_heading = "Tuning")]
-    pub worker_bin: Option<PathBuf>,
+    pub(crate) worker_bin: Option<PathBuf>,
 }
 
 /// Output options, shared by runs and studies.
 #[derive(Clone, Debug, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Write the full report as JSON to FILE (- for stdout); replaced whole, never left half-written
     #[arg(long, value_name = "FILE", global = true, help_heading = "Output")]
-    pub export_json: Option<PathBuf>,
+    pub(crate) export_json: Option<PathBuf>,
 
     /// Write the summary as CSV to FILE (- for stdout)
     #[arg(long, value_name = "FILE", global = true, help_heading = "Output")]
-    pub export_csv: Option<PathBuf>,
+    pub(crate) export_csv: Option<PathBuf>,
 
     /// Write the summary as a Markdown table to FILE (- for stdout)
     #[arg(long, value_name = "FILE", global = true, help_heading = "Output")]
-    pub export_markdown: Option<PathBuf>,
+    pub(crate) export_markdown: Option<PathBuf>,
 
     /// Colour in the terminal output (NO_COLOR in the environment also turns it off)
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, help_heading = "Output")]
-    pub color: ColorChoice,
+    pub(crate) color: ColorChoice,
 
     /// Print no warnings and no progress bar
     #[arg(short, long, global = true, help_heading = "Output")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 /// Parses an element count: `1000000`, `1_000_000`, `1e6`, `1.5e6`, `10M`,
 /// `4Ki`, `2^20`.
-pub fn parse_len(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_len(text: &str) -> Result<usize, String> {
     let t: String = text.chars().filter(|c| *c != '_' && !c.is_whitespace()).collect();
     let bad = || format!("'{text}' is not an element count (try 1000000, 1e6, 10M or 2^20)");
     let value: u128 = if let Some((base, exp)) = t.split_once('^') {

@@ -21,7 +21,7 @@ use crate::machine::{Machine, PinSpec};
 use crate::partition::Partition;
 use crate::shm::Layout;
 use crate::units::human_bytes;
-use crate::vocab::{Array, Backend, HugePages, Mode, RoundSync};
+use crate::vocab::{Backend, HugePages, Mode, RoundSync};
 use crate::warnings::Warning;
 
 /// How long a waiter spins before sleeping, where spinning steals no CPU.
@@ -59,6 +59,7 @@ pub enum ProcsSource {
     /// Serial mode: one thread.
     Serial,
     /// `--mode ranks`: each MPI rank computes its own chunk.
+    #[cfg(feature = "mpi")]
     Rank,
     /// The CPUs in the affinity mask.
     AffinityMask {
@@ -79,15 +80,12 @@ impl std::fmt::Display for ProcsSource {
         match self {
             ProcsSource::Flag => f.write_str("from --procs"),
             ProcsSource::Serial => f.write_str("serial mode"),
+            #[cfg(feature = "mpi")]
             ProcsSource::Rank => f.write_str("the rank itself"),
             ProcsSource::AffinityMask { cpus } => write!(f, "the CPUs this process may use: {cpus}"),
             ProcsSource::CgroupQuota { cpus, file } => write!(f, "cgroup CPU quota of {cpus:.2} CPUs ({file})"),
         }
     }
-}
-
-fn is_zero(x: &u64) -> bool {
-    *x == 0
 }
 
 /// Where workers run and how they wait.
@@ -119,24 +117,64 @@ mod micros {
     }
 }
 
-/// A run, fully resolved: what the report echoes as `config`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A run, fully resolved and checked against the machine: the only way to
+/// make one is [`RunConfig::resolve`] (or the [`RunBuilder`] that calls it),
+/// so a `RunConfig` always describes a run that can work. Its fields are
+/// private; what a report shows of it is a [`ConfigRecord`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunConfig {
+    mode: Mode,
+    procs: usize,
+    procs_source: ProcsSource,
+    len: usize,
+    /// Where this run's arrays begin in the global array (an MPI rank's
+    /// share of `--len`), and that array's length.
+    share: Share,
+    ops: Vec<Op>,
+    dtype: Dtype,
+    simd: Simd,
+    stores: Stores,
+    stores_auto: bool,
+    stores_reason: String,
+    shm: Backend,
+    page_bytes: usize,
+    pages: HugePages,
+    pages_reason: String,
+    sync: RoundSync,
+    pin: PinSpec,
+    runs: u32,
+    warmup: u32,
+    seed: u64,
+    timeout_s: f64,
+    on_fault: OnFault,
+    faults: Vec<FaultSpec>,
+    placement: Placement,
+    worker_bin: Option<PathBuf>,
+    check_threads: usize,
+    warnings: Vec<Warning>,
+}
+
+/// A run's part of a longer global array (an MPI rank's share).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Share {
+    /// The global index of the run's element 0.
+    pub(crate) base: u64,
+    /// Elements per array over every share.
+    pub(crate) global_len: u64,
+}
+
+/// What a report says of the configuration it ran: a plain record (`config`
+/// in the JSON), read back from JSON as it was written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigRecord {
     /// Execution mode.
     pub mode: Mode,
     /// Number of workers (1 in serial mode).
     pub procs: usize,
     /// Where that number came from.
     pub procs_source: ProcsSource,
-    /// Elements per array.
+    /// Elements per array (the global length, under MPI).
     pub len: usize,
-    /// Where this run's arrays begin in a longer global array (an MPI
-    /// rank's share of `--len`); 0 for a run on its own. Element `i` of the
-    /// segment holds the global element `base + i`: the generator, the
-    /// checks, the digests and `dot`'s tree all use global indices, so the
-    /// shares of every rank combine into the one-machine result.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub base: u64,
     /// The kernels, in order.
     #[serde(flatten)]
     pub ops: Ops,
@@ -146,15 +184,11 @@ pub struct RunConfig {
     pub simd: Simd,
     /// Store kind.
     pub stores: Stores,
-    /// Whether `--stores auto` chose it (then a kernel that reads what it
-    /// writes uses regular stores: [`Stores::for_op`]).
-    #[serde(default)]
-    pub stores_auto: bool,
     /// Why that store kind.
     pub stores_reason: String,
     /// Shared-memory backend.
     pub shm: Backend,
-    /// The segment's page size, bytes (base or huge).
+    /// The page size the arrays got, bytes (base or huge).
     pub page_bytes: usize,
     /// What `--huge-pages` asked for.
     pub pages: HugePages,
@@ -183,15 +217,36 @@ pub struct RunConfig {
     pub footprint_bytes: u64,
     /// Where workers run and how they wait.
     pub placement: Placement,
-    /// The worker binary (procs mode).
-    #[serde(skip)]
-    pub worker_bin: Option<PathBuf>,
+    /// Threads of the coordinator that check the arrays after each kernel.
+    #[serde(default)]
+    pub check_threads: usize,
+}
+
+/// The pages a run's segment really got (huge pages may run out between
+/// planning and reserving).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pages {
+    /// Bytes per page.
+    pub(crate) bytes: usize,
+    /// Why those.
+    pub(crate) reason: String,
 }
 
 impl RunConfig {
-    /// Resolves and checks the arguments of one run against `machine`;
-    /// returns the run and what makes its numbers mislead.
-    pub fn resolve(args: &RunArgs, machine: &Machine) -> Result<(RunConfig, Vec<Warning>), Error> {
+    /// A builder for a run, for library users: every option of the command
+    /// line, with its default.
+    pub fn builder() -> RunBuilder {
+        RunBuilder::default()
+    }
+
+    /// Resolves and checks the arguments of one run against `machine`.
+    pub(crate) fn resolve(args: &RunArgs, machine: &Machine) -> Result<RunConfig, Error> {
+        RunConfig::resolve_share(args, machine, None)
+    }
+
+    /// [`RunConfig::resolve`] for a share of a longer global array (an MPI
+    /// rank's part: `args.len` is the share's length).
+    pub(crate) fn resolve_share(args: &RunArgs, machine: &Machine, share: Option<Share>) -> Result<RunConfig, Error> {
         let usage = |m: String| Err(Error::usage(m));
         let mut warnings = Vec::new();
         let allowed = &machine.allowed_cpus;
@@ -201,12 +256,14 @@ impl RunConfig {
                 return usage(format!("--procs {n}: serial mode runs one thread; drop --procs or use --mode threads"));
             }
             (Mode::Serial, _) => (1, ProcsSource::Serial),
+            #[cfg(feature = "mpi")]
             (Mode::Ranks, Some(n)) if n != 1 => {
                 return usage(format!(
                     "--procs {n}: --mode ranks computes each rank's chunk on the rank itself; start more ranks \
                      (mpirun -n), or use --mode procs for worker processes inside each rank"
                 ));
             }
+            #[cfg(feature = "mpi")]
             (Mode::Ranks, _) => (1, ProcsSource::Rank),
             (_, Some(0)) => return usage("--procs 0: a run needs at least one worker".into()),
             (_, Some(n)) if n > MAX_WORKERS => return usage(format!("--procs {n}: at most {MAX_WORKERS} workers")),
@@ -243,17 +300,8 @@ impl RunConfig {
                 ops.len()
             ));
         }
-        if let Some(pos) = ops.iter().position(|o| !o.idempotent())
-            && pos + 1 != ops.len()
-        {
-            return usage(format!(
-                "--op {}: {} writes a, which the kernels after it read; put it last",
-                crate::cli::OpList(ops.clone()),
-                ops[pos]
-            ));
-        }
 
-        let simd = match args.simd.level() {
+        let simd = match args.simd.value() {
             Some(level) if !machine.simd.contains(&level) => {
                 let supported: Vec<&str> = machine.simd.iter().map(|s| s.name()).collect();
                 return usage(format!(
@@ -268,7 +316,7 @@ impl RunConfig {
         let (page, pages_reason) = choose_page(args, machine, procs)?;
         let partition = Partition::new(args.len, procs, page / args.dtype.size());
         let footprint = 3 * args.len as u64 * args.dtype.size() as u64;
-        let (stores, stores_reason) = match m.stores.kind() {
+        let (stores, stores_reason) = match m.stores.value() {
             Some(Stores::Nontemporal) if !simd.has_streaming_stores() => {
                 return usage(format!(
                     "--stores nontemporal: --simd {simd} has no streaming store; use --simd sse2 or wider, or --stores regular"
@@ -277,19 +325,23 @@ impl RunConfig {
             Some(kind) => (kind, "requested".to_string()),
             None => {
                 let (kind, mut why) = auto_stores(simd, &partition, args.dtype, machine.llc_bytes());
-                let keeps_regular = |op: &Op| kind.for_op(*op, true) != kind;
-                if kind == Stores::Nontemporal && ops.iter().all(keeps_regular) {
-                    why.push_str(", but nstream reads the array it writes: regular stores");
+                let in_place: Vec<&str> =
+                    ops.iter().filter(|op| kind.for_op(**op, true) != kind).map(|op| op.name()).collect();
+                if kind == Stores::Nontemporal && in_place.len() == ops.len() {
+                    why.push_str(&format!(", but {} reads the array it writes: regular stores", in_place.join(", ")));
                     (Stores::Regular, why)
                 } else {
-                    if kind == Stores::Nontemporal && ops.iter().any(keeps_regular) {
-                        why.push_str("; nstream reads the array it writes, so it keeps regular stores");
+                    if kind == Stores::Nontemporal && !in_place.is_empty() {
+                        why.push_str(&format!(
+                            "; {} reads the array it writes, so it keeps regular stores",
+                            in_place.join(", ")
+                        ));
                     }
                     (kind, why)
                 }
             }
         };
-        let stores_auto = m.stores.kind().is_none();
+        let stores_auto = m.stores.value().is_none();
 
         let plan = pin_plan(&m.pin, allowed, room, procs).map_err(|e| Error::usage(e.to_string()))?;
 
@@ -300,7 +352,7 @@ impl RunConfig {
             ));
         }
         if let Some(f) = args.inject_fault.iter().find(|f| f.rank.is_some())
-            && (!cfg!(feature = "mpi") || crate::launcher::launched().is_none())
+            && share.is_none()
         {
             return usage(format!(
                 "--inject-fault {f}: a rank fault needs a run under mpirun (built with --features mpi)"
@@ -338,15 +390,18 @@ impl RunConfig {
         {
             warnings.push(Warning::FitsInCache { footprint, llc, suggest_len: suggest_len(llc, args.dtype) });
         }
+        // The coordinator checks the arrays with its own threads, one per
+        // CPU it may use (the workers wait meanwhile), never more than
+        // there are chunks to check.
+        let check_threads = room.min(partition.active()).max(1);
 
-        let config = RunConfig {
+        Ok(RunConfig {
             mode: args.mode,
             procs,
             procs_source,
             len: args.len,
-            base: 0,
-            bytes_per_round: ops[0].arrays_moved() * args.len as u64 * args.dtype.size() as u64,
-            ops: Ops(ops),
+            share: share.unwrap_or(Share { base: 0, global_len: args.len as u64 }),
+            ops,
             dtype: args.dtype,
             simd,
             stores,
@@ -364,40 +419,335 @@ impl RunConfig {
             timeout_s: args.timeout,
             on_fault: args.on_fault,
             faults: args.inject_fault.clone(),
-            footprint_bytes: footprint,
             placement,
             worker_bin,
-        };
-        Ok((config, warnings))
+            check_threads,
+            warnings,
+        })
     }
 
-    /// The partition of this run.
-    pub fn partition(&self) -> Partition {
-        Partition::new(self.len, self.procs, self.page_bytes / self.dtype.size())
+    /// What makes this run's numbers mislead, found while resolving it.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
     }
 
-    /// STREAM-counted bytes per round of `op`.
-    pub fn bytes_per_round(&self, op: Op) -> u64 {
-        op.arrays_moved() * self.len as u64 * self.dtype.size() as u64
+    /// The same run, with `more` warnings found by whoever runs it (an MPI
+    /// rank, about its share of the node).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn with_warnings(mut self, more: Vec<Warning>) -> RunConfig {
+        self.warnings.extend(more);
+        self
+    }
+
+    /// The execution mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The number of workers.
+    pub fn procs(&self) -> usize {
+        self.procs
+    }
+
+    /// Elements per array (this run's share, under MPI).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the arrays are empty (never: `--len` is at least 1).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The kernels, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// The SIMD level.
+    pub fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// The store kind.
+    pub fn stores(&self) -> Stores {
+        self.stores
+    }
+
+    /// Timed rounds per kernel.
+    pub fn runs(&self) -> u32 {
+        self.runs
+    }
+
+    /// Warm-up rounds per kernel.
+    pub fn warmup(&self) -> u32 {
+        self.warmup
+    }
+
+    /// The data seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub(crate) fn stores_auto(&self) -> bool {
+        self.stores_auto
+    }
+
+    pub(crate) fn shm(&self) -> Backend {
+        self.shm
+    }
+
+    /// The page size planned for the segment (it may get base pages
+    /// instead, when the hugetlb pool runs out meanwhile).
+    pub(crate) fn page_bytes(&self) -> usize {
+        self.page_bytes
+    }
+
+    pub(crate) fn pages(&self) -> HugePages {
+        self.pages
+    }
+
+    pub(crate) fn planned_pages(&self) -> Pages {
+        Pages { bytes: self.page_bytes, reason: self.pages_reason.clone() }
+    }
+
+    pub(crate) fn sync(&self) -> RoundSync {
+        self.sync
+    }
+
+    pub(crate) fn on_fault(&self) -> OnFault {
+        self.on_fault
+    }
+
+    pub(crate) fn faults(&self) -> &[FaultSpec] {
+        &self.faults
+    }
+
+    pub(crate) fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    pub(crate) fn worker_bin(&self) -> Option<&Path> {
+        self.worker_bin.as_deref()
+    }
+
+    pub(crate) fn share(&self) -> Share {
+        self.share
+    }
+
+    /// Threads of the coordinator that check the arrays.
+    pub(crate) fn check_threads(&self) -> usize {
+        self.check_threads
+    }
+
+    /// Rounds each kernel runs, warm-up included.
+    pub(crate) fn rounds_per_kernel(&self) -> u32 {
+        self.runs + self.warmup
+    }
+
+    /// The partition of this run over pages of `page_bytes`.
+    pub(crate) fn partition(&self, page_bytes: usize) -> Partition {
+        Partition::new(self.len, self.procs, page_bytes / self.dtype.size())
+    }
+
+    /// STREAM-counted bytes per round of `op` over the global array.
+    pub(crate) fn bytes_per_round(&self, op: Op) -> u64 {
+        op.arrays_moved() * self.share.global_len * self.dtype.size() as u64
     }
 
     /// Seconds without progress before a worker counts as hung.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout_s)
+    }
+
+    pub(crate) fn timeout_s(&self) -> f64 {
+        self.timeout_s
     }
 
     /// Whether `c` must be filled from the generator: a kernel reads it
     /// before any kernel writes it.
-    pub fn fill_c(&self) -> bool {
-        for op in &self.ops.0 {
-            if op.reads().contains(&Array::C) {
-                return true;
-            }
-            if op.writes() == Some(Array::C) {
-                return false;
-            }
+    pub(crate) fn fill_c(&self) -> bool {
+        crate::kernel::history::fills_c(&self.ops)
+    }
+
+    /// What a report says of this run, on the pages it got.
+    pub(crate) fn record(&self, pages: &Pages) -> ConfigRecord {
+        let global = self.share.global_len;
+        ConfigRecord {
+            mode: self.mode,
+            procs: self.procs,
+            procs_source: self.procs_source.clone(),
+            len: global as usize,
+            ops: Ops(self.ops.clone()),
+            dtype: self.dtype,
+            simd: self.simd,
+            stores: self.stores,
+            stores_reason: self.stores_reason.clone(),
+            shm: self.shm,
+            page_bytes: pages.bytes,
+            pages: self.pages,
+            pages_reason: pages.reason.clone(),
+            sync: self.sync,
+            pin: self.pin.clone(),
+            runs: self.runs,
+            warmup: self.warmup,
+            seed: self.seed,
+            timeout_s: self.timeout_s,
+            on_fault: self.on_fault,
+            faults: self.faults.clone(),
+            bytes_per_round: self.bytes_per_round(self.ops[0]),
+            footprint_bytes: 3 * global * self.dtype.size() as u64,
+            placement: self.placement.clone(),
+            check_threads: self.check_threads,
         }
-        false
+    }
+}
+
+/// Builds a [`RunConfig`] from options, as the command line would give
+/// them; [`RunBuilder::resolve`] checks them against a machine.
+///
+/// ```no_run
+/// use vecpar::{Mode, Op, RunConfig};
+///
+/// let config = RunConfig::builder().mode(Mode::Threads).len(1_000_000).ops(&[Op::Triad]).resolve_here()?;
+/// let report = vecpar::run(&config)?;
+/// assert!(report.validated());
+/// # Ok::<(), vecpar::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RunBuilder {
+    args: RunArgs,
+}
+
+impl Default for RunBuilder {
+    fn default() -> RunBuilder {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["vecpar-coord"]).expect("the defaults parse");
+        RunBuilder { args: cli.run }
+    }
+}
+
+impl RunBuilder {
+    /// What workers are made of.
+    pub fn mode(mut self, mode: Mode) -> RunBuilder {
+        self.args.mode = mode;
+        self
+    }
+
+    /// The number of workers (default: the CPUs this process may use).
+    pub fn procs(mut self, n: usize) -> RunBuilder {
+        self.args.procs = Some(n);
+        self
+    }
+
+    /// Elements per array.
+    pub fn len(mut self, n: usize) -> RunBuilder {
+        self.args.len = n;
+        self
+    }
+
+    /// The kernels, in order.
+    pub fn ops(mut self, ops: &[Op]) -> RunBuilder {
+        self.args.op = crate::cli::OpList(ops.to_vec());
+        self
+    }
+
+    /// The element type.
+    pub fn dtype(mut self, dtype: Dtype) -> RunBuilder {
+        self.args.dtype = dtype;
+        self
+    }
+
+    /// The SIMD level (default: the widest this CPU has).
+    pub fn simd(mut self, simd: Simd) -> RunBuilder {
+        self.args.simd = crate::cli::Auto::Is(simd);
+        self
+    }
+
+    /// The store kind (default: chosen by chunk size against the cache).
+    pub fn stores(mut self, stores: Stores) -> RunBuilder {
+        self.args.measure.stores = crate::cli::Auto::Is(stores);
+        self
+    }
+
+    /// Timed and warm-up rounds per kernel.
+    pub fn rounds(mut self, runs: u32, warmup: u32) -> RunBuilder {
+        self.args.measure.runs = runs;
+        self.args.measure.warmup = warmup;
+        self
+    }
+
+    /// The data seed.
+    pub fn seed(mut self, seed: u64) -> RunBuilder {
+        self.args.measure.seed = seed;
+        self
+    }
+
+    /// CPU placement.
+    pub fn pin(mut self, pin: PinSpec) -> RunBuilder {
+        self.args.measure.pin = pin;
+        self
+    }
+
+    /// The shared-memory backend.
+    pub fn shm(mut self, shm: Backend) -> RunBuilder {
+        self.args.measure.shm = shm;
+        self
+    }
+
+    /// Which pages back the arrays.
+    pub fn huge_pages(mut self, pages: HugePages) -> RunBuilder {
+        self.args.measure.huge_pages = pages;
+        self
+    }
+
+    /// How rounds are started and reported.
+    pub fn sync(mut self, sync: RoundSync) -> RunBuilder {
+        self.args.measure.sync = sync;
+        self
+    }
+
+    /// The worker binary (procs mode; default: next to this executable).
+    pub fn worker_bin(mut self, path: impl Into<PathBuf>) -> RunBuilder {
+        self.args.measure.worker_bin = Some(path.into());
+        self
+    }
+
+    /// Seconds without progress before a worker counts as hung.
+    pub fn timeout(mut self, seconds: f64) -> RunBuilder {
+        self.args.timeout = seconds;
+        self
+    }
+
+    /// What to do when a worker is lost.
+    pub fn on_fault(mut self, policy: OnFault) -> RunBuilder {
+        self.args.on_fault = policy;
+        self
+    }
+
+    /// A fault to inject.
+    pub fn inject_fault(mut self, fault: FaultSpec) -> RunBuilder {
+        self.args.inject_fault.push(fault);
+        self
+    }
+
+    /// Resolves and checks the run against `machine`: a usage error names
+    /// what cannot work, as the command line's would.
+    pub fn resolve(&self, machine: &Machine) -> Result<RunConfig, Error> {
+        if !(self.args.timeout.is_finite() && self.args.timeout > 0.0 && self.args.timeout <= 86_400.0) {
+            return Err(Error::usage(format!("timeout {}: between 0 and 86400 seconds", self.args.timeout)));
+        }
+        RunConfig::resolve(&self.args, machine)
+    }
+
+    /// Resolves the run against this machine.
+    pub fn resolve_here(&self) -> Result<RunConfig, Error> {
+        self.resolve(&Machine::detect())
     }
 }
 
@@ -653,11 +1003,9 @@ fn check_capacity(
 
 /// A sweep, resolved: every point's run, before the first one starts.
 #[derive(Clone, Debug)]
-pub struct SweepPlan {
-    /// The points, in the table's order.
+pub(crate) struct SweepPlan {
+    /// The points, in the table's order (each with its warnings).
     pub points: Vec<RunConfig>,
-    /// Each point's warnings.
-    pub warnings: Vec<Vec<Warning>>,
     /// Times the grid runs.
     pub repeat: usize,
     /// Warnings about the grid itself.
@@ -691,7 +1039,7 @@ fn dedup<T: PartialEq + Clone + std::fmt::Display>(
 
 impl SweepPlan {
     /// Resolves every point of `args` against `machine`.
-    pub fn resolve(args: &SweepArgs, machine: &Machine) -> Result<SweepPlan, Error> {
+    pub(crate) fn resolve(args: &SweepArgs, machine: &Machine) -> Result<SweepPlan, Error> {
         let mut notes = Vec::new();
         if args.repeat == 0 || args.repeat > MAX_REPEAT {
             return Err(Error::usage(format!("--repeat {}: run the grid 1 to {MAX_REPEAT} times", args.repeat)));
@@ -708,17 +1056,18 @@ impl SweepPlan {
         if modes.is_empty() {
             return Err(Error::usage("--modes: name at least one of procs, threads, serial"));
         }
+        #[cfg(feature = "mpi")]
         if modes.contains(&Mode::Ranks) {
             return Err(Error::usage("--modes ranks: a sweep runs on one machine; run --mode ranks under mpirun"));
         }
         let lens = dedup(&args.len, "--len", &mut notes);
         let dtypes = dedup(&args.dtype, "--dtype", &mut notes);
         let ops = dedup(&args.op.0, "--op", &mut notes);
-        let simds: Vec<crate::cli::SimdChoice> = {
+        let simds: Vec<crate::cli::Auto<Simd>> = {
             let mut out = Vec::new();
             for s in args.simd.iter().flat_map(|s| s.expand(&machine.simd)) {
                 if out.contains(&s) {
-                    notes.push(Warning::Repeated { flag: "--simd".into(), value: format!("{s:?}").to_lowercase() });
+                    notes.push(Warning::Repeated { flag: "--simd".into(), value: s.to_string() });
                 } else {
                     out.push(s);
                 }
@@ -761,19 +1110,13 @@ impl SweepPlan {
                 args.repeat
             )));
         }
-        let mut points = Vec::with_capacity(runs.len());
-        let mut warnings = Vec::with_capacity(runs.len());
-        for r in &runs {
-            let (config, w) = RunConfig::resolve(r, machine)?;
-            points.push(config);
-            warnings.push(w);
-        }
-        Ok(SweepPlan { points, warnings, repeat: args.repeat, notes })
+        let points = runs.iter().map(|r| RunConfig::resolve(r, machine)).collect::<Result<Vec<_>, _>>()?;
+        Ok(SweepPlan { points, repeat: args.repeat, notes })
     }
 }
 
 /// The isolation experiment's arguments, checked.
-pub fn check_isolation(args: &IsolationArgs) -> Result<(), Error> {
+pub(crate) fn check_isolation(args: &IsolationArgs) -> Result<(), Error> {
     if !(2..=64).contains(&args.procs) {
         return Err(Error::usage(format!(
             "--procs {}: the experiment needs 2 to 64 workers (an oob-write writes into a neighbour)",
@@ -801,7 +1144,10 @@ mod tests {
 
     fn resolve(args: &[&str], machine: &Machine) -> Result<(RunConfig, Vec<Warning>), Error> {
         let cli = Cli::try_parse_from(std::iter::once("vecpar-coord").chain(args.iter().copied())).unwrap();
-        RunConfig::resolve(&cli.run, machine)
+        RunConfig::resolve(&cli.run, machine).map(|c| {
+            let w = c.warnings().to_vec();
+            (c, w)
+        })
     }
 
     #[test]
@@ -813,7 +1159,6 @@ mod tests {
             (&["--mode", "threads", "--runs", "0"], "--runs 0"),
             (&["--mode", "threads", "--runs", "2000000"], "--runs 2000000"),
             (&["--mode", "threads", "--simd", "avx512"], "--simd avx512"),
-            (&["--mode", "threads", "--op", "nstream,add"], "put it last"),
             (&["--mode", "threads", "--inject-fault", "5:panic"], "--inject-fault 5:panic@0"),
             (&["--mode", "threads", "--inject-fault", "0:oob-write", "--len", "10"], "oob-write"),
             (&["--mode", "threads", "--pin", "7"], "--pin 7"),
@@ -829,10 +1174,10 @@ mod tests {
     fn the_default_follows_the_mask_and_the_quota() {
         let mut m = two_cpus();
         let (c, _) = resolve(&["--mode", "threads"], &m).unwrap();
-        assert_eq!((c.procs, c.procs_source.clone()), (2, ProcsSource::AffinityMask { cpus: "0-1".into() }));
+        assert_eq!((c.procs(), c.procs_source.clone()), (2, ProcsSource::AffinityMask { cpus: "0-1".into() }));
         m.cpu_quota = Some(crate::machine::CpuQuota { quota_us: 10_000, period_us: 100_000, file: "cpu.max".into() });
         let (c, w) = resolve(&["--mode", "threads"], &m).unwrap();
-        assert_eq!(c.procs, 1);
+        assert_eq!(c.procs(), 1);
         assert!(matches!(c.procs_source, ProcsSource::CgroupQuota { .. }));
         assert!(!w.iter().any(|w| matches!(w, Warning::Oversubscribed { .. })));
         let (_, w) = resolve(&["--mode", "threads", "--procs", "2"], &m).unwrap();
@@ -846,33 +1191,35 @@ mod tests {
     fn workers_sharing_a_cpu_do_not_spin_and_are_named() {
         let m = two_cpus();
         let (c, w) = resolve(&["--mode", "threads", "--procs", "2", "--pin", "1"], &m).unwrap();
-        assert_eq!(c.placement.pin_plan, [Some(1), Some(1)]);
-        assert_eq!(c.placement.worker_spin, Duration::ZERO, "two workers on one CPU must not spin");
+        assert_eq!(c.placement().pin_plan, [Some(1), Some(1)]);
+        assert_eq!(c.placement().worker_spin, Duration::ZERO, "two workers on one CPU must not spin");
         assert!(w.contains(&Warning::SharedCpu { cpu: 1, workers: vec![0, 1] }), "{w:?}");
         let (c, _) = resolve(&["--mode", "threads", "--procs", "2", "--pin", "1,0"], &m).unwrap();
-        assert_eq!(c.placement.pin_plan, [Some(1), Some(0)], "the list's order");
-        assert_eq!(c.placement.worker_spin, SPIN);
-        assert_eq!(c.placement.coordinator_spin, Duration::ZERO, "no CPU is left for the coordinator");
+        assert_eq!(c.placement().pin_plan, [Some(1), Some(0)], "the list's order");
+        assert_eq!(c.placement().worker_spin, SPIN);
+        assert_eq!(c.placement().coordinator_spin, Duration::ZERO, "no CPU is left for the coordinator");
         let (c, _) = resolve(&["--mode", "threads", "--procs", "1"], &m).unwrap();
-        assert_eq!(c.placement.coordinator_spin, SPIN);
+        assert_eq!(c.placement().coordinator_spin, SPIN);
     }
 
     #[test]
     fn kernels_and_their_echo() {
         let m = two_cpus();
         let (c, _) = resolve(&["--mode", "serial", "--op", "all"], &m).unwrap();
-        assert_eq!(c.ops.0, Op::ALL);
+        assert_eq!(c.ops(), Op::ALL);
         assert!(!c.fill_c(), "copy writes c before nstream reads it");
         let (c, _) = resolve(&["--mode", "serial", "--op", "nstream"], &m).unwrap();
         assert!(c.fill_c());
-        let json = serde_json::to_value(&c).unwrap();
+        let (f, _) = resolve(&["--mode", "serial", "--op", "fma,add"], &m).unwrap();
+        assert!(f.fill_c(), "fma reads c first");
+        let json = serde_json::to_value(c.record(&c.planned_pages())).unwrap();
         assert_eq!(json["op"], "nstream");
         assert_eq!(json["ops"], serde_json::json!(["nstream"]));
         assert_eq!(json["pages"], "auto");
         assert_eq!(json["placement"]["worker_spin_us"], 0, "serial: nobody waits");
         assert!(json.get("worker_bin").is_none());
-        let back: RunConfig = serde_json::from_value(json).unwrap();
-        assert_eq!(back.ops, c.ops);
+        let back: ConfigRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.ops.0, c.ops());
     }
 
     #[test]

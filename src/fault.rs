@@ -263,6 +263,15 @@ impl TryFrom<String> for OnFault {
     }
 }
 
+/// A worker a team could not keep.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Lost {
+    /// Its id.
+    pub(crate) id: usize,
+    /// Why.
+    pub(crate) cause: Cause,
+}
+
 /// Why a worker was declared lost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -387,6 +396,80 @@ impl fmt::Display for Cause {
     }
 }
 
+/// How a child run ended when it could not write a report: the typed record
+/// the isolation experiment reads, rather than the sentence a person reads
+/// beside it. A run writes one as a line of its own on stderr,
+/// [`ENDING_PREFIX`] and then JSON, when [`ENDINGS_ENV`] asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "ending", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Ending {
+    /// A worker thread died of a signal, and took the process with it.
+    WorkerThreadSignal {
+        /// The signal.
+        signal: i32,
+    },
+    /// A worker thread called `exit()`, and took the process with it.
+    WorkerThreadExit,
+    /// An MPI rank ended the job: it lost this rank.
+    RankLost {
+        /// The rank lost.
+        rank: usize,
+    },
+    /// An MPI rank ended the job: the others did not come within the
+    /// watchdog's time.
+    RanksStuck,
+    /// An MPI rank ended the job on a terminating signal (mpirun's way of
+    /// ending a job that lost a rank).
+    Signalled {
+        /// The signal.
+        signal: i32,
+    },
+}
+
+/// What starts an [`Ending`]'s line on stderr.
+pub const ENDING_PREFIX: &str = "vecpar-ending: ";
+
+/// The environment variable (`1`) that asks a run for its [`Ending`].
+pub const ENDINGS_ENV: &str = "VECPAR_ENDINGS";
+
+impl Ending {
+    /// Whether this process was asked to write its ending.
+    pub(crate) fn wanted() -> bool {
+        static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *WANTED.get_or_init(|| std::env::var_os(ENDINGS_ENV).is_some_and(|v| v == "1"))
+    }
+
+    /// Writes the ending's line, if it was asked for.
+    pub(crate) fn announce(&self) {
+        if Ending::wanted()
+            && let Ok(json) = serde_json::to_string(self)
+        {
+            crate::diag::raw(&format!("{ENDING_PREFIX}{json}\n"));
+        }
+    }
+
+    /// The ending a line of stderr carries, if it is an ending's line.
+    pub fn of_line(line: &str) -> Option<Ending> {
+        serde_json::from_str(line.trim_end().strip_prefix(ENDING_PREFIX)?).ok()
+    }
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::WorkerThreadSignal { signal } => {
+                write!(f, "a worker thread died of {} and took the process with it", signal_name(*signal))
+            }
+            Ending::WorkerThreadExit => f.write_str("a worker thread called exit() and took the process with it"),
+            Ending::RankLost { rank } => write!(f, "another rank saw the job lose rank {rank}"),
+            Ending::RanksStuck => f.write_str("another rank's watchdog ran out waiting for the others"),
+            Ending::Signalled { signal } => {
+                write!(f, "another rank got {} from mpirun, which ends a job that lost a rank", signal_name(*signal))
+            }
+        }
+    }
+}
+
 /// Where in a run a fault happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -397,8 +480,10 @@ pub enum Phase {
     Init,
     /// A timed or warm-up round.
     Round,
-    /// Checking the result.
-    Validate,
+    /// Bringing chunks back to where the run stands after a fault.
+    Rebuild,
+    /// Reporting a reduction's partial sums.
+    Report,
 }
 
 impl fmt::Display for Phase {
@@ -407,7 +492,8 @@ impl fmt::Display for Phase {
             Phase::StartUp => "start-up",
             Phase::Init => "init",
             Phase::Round => "round",
-            Phase::Validate => "validation",
+            Phase::Rebuild => "rebuild",
+            Phase::Report => "report",
         })
     }
 }
@@ -561,6 +647,22 @@ mod tests {
             assert_eq!(FaultAction::try_from(a.to_string()).unwrap(), a);
         }
         assert!(FaultAction::try_from("gave up".to_string()).is_err());
+    }
+
+    #[test]
+    fn endings_travel_as_lines_of_their_own() {
+        for e in [
+            Ending::WorkerThreadSignal { signal: 6 },
+            Ending::WorkerThreadExit,
+            Ending::RankLost { rank: 3 },
+            Ending::RanksStuck,
+            Ending::Signalled { signal: 15 },
+        ] {
+            let line = format!("{ENDING_PREFIX}{}\n", serde_json::to_string(&e).unwrap());
+            assert_eq!(Ending::of_line(&line), Some(e));
+        }
+        assert_eq!(Ending::of_line("vecpar-coord: error: the job lost rank 1"), None, "a sentence is not one");
+        assert_eq!(Ending::of_line(&format!("{ENDING_PREFIX}{{\"ending\":\"rank-lost\"}}")), None);
     }
 
     #[test]

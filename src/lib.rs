@@ -6,24 +6,25 @@
 //!
 //! # Using the library
 //!
-//! The binaries are thin: everything they do is here. A run is resolved
-//! from its arguments against the machine's facts, then run:
+//! The binaries are thin: everything they do is here. A run is built from
+//! options, resolved against the machine's facts (the only way to get a
+//! [`RunConfig`], so that a configuration always describes a run that can
+//! work), then run:
 //!
 //! ```no_run
-//! use clap::Parser;
+//! use vecpar::{Mode, Op, RunConfig};
 //!
-//! let args = vecpar::cli::Cli::parse_from(["vecpar-coord", "--mode", "threads", "--len", "1e6", "--op", "triad"]);
-//! let machine = vecpar::machine::Machine::detect();
-//! let (config, warnings) = vecpar::config::RunConfig::resolve(&args.run, &machine)?;
-//! let about = vecpar::report::Provenance::new("run", vec![], vecpar::machine::HostInfo::of(&machine));
-//! let report = vecpar::run(&config, about, warnings)?;
+//! let config = RunConfig::builder().mode(Mode::Threads).len(1_000_000).ops(&[Op::Triad]).resolve_here()?;
+//! let report = vecpar::run(&config)?;
 //! assert!(report.validated());
 //! println!("{:.1} GB/s", report.kernels[0].summary.as_ref().unwrap().best_gbps);
-//! # Ok::<(), vecpar::error::Error>(())
+//! # Ok::<(), vecpar::Error>(())
 //! ```
 //!
 //! The kernels also work on plain slices ([`kernel::Kernel`]), and every
 //! report type deserialises from the JSON the tool exports ([`report`]).
+//! That is the whole public API: the command line, the exports, the shared
+//! memory and the workers are the tool's own.
 //!
 //! # Layers
 //!
@@ -42,13 +43,13 @@
 //!    block, the fault recorder: with `kernel`, the only `unsafe` code),
 //!    `protocol` (steps, results, the worker channel).
 //! 4. **Workers**: `worker` (the executor, the worker process).
-//! 5. **Configuration**: [`cli`] (the command line), [`config`] (resolved
+//! 5. **Configuration**: `cli` (the command line), [`config`] (resolved
 //!    and checked in one stage), [`warnings`], [`error`].
 //! 6. **Report data**: [`report`] (run, sweep, isolation).
 //! 7. **Execution**: [`run()`] (the conductor, the verdicts it combines,
 //!    and its teams: processes, threads, this thread), `launcher`.
 //! 8. **Studies**: `study` (sweeps, the isolation experiment).
-//! 9. **Presentation**: [`export`] (JSON, CSV, Markdown, atomic files),
+//! 9. **Presentation**: `export` (JSON, CSV, Markdown, atomic files),
 //!    `output` (tables, progress, the chart), `plot`.
 //! 10. **The top**: `app`, called by the two binaries.
 //!
@@ -63,10 +64,8 @@
 //! `run::run_with`.
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod config;
 pub mod error;
-pub mod export;
 pub mod fault;
 pub mod kernel;
 pub mod machine;
@@ -75,10 +74,12 @@ pub mod vocab;
 pub mod warnings;
 
 mod app;
+mod cli;
 mod clock;
 #[cfg(feature = "mpi")]
 mod cluster;
 mod diag;
+mod export;
 mod launcher;
 mod locks;
 mod output;
@@ -93,8 +94,12 @@ mod study;
 mod units;
 mod worker;
 
+pub use config::{RunBuilder, RunConfig};
+pub use error::Error;
+pub use kernel::Op;
 pub use run::run;
 pub use signals::Interrupted;
+pub use vocab::Mode;
 
 /// The version of this build; the coordinator and its workers must agree.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 /// Contiguous, page-aligned chunks covering `0..len`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Partition {
+pub(crate) struct Partition {
     len: usize,
     page_elems: usize,
     chunks: Vec<Range<usize>>,
@@ -24,7 +24,7 @@ impl Partition {
     ///
     /// # Panics
     /// If `workers` or `page_elems` is zero.
-    pub fn new(len: usize, workers: usize, page_elems: usize) -> Partition {
+    pub(crate) fn new(len: usize, workers: usize, page_elems: usize) -> Partition {
         assert!(workers > 0, "a partition needs at least one worker");
         assert!(page_elems > 0, "a page holds at least one element");
         let pages = len.div_ceil(page_elems);
@@ -44,38 +44,38 @@ impl Partition {
     }
 
     /// Elements per page.
-    pub fn page_elems(&self) -> usize {
+    pub(crate) fn page_elems(&self) -> usize {
         self.page_elems
     }
 
     /// The number of workers (idle ones included).
-    pub fn workers(&self) -> usize {
+    pub(crate) fn workers(&self) -> usize {
         self.chunks.len()
     }
 
     /// Worker `worker`'s chunk; empty for an idle worker.
-    pub fn chunk(&self, worker: usize) -> Range<usize> {
+    pub(crate) fn chunk(&self, worker: usize) -> Range<usize> {
         self.chunks[worker].clone()
     }
 
     /// All chunks, by worker id.
-    pub fn chunks(&self) -> &[Range<usize>] {
+    pub(crate) fn chunks(&self) -> &[Range<usize>] {
         &self.chunks
     }
 
     /// The number of workers with a non-empty chunk.
-    pub fn active(&self) -> usize {
+    pub(crate) fn active(&self) -> usize {
         self.chunks.iter().filter(|c| !c.is_empty()).count()
     }
 
     /// The worker whose chunk holds `index`.
-    pub fn owner(&self, index: usize) -> Option<usize> {
+    pub(crate) fn owner(&self, index: usize) -> Option<usize> {
         self.chunks.iter().position(|c| c.contains(&index))
     }
 
     /// The element an `oob-write` by `worker` hits: the first element of the
     /// next worker (cyclically) that has one.
-    pub fn oob_target(&self, worker: usize) -> Option<u64> {
+    pub(crate) fn oob_target(&self, worker: usize) -> Option<u64> {
         let n = self.workers();
         (1..n).map(|k| (worker + k) % n).map(|w| self.chunk(w)).find(|c| !c.is_empty()).map(|c| c.start as u64)
     }

@@ -2,9 +2,14 @@
 //! and results, and the channel that carries them to worker processes.
 //!
 //! A [`Step`] is the same value whichever way it travels: encoded into the
-//! control block's order words for the doorbell (`crate::shm`), sent as a
-//! message with `--sync ipc`, or passed by value to a thread or to serial
-//! mode's executor. Likewise a step's [`StepResult`].
+//! control block's order words for the doorbell ([`Step::encode`], rung by
+//! `crate::shm::doorbell`), sent as a message with `--sync ipc`, or passed
+//! by value to a thread or to serial mode's executor. Likewise a step's
+//! [`StepResult`].
+//!
+//! There is no step that asks a worker whether its work is right: the
+//! coordinator checks the arrays itself (`crate::run::check`), reading the
+//! shared memory, so a worker never vouches for what it computed.
 //!
 //! **The channel.** Each worker process gets its end of a
 //! `socketpair(AF_UNIX, SOCK_SEQPACKET)` as its standard output, and the
@@ -35,9 +40,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::fault::FaultKind;
-use crate::kernel::data::{DotReference, Expect, Verdict};
 use crate::kernel::reduce::Node;
-use crate::kernel::{Dtype, Op, Simd, Stores};
+use crate::kernel::{Dtype, Op, Position, Simd, Stores};
 use crate::machine::PinOutcome;
 use crate::vocab::RoundSync;
 
@@ -59,19 +63,64 @@ pub(crate) enum Step {
         first: u32,
         /// Rounds in the batch.
         count: u32,
-        /// The number of the first round among this kernel's rounds (a
-        /// kernel that updates in place never applies one twice).
+        /// The number of the first round among this kernel's rounds.
         op_round: u32,
     },
-    /// Check the chunk (and report `dot`'s partial sum when `op` is dot).
-    Validate {
-        /// The kernel that just ran.
+    /// Bring the chunk to where the run stands at `to` (a worker already
+    /// there does nothing): after a fault during a kernel that updates in
+    /// place, the workers that went a round further rebuild theirs.
+    Rebuild {
+        /// The position.
+        to: Position,
+    },
+    /// Report the partial sums of the reduction `op` just ran.
+    Report {
+        /// The reduction.
         op: Op,
-        /// What the arrays must hold.
-        expect: Expect,
     },
     /// Exit.
     Shutdown,
+}
+
+/// Words of a [`Step`] in the doorbell's order.
+pub(crate) const STEP_WORDS: usize = 5;
+
+const TAG_INIT: u32 = 1;
+const TAG_RUN: u32 = 2;
+const TAG_REBUILD: u32 = 3;
+const TAG_REPORT: u32 = 4;
+const TAG_SHUTDOWN: u32 = 5;
+
+impl Step {
+    /// The step as the doorbell's order words.
+    pub(crate) fn encode(&self) -> [u32; STEP_WORDS] {
+        match *self {
+            Step::Init { fill_c } => [TAG_INIT, u32::from(fill_c), 0, 0, 0],
+            Step::Run { op, first, count, op_round } => [TAG_RUN, op.code(), first, count, op_round],
+            Step::Rebuild { to } => [TAG_REBUILD, to.kernel, to.rounds, 0, 0],
+            Step::Report { op } => [TAG_REPORT, op.code(), 0, 0, 0],
+            Step::Shutdown => [TAG_SHUTDOWN, 0, 0, 0, 0],
+        }
+    }
+
+    /// The step from the doorbell's order words; `None` for words that do
+    /// not make one.
+    pub(crate) fn decode(w: &[u32; STEP_WORDS]) -> Option<Step> {
+        Some(match w[0] {
+            TAG_INIT => Step::Init { fill_c: w[1] != 0 },
+            TAG_RUN => {
+                let count = w[3];
+                if count == 0 || count as usize > crate::shm::BATCH {
+                    return None;
+                }
+                Step::Run { op: Op::from_code(w[1])?, first: w[2], count, op_round: w[4] }
+            }
+            TAG_REBUILD => Step::Rebuild { to: Position { kernel: w[1], rounds: w[2] } },
+            TAG_REPORT => Step::Report { op: Op::from_code(w[1])? },
+            TAG_SHUTDOWN => Step::Shutdown,
+            _ => return None,
+        })
+    }
 }
 
 /// Why `Init` failed.
@@ -90,36 +139,13 @@ pub(crate) enum InitError {
     },
 }
 
-/// A worker's partial of a `dot`: the nodes of the sum's tree that its
-/// chunk covers, and its part of the compensated reference.
+/// A worker's partial of a reduction: the nodes of the sum's tree that its
+/// chunk covers (see [`crate::kernel::reduce`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DotPartial {
-    /// The tree nodes (see [`crate::kernel::reduce`]).
+    /// The tree nodes.
     pub(crate) nodes: Vec<Node>,
-    /// The reference over the chunk.
-    pub(crate) reference: WireReference,
-}
-
-/// [`DotReference`] as bits (it may be NaN when an input is corrupt).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WireReference {
-    hi: u64,
-    lo: u64,
-    abs: u64,
-}
-
-impl From<DotReference> for WireReference {
-    fn from(r: DotReference) -> Self {
-        WireReference { hi: r.hi.to_bits(), lo: r.lo.to_bits(), abs: r.abs.to_bits() }
-    }
-}
-
-impl From<WireReference> for DotReference {
-    fn from(w: WireReference) -> Self {
-        DotReference { hi: f64::from_bits(w.hi), lo: f64::from_bits(w.lo), abs: f64::from_bits(w.abs) }
-    }
 }
 
 /// When and where one round ran on one worker.
@@ -148,12 +174,12 @@ pub(crate) enum StepResult {
         /// Its timing.
         timing: Timing,
     },
-    /// The chunk's verdict.
-    Validate {
-        /// What the check found.
-        verdict: Verdict,
-        /// `dot`'s partial, when the step validated a dot.
-        dot: Option<DotPartial>,
+    /// The chunk stands where `Rebuild` asked.
+    Rebuilt,
+    /// A reduction's partial sums.
+    Report {
+        /// The chunk's part of the sum's tree.
+        partial: DotPartial,
     },
 }
 
@@ -190,6 +216,8 @@ pub(crate) struct Assignment {
     pub(crate) dtype: Dtype,
     /// The kernels of the run, in order.
     pub(crate) ops: Vec<Op>,
+    /// Rounds each kernel runs, warm-up included.
+    pub(crate) rounds_per_kernel: u32,
     /// SIMD level.
     pub(crate) simd: Simd,
     /// Store kind.
@@ -209,9 +237,10 @@ pub(crate) struct Assignment {
     pub(crate) faults: Vec<InjectedFault>,
     /// The element of `a` an `oob-write` fault writes (in another worker's chunk).
     pub(crate) oob_target: Option<u64>,
-    /// For a replacement while `nstream` updates `a`: how many times the
-    /// chunk of `a` must be updated before the worker is ready.
-    pub(crate) restore: u32,
+    /// For a replacement: where the run stands, which its chunk must be
+    /// brought to (re-filled, then the kernels replayed) before it is
+    /// ready; `None` before the arrays are filled.
+    pub(crate) rebuild: Option<Position>,
 }
 
 /// What the worker knows of its segment, to check an assignment against.
@@ -264,6 +293,11 @@ impl Assignment {
         }
         if self.ops.is_empty() || self.ops.len() > MAX_OPS {
             return Err(format!("{} kernels (1 to {MAX_OPS})", self.ops.len()));
+        }
+        if let Some(p) = self.rebuild
+            && (p.kernel as usize >= self.ops.len() || p.rounds > self.rounds_per_kernel)
+        {
+            return Err(format!("rebuild position {p:?} is outside the run"));
         }
         if let Some(t) = self.oob_target
             && (t >= self.len || (self.start..self.end).contains(&t))
@@ -456,8 +490,6 @@ pub(crate) fn poll_channels(channels: &[&Channel], timeout: Duration) -> Vec<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::data::Mismatch;
-    use crate::vocab::Array;
 
     fn assignment() -> Assignment {
         Assignment {
@@ -470,6 +502,7 @@ mod tests {
             base: 0,
             dtype: Dtype::F64,
             ops: vec![Op::Add],
+            rounds_per_kernel: 11,
             simd: Simd::Scalar,
             stores: Stores::Regular,
             stores_auto: false,
@@ -479,7 +512,7 @@ mod tests {
             spin_us: 0,
             faults: vec![],
             oob_target: Some(0),
-            restore: 0,
+            rebuild: None,
         }
     }
 
@@ -499,6 +532,8 @@ mod tests {
             Assignment { start: 10_001, end: 10_001, ..good.clone() },
             Assignment { ops: vec![], ..good.clone() },
             Assignment { version: "0.0.1".into(), ..good.clone() },
+            Assignment { rebuild: Some(Position { kernel: 1, rounds: 0 }), ..good.clone() },
+            Assignment { rebuild: Some(Position { kernel: 0, rounds: 12 }), ..good.clone() },
         ];
         // An idle worker's empty chunk may sit anywhere up to the end.
         assert_eq!(Assignment { start: 10_000, end: 10_000, oob_target: None, ..good.clone() }.validate(&seg), Ok(()));
@@ -508,24 +543,38 @@ mod tests {
     }
 
     #[test]
+    fn steps_round_trip_through_the_order_words() {
+        for step in [
+            Step::Init { fill_c: true },
+            Step::Run { op: Op::Nstream, first: 11, count: 32, op_round: 4 },
+            Step::Rebuild { to: Position { kernel: 2, rounds: 7 } },
+            Step::Report { op: Op::Dot },
+            Step::Shutdown,
+        ] {
+            assert_eq!(Step::decode(&step.encode()), Some(step));
+        }
+        let mut bad = Step::Run { op: Op::Add, first: 0, count: 1, op_round: 0 }.encode();
+        bad[3] = crate::shm::BATCH as u32 + 1;
+        assert_eq!(Step::decode(&bad), None, "a batch larger than the tables");
+        assert_eq!(Step::decode(&[99; STEP_WORDS]), None);
+        assert_eq!(Step::decode(&[TAG_REPORT, 99, 0, 0, 0]), None, "no such kernel");
+    }
+
+    #[test]
     fn messages_cross_the_channel_and_garbage_is_refused() {
         let (ours, theirs) = Channel::pair().unwrap();
         let theirs = Channel::adopt(theirs).unwrap();
         ours.send(&ToWorker::Assign(assignment())).unwrap();
         assert_eq!(theirs.recv::<ToWorker>(Duration::from_secs(60)).unwrap(), ToWorker::Assign(assignment()));
-        let verdict = Verdict {
-            mismatch: Some(Mismatch { array: Array::B, index: 7, got: f64::NAN, expected: 0.5 }),
-            c_digest: u64::MAX,
-            a_digest: 1,
-        };
-        let done = FromWorker::Done { seq: 9, result: StepResult::Validate { verdict, dot: None } };
+        let partial = DotPartial { nodes: vec![Node { level: 3, index: 7, bits: f64::NAN.to_bits() }] };
+        let done = FromWorker::Done { seq: 9, result: StepResult::Report { partial: partial.clone() } };
         theirs.send(&done).unwrap();
-        let FromWorker::Done { result: StepResult::Validate { verdict: back, .. }, .. } =
+        let FromWorker::Done { result: StepResult::Report { partial: back }, .. } =
             ours.recv::<FromWorker>(Duration::from_secs(60)).unwrap()
         else {
-            panic!("not a verdict")
+            panic!("not a report")
         };
-        assert!(back.mismatch.unwrap().got.is_nan() && back.c_digest == u64::MAX);
+        assert_eq!(back, partial, "bits travel unchanged, NaN included");
         send(theirs.fd.as_raw_fd(), b"{\"type\":\"hello\",\"extra\":1}", MsgFlags::empty()).unwrap();
         assert!(matches!(ours.try_recv::<FromWorker>(), Err(RecvError::Garbage(_))));
         assert!(matches!(ours.try_recv::<FromWorker>(), Err(RecvError::Empty)));

@@ -132,10 +132,14 @@ pub(crate) enum ChildKind {
 }
 
 const TABLE: usize = 8192;
+/// A slot won but not yet published.
+const RESERVED: i32 = -1;
 static PIDS: [AtomicI32; TABLE] = [const { AtomicI32::new(0) }; TABLE];
 static KINDS: [AtomicU8; TABLE] = [const { AtomicU8::new(0) }; TABLE];
 
 /// A child in the table of processes to stop on a forced exit; removed on drop.
+///
+/// Readers (the forced exit, a signal handler) act only on positive pids.
 #[derive(Debug)]
 pub(crate) struct ChildGuard {
     slot: Option<usize>,
@@ -148,11 +152,16 @@ impl ChildGuard {
     pub(crate) fn register(pid: u32, kind: ChildKind) -> ChildGuard {
         let pid = pid as i32;
         for (i, cell) in PIDS.iter().enumerate() {
-            if cell.load(Ordering::Relaxed) == 0 {
+            // Win the slot first (a placeholder no reader acts on), then
+            // say what the child is, then publish its pid: a reader that
+            // sees the pid sees its kind, and two registrations can never
+            // mix one's pid with the other's kind.
+            if cell.load(Ordering::Relaxed) == 0
+                && cell.compare_exchange(0, RESERVED, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+            {
                 KINDS[i].store(kind as u8, Ordering::SeqCst);
-                if cell.compare_exchange(0, pid, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
-                    return ChildGuard { slot: Some(i) };
-                }
+                cell.store(pid, Ordering::SeqCst);
+                return ChildGuard { slot: Some(i) };
             }
         }
         ChildGuard { slot: None }
@@ -230,4 +239,37 @@ pub(crate) fn die_with_parent_if_asked() -> bool {
         return true;
     }
     nix::unistd::getppid().as_raw() == parent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_registrations_keep_each_pid_with_its_kind() {
+        let guards: Vec<ChildGuard> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u32)
+                .map(|t| {
+                    s.spawn(move || {
+                        (0..50u32)
+                            .map(|k| {
+                                let pid = 4_000_000 + t * 1000 + k;
+                                let kind = if pid % 2 == 0 { ChildKind::Worker } else { ChildKind::Coordinator };
+                                ChildGuard::register(pid, kind)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let mine: Vec<(i32, u8)> = registered().into_iter().filter(|(p, _)| *p >= 4_000_000).collect();
+        assert_eq!(mine.len(), 400);
+        for (pid, kind) in mine {
+            let want = if pid % 2 == 0 { ChildKind::Worker } else { ChildKind::Coordinator };
+            assert_eq!(kind, want as u8, "pid {pid}");
+        }
+        drop(guards);
+        assert!(registered().iter().all(|(p, _)| *p < 4_000_000), "every slot freed");
+    }
 }

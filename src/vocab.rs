@@ -10,17 +10,19 @@ use serde::{Deserialize, Serialize};
 /// Defines a unit-only enum with one lower-case name per variant, used by
 /// `name()`, `Display`, serde and clap alike.
 macro_rules! named {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+    ($(#[$meta:meta])* pub enum $name:ident {
+        $($(#[$vmeta:meta])* $(@when($cfg:meta))? $variant:ident = $text:literal,)*
+    }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
         pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] #[value(name = $text)] $variant,)*
+            $($(#[$vmeta])* $(#[cfg($cfg)])? #[serde(rename = $text)] #[value(name = $text)] $variant,)*
         }
 
         impl $name {
             /// The name used on the command line, in JSON and in tables.
             pub fn name(self) -> &'static str {
-                match self { $($name::$variant => $text,)* }
+                match self { $($(#[cfg($cfg)])? $name::$variant => $text,)* }
             }
         }
 
@@ -41,28 +43,62 @@ named! {
         Threads = "threads",
         /// One thread, the baseline for speed-ups
         Serial = "serial",
-        /// MPI ranks sharing an MPI-3 shared window, each computing its own chunk (under mpirun, in a build with
-        /// --features mpi)
-        Ranks = "ranks",
+        /// MPI ranks sharing an MPI-3 shared window, each computing its own chunk (under mpirun)
+        @when(feature = "mpi") Ranks = "ranks",
     }
 }
 
 impl Mode {
+    /// What `n` workers of this mode are, in words: "8 worker processes",
+    /// "2 worker threads", "1 thread".
+    pub fn workers(self, n: usize) -> String {
+        let s = |one: &str, many: &str| if n == 1 { one.to_string() } else { many.to_string() };
+        match self {
+            Mode::Procs => format!("{n} worker {}", s("process", "processes")),
+            Mode::Threads => format!("{n} worker {}", s("thread", "threads")),
+            Mode::Serial => "1 thread".into(),
+            #[cfg(feature = "mpi")]
+            Mode::Ranks => "1 thread per rank".into(),
+        }
+    }
+
+    /// The shortest round that times well in this mode: with workers, a
+    /// round includes waking them and waiting for the last (microseconds;
+    /// MPI ranks start every round after a barrier); in one thread only the
+    /// clock's own cost (tens of nanoseconds), so a hundred times that is
+    /// enough.
+    pub fn min_round_s(self) -> f64 {
+        if self.is_single() && !self.is_rank() { 2e-6 } else { 20e-6 }
+    }
+
+    /// Whether this is `--mode ranks` (which exists in builds with MPI).
+    pub fn is_rank(self) -> bool {
+        #[cfg(feature = "mpi")]
+        return self == Mode::Ranks;
+        #[cfg(not(feature = "mpi"))]
+        false
+    }
+
     /// Whether one thread computes everything this process holds (no
     /// workers to wait for, lose or replace): serial mode, or one MPI rank.
     pub fn is_single(self) -> bool {
-        matches!(self, Mode::Serial | Mode::Ranks)
+        match self {
+            Mode::Serial => true,
+            #[cfg(feature = "mpi")]
+            Mode::Ranks => true,
+            Mode::Procs | Mode::Threads => false,
+        }
     }
 }
 
 named! {
     /// One of the three arrays.
     pub enum Array {
-        /// The first input (written by `nstream`).
+        /// The first input (updated in place by `nstream`).
         A = "a",
         /// The second input.
         B = "b",
-        /// The output.
+        /// The output (updated in place by `fma`).
         C = "c",
     }
 }

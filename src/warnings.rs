@@ -2,7 +2,9 @@
 //!
 //! Each warning is a value (hyperfine's `output/warnings.rs` is the model),
 //! rendered in one place and naming the flag that helps. They go to stderr
-//! before the table and into the JSON `warnings` list as the same text.
+//! before the table, and into the JSON `warnings` list as the same text
+//! (`message`) beside the value itself (`kind` and its fields), which is
+//! what a program reading the JSON matches on.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -13,7 +15,7 @@ use crate::units::{human_bytes, human_time, plural};
 
 /// Something that makes the numbers mislead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(into = "String", from = "String")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Warning {
     /// More workers than CPUs for them to run on.
     Oversubscribed {
@@ -115,8 +117,13 @@ pub enum Warning {
         /// This rank's share, in taskset's list form.
         share: String,
     },
-    /// A warning read back from JSON.
-    Text(String),
+    /// Another MPI rank's warning, which rank 0 did not have itself.
+    OfRank {
+        /// The rank.
+        rank: usize,
+        /// Its warning.
+        warning: Box<Warning>,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -207,7 +214,7 @@ impl fmt::Display for Warning {
                 "the {ranks} ranks on this node may all use the same CPUs, so each takes its share for its workers and \
                  pins (this rank: CPUs {share}); bind ranks apart with mpirun --map-by/--bind-to to choose otherwise"
             ),
-            Warning::Text(t) => f.write_str(t),
+            Warning::OfRank { rank, warning } => write!(f, "rank {rank}: {warning}"),
         }
     }
 }
@@ -217,30 +224,56 @@ impl Warning {
     /// numbers): shown as `note:`, and what was removed from /dev/shm is
     /// shown even under `--quiet`.
     pub fn is_note(&self) -> bool {
-        matches!(
-            self,
-            Warning::StaleSegmentsRemoved { .. }
-                | Warning::Repeated { .. }
-                | Warning::SweepInCache { .. }
-                | Warning::RanksShareCpus { .. }
-        )
+        match self {
+            Warning::OfRank { warning, .. } => warning.is_note(),
+            w => matches!(
+                w,
+                Warning::StaleSegmentsRemoved { .. }
+                    | Warning::Repeated { .. }
+                    | Warning::SweepInCache { .. }
+                    | Warning::RanksShareCpus { .. }
+            ),
+        }
     }
 
     /// Whether `--quiet` still shows it.
     pub fn shown_when_quiet(&self) -> bool {
-        matches!(self, Warning::StaleSegmentsRemoved { .. })
+        match self {
+            Warning::OfRank { warning, .. } => warning.shown_when_quiet(),
+            w => matches!(w, Warning::StaleSegmentsRemoved { .. }),
+        }
     }
 }
 
-impl From<Warning> for String {
-    fn from(w: Warning) -> String {
-        w.to_string()
-    }
-}
+/// A report's list of warnings in JSON: each warning's value (`kind` and
+/// its fields) with its text (`message`). Use with `#[serde(with)]`.
+pub(crate) mod listed {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-impl From<String> for Warning {
-    fn from(s: String) -> Warning {
-        Warning::Text(s)
+    use super::Warning;
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        message: String,
+        #[serde(flatten)]
+        warning: Warning,
+    }
+
+    #[derive(Serialize)]
+    struct EntryRef<'w> {
+        message: String,
+        #[serde(flatten)]
+        warning: &'w Warning,
+    }
+
+    pub(crate) fn serialize<S: Serializer>(warnings: &[Warning], s: S) -> Result<S::Ok, S::Error> {
+        let entries: Vec<EntryRef<'_>> =
+            warnings.iter().map(|w| EntryRef { message: w.to_string(), warning: w }).collect();
+        entries.serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Warning>, D::Error> {
+        Ok(Vec::<Entry>::deserialize(d)?.into_iter().map(|e| e.warning).collect())
     }
 }
 
@@ -253,7 +286,28 @@ mod tests {
         let w = Warning::Oversubscribed { workers: 8, cpus: 2, quota: None };
         assert!(w.to_string().starts_with("8 workers on 2 CPUs allowed") && w.to_string().contains("--procs"));
         assert!(Warning::SharedCpu { cpu: 1, workers: vec![0, 1] }.to_string().contains("same CPU 1"));
-        let json = serde_json::to_string(&w).unwrap();
-        assert_eq!(serde_json::from_str::<Warning>(&json).unwrap().to_string(), w.to_string());
+    }
+
+    #[test]
+    fn warnings_travel_as_values_with_their_text() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Holder {
+            #[serde(with = "listed")]
+            warnings: Vec<Warning>,
+        }
+        let inner = Warning::Oversubscribed { workers: 8, cpus: 2, quota: Some(1.5) };
+        let all = vec![
+            inner.clone(),
+            Warning::OfRank { rank: 3, warning: Box::new(inner.clone()) },
+            Warning::HugePagesRanOut,
+            Warning::TooShort { ops: vec!["add".into()], fastest_s: 1e-6 },
+        ];
+        let json = serde_json::to_value(Holder { warnings: all.clone() }).unwrap();
+        assert_eq!(json["warnings"][0]["kind"], "oversubscribed");
+        assert_eq!(json["warnings"][0]["message"], inner.to_string());
+        assert_eq!(json["warnings"][1]["warning"]["kind"], "oversubscribed");
+        assert!(json["warnings"][1]["message"].as_str().unwrap().starts_with("rank 3: 8 workers"));
+        let back: Holder = serde_json::from_value(json).unwrap();
+        assert_eq!(back.warnings, all);
     }
 }

@@ -401,6 +401,18 @@ fn mappings_when(pid: u32, n: usize) -> Vec<(String, u64, u64)> {
     maps
 }
 
+/// The segment's mappings of `pid` once there are exactly `n` of them: a
+/// worker filling its chunk has the chunk of a and b writable for a moment
+/// (which splits their mappings); outside that, it has its steady four.
+fn steady_mappings(pid: u32, n: usize) -> Vec<(String, u64, u64)> {
+    let mut maps = Vec::new();
+    eventually("the segment's mappings settle", || {
+        maps = segment_mappings(pid);
+        maps.len() == n
+    });
+    maps
+}
+
 #[test]
 fn a_worker_maps_a_and_b_read_only_and_only_its_own_pages_of_c_writable() {
     let len: u64 = 1_000_000;
@@ -411,7 +423,7 @@ fn a_worker_maps_a_and_b_read_only_and_only_its_own_pages_of_c_writable() {
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).unwrap().unwrap() as u64;
     let array_bytes = (len * 8).div_ceil(page) * page;
     for w in workers {
-        let mut maps = mappings_when(w, 4);
+        let mut maps = steady_mappings(w, 4);
         maps.sort_by_key(|m| m.1);
         let perms: Vec<&str> = maps.iter().map(|m| m.0.as_str()).collect();
         // control block, a, b, own chunk of c
@@ -423,6 +435,13 @@ fn a_worker_maps_a_and_b_read_only_and_only_its_own_pages_of_c_writable() {
         assert!(c.1 >= b.1 + array_bytes, "the writable mapping lies in c");
         assert!(c.2 < array_bytes && c.2 > 0, "only part of c is writable: {c:?}");
     }
+    // The coordinator, which checks the arrays, maps them read-only: it can
+    // read every element and write none.
+    let mut coordinator = mappings_when(run.pid(), 2);
+    coordinator.sort_by_key(|m| m.1);
+    let perms: Vec<&str> = coordinator.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(perms, ["rw-s", "r--s"], "header and control block, then the arrays: {coordinator:?}");
+    assert_eq!(coordinator[1].2, 3 * array_bytes, "all three arrays, read-only");
     run.signal(Signal::SIGTERM);
     run.finish(LIMIT).expect_code(143);
 

@@ -229,6 +229,20 @@ mod with_mpi {
             assert_eq!(p["retries"].as_array().map(Vec::len), Some(1), "every rank replaced its worker 1: {p}");
             assert_eq!(p["faults"][0]["cause"]["kind"], "signal", "{p}");
         }
+        // Kernels that update in place recover too: every rank brings its
+        // chunks back to the round the job completed, and the job ends
+        // with the one-machine arrays.
+        let common = ["--op", "add,nstream,fma", "--len", "100003", "--seed", &s, "--runs", "4"];
+        let want = serial_digests(&common);
+        for fault in ["1:panic@6", "0:segv@9"] {
+            let mut args = common.to_vec();
+            args.extend(["--procs", "2", "--inject-fault", fault, "--on-fault", "retry"]);
+            let r = run_json(2, &[], &args, &s);
+            assert_eq!(digests(&r), want, "{fault}");
+            let history = &r["kernels"][2]["validation"]["history"];
+            assert_eq!(history[1], serde_json::json!({"op": "nstream", "rounds": 5}), "{fault}: {history}");
+            assert_eq!(history[2], serde_json::json!({"op": "fma", "rounds": 5}), "{fault}: {history}");
+        }
     }
 
     /// Runs a job that must end badly; returns its outcome.
@@ -344,6 +358,9 @@ mod with_mpi {
         assert!(out.stdout.contains("Ranks"), "{}", out.stdout);
         let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(report["mpi"]["ranks"], 2);
+        let library = report["mpi"]["library"].as_str().unwrap();
+        assert!(library.starts_with("Open MPI") && !library.contains('\0') && library.trim() == library, "{library:?}");
+        assert!(!out.stdout.contains('\0'), "no NUL in the table");
         assert!(report["mpi"]["launcher"].as_str().unwrap().starts_with("OMPI_"));
         let csv = std::fs::read_to_string(&csv).unwrap();
         let rows: Vec<&str> = csv.lines().collect();
@@ -493,8 +510,10 @@ mod with_mpi {
         let summary =
             r["summary"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect::<Vec<_>>().join(" ");
         assert!(summary.contains("Under MPI (2 ranks)") && summary.contains("replaced in 2 of 2"), "{summary}");
-        assert!(r["rows"][2]["detected"].as_str().unwrap().contains("lost rank 1"), "{r}");
-        assert!(r["rows"][3]["detected"].as_str().unwrap().contains("for the other ranks"), "{r}");
+        // Typed: how the job ended, as another rank saw it.
+        assert_eq!(r["rows"][2]["fail_run"]["ending"], serde_json::json!({"ending": "rank-lost", "rank": 1}), "{r}");
+        assert_eq!(r["rows"][3]["fail_run"]["ending"], serde_json::json!({"ending": "ranks-stuck"}), "{r}");
+        assert!(summary.contains("named the lost rank in 1"), "{summary}");
     }
 }
 

@@ -11,7 +11,7 @@ fn simd_levels() -> Vec<&'static str> {
         .collect()
 }
 
-const ALL_OPS: [&str; 6] = ["copy", "scale", "add", "triad", "dot", "nstream"];
+const ALL_OPS: [&str; 7] = ["copy", "scale", "add", "triad", "dot", "nstream", "fma"];
 
 #[test]
 fn every_kernel_dtype_mode_and_simd_level_validates_at_awkward_lengths() {
@@ -31,14 +31,16 @@ fn every_kernel_dtype_mode_and_simd_level_validates_at_awkward_lengths() {
                     assert_eq!(r["validated"], true, "{args:?}");
                     let kernels = r["kernels"].as_array().unwrap();
                     let ops: Vec<&str> = kernels.iter().map(|k| k["op"].as_str().unwrap()).collect();
-                    assert_eq!(ops, ALL_OPS, "--op all runs every kernel, STREAM's order then BabelStream's");
+                    assert_eq!(ops, ALL_OPS, "--op all: STREAM's, BabelStream's, then fma");
                     for k in kernels {
                         assert_eq!(k["validation"]["checked"].as_u64(), Some(len.parse().unwrap()), "{args:?}: {k}");
                         assert_eq!(k["validation"]["mismatch"], serde_json::Value::Null);
                         assert_eq!(k["runs"].as_array().unwrap().len(), 3);
                     }
                     assert_eq!(kernels[4]["dot"]["within_bound"], true, "{args:?}");
-                    assert_eq!(kernels[5]["validation"]["a_updates"], 4, "nstream: 1 warm-up + 3 timed rounds");
+                    let history = &kernels[6]["validation"]["history"];
+                    assert_eq!(history[5], serde_json::json!({"op": "nstream", "rounds": 4}), "1 warm-up + 3 timed");
+                    assert_eq!(history[6], serde_json::json!({"op": "fma", "rounds": 4}), "{args:?}");
                     assert_partition(&r);
                 }
             }
@@ -73,10 +75,23 @@ fn a_list_of_kernels_runs_them_in_order_with_one_row_each() {
     let first_copy = r["kernels"][1]["warmup"][0]["round"].as_u64().unwrap();
     assert_eq!(first_copy, last_triad + 1);
 
-    for bad in ["nstream,add", "fma", ""] {
+    for bad in ["mul", "add,nope", ""] {
         let out = coord(&["--op", bad, "--len", "1e3"]);
         out.expect_code(2);
         assert!(out.stderr.contains("--op"), "{bad}: {}", out.stderr);
+    }
+    // Kernels that update an array others read run in any order: the check
+    // replays them as they ran.
+    for order in ["nstream,add", "fma,triad,dot", "add,fma,nstream,copy"] {
+        let r = coord_json(&["--op", order, "--len", "1e4", "--runs", "2", "--procs", "2"], 0);
+        assert_eq!(r["validated"], true, "{order}");
+        let applied: Vec<&str> = r["kernels"].as_array().unwrap().last().unwrap()["validation"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["op"].as_str().unwrap())
+            .collect();
+        assert_eq!(applied.join(","), order);
     }
     // A kernel named twice runs once, and the run says so.
     let r = coord(&["--op", "add,add", "--len", "1e3", "--runs", "2", "--export-json", "-"]);
@@ -107,44 +122,50 @@ fn dot_is_the_same_sum_whatever_the_mode_and_worker_count() {
 }
 
 #[test]
-fn nstream_updates_a_once_per_round_and_is_validated_after_them() {
-    for (runs, warmup) in [("1", "0"), ("5", "2"), ("12", "1")] {
-        for mode in ["procs", "threads", "serial"] {
-            let mut args =
-                vec!["--op", "nstream", "--len", "100003", "--runs", runs, "--warmup", warmup, "--mode", mode];
-            if mode != "serial" {
-                args.extend(["--procs", "3"]);
+fn updates_in_place_apply_once_per_round_and_are_validated_after_them() {
+    for op in ["nstream", "fma"] {
+        for (runs, warmup) in [("1", "0"), ("5", "2"), ("12", "1")] {
+            for mode in ["procs", "threads", "serial"] {
+                let mut args = vec!["--op", op, "--len", "100003", "--runs", runs, "--warmup", warmup, "--mode", mode];
+                if mode != "serial" {
+                    args.extend(["--procs", "3"]);
+                }
+                let r = coord_json(&args, 0);
+                let updates: u64 = runs.parse::<u64>().unwrap() + warmup.parse::<u64>().unwrap();
+                assert_eq!(r["validation"]["history"][0]["rounds"].as_u64(), Some(updates), "{args:?}");
+                assert_eq!(r["validated"], true);
+                assert_eq!(
+                    r["config"]["bytes_per_round"].as_u64(),
+                    Some(4 * 100_003 * 8),
+                    "4 arrays: 3 read, 1 written"
+                );
             }
-            let r = coord_json(&args, 0);
-            let updates: u64 = runs.parse::<u64>().unwrap() + warmup.parse::<u64>().unwrap();
-            assert_eq!(r["validation"]["a_updates"].as_u64(), Some(updates), "{args:?}");
-            assert_eq!(r["validated"], true);
-            assert_eq!(r["config"]["bytes_per_round"].as_u64(), Some(4 * 100_003 * 8), "BabelStream counts 4 arrays");
         }
     }
-    // The same a whatever the mode: the digests agree.
-    let digest = |mode: &str| {
-        let r = coord_json(&["--op", "nstream", "--len", "50000", "--runs", "6", "--mode", mode, "--procs", "2"], 0);
-        r["validation"]["a_digest"].as_str().unwrap().to_string()
+    // The same arrays whatever the mode: the digests agree.
+    let digests = |op: &str, mode: &str| {
+        let procs = if mode == "serial" { "1" } else { "2" };
+        let r = coord_json(&["--op", op, "--len", "50000", "--runs", "6", "--mode", mode, "--procs", procs], 0);
+        (r["validation"]["a_digest"].clone(), r["validation"]["c_digest"].clone())
     };
-    assert_eq!(digest("procs"), digest("threads"));
+    for op in ["nstream", "fma"] {
+        assert_eq!(digests(op, "procs"), digests(op, "threads"), "{op}");
+        assert_eq!(digests(op, "procs"), digests(op, "serial"), "{op}");
+    }
 }
 
 #[test]
 fn a_stalled_round_gets_a_noise_verdict_and_a_warning_that_says_what_to_do() {
-    // One worker sleeps 200 ms in round 5: an outlier by any measure.
-    let out = coord(&[
-        "--procs",
-        "2",
-        "--len",
-        "1e5",
-        "--runs",
-        "15",
-        "--inject-fault",
-        "1:stall=200@5",
-        "--export-json",
-        "-",
-    ]);
+    // Every round is slowed 5 ms, so no round is too short to time on any
+    // machine, however fast; round 5 by 300 ms: an outlier by any measure.
+    let mut args: Vec<String> =
+        ["--procs", "2", "--len", "1e5", "--runs", "15", "--export-json", "-"].map(String::from).to_vec();
+    for round in 0..16 {
+        let ms = if round == 5 { 300 } else { 5 };
+        args.extend(["--inject-fault".to_string(), format!("1:stall={ms}@{round}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = coord(&args);
     out.expect_code(0);
     let r = out.json();
     assert_eq!(r["validated"], true, "a stall loses nothing");
@@ -156,7 +177,7 @@ fn a_stalled_round_gets_a_noise_verdict_and_a_warning_that_says_what_to_do() {
         assert!(line.contains(hint), "{hint}: {line}");
     }
     // The table shows the spread as a person reads it.
-    let table = coord(&["--procs", "2", "--len", "1e5", "--runs", "15", "--inject-fault", "1:stall=200@5", "-q"]);
+    let table = coord(&["--procs", "2", "--len", "1e5", "--runs", "15", "--inject-fault", "1:stall=300@5", "-q"]);
     assert!(table.stdout.contains("IQR") && table.stdout.contains("% of the median"), "{}", table.stdout);
 }
 
@@ -217,7 +238,12 @@ fn the_json_export_has_the_documented_keys() {
     ] {
         assert!(!r["config"][key].is_null(), "config.{key} missing");
     }
-    assert_eq!(r["format_version"], 2);
+    assert_eq!(r["format_version"], 3);
+    // Checked by the coordinator, not by the workers that computed it.
+    let by = &r["validation"]["checked_by"];
+    assert_eq!(by["kind"], "coordinator", "{by}");
+    assert_eq!(by["pid"], r["coordinator_pid"]);
+    assert_eq!(r["validation"]["history"], serde_json::json!([{"op": "add", "rounds": 6}]));
     assert_eq!(r["kind"], "run");
     assert_eq!(r["config"]["pages"], "auto", "the --huge-pages setting; what it did is in pages_reason");
     // RFC 3339, UTC, to the second: 2026-12-01T12:00:00Z.

@@ -13,3 +13,4 @@ mod mpi;
 mod runs;
 mod soak;
 mod study;
+mod trust;

@@ -326,8 +326,12 @@ pub(crate) fn is_root() -> bool {
 
 /// Says why a test skips, where the test output shows it: straight to the
 /// process's stderr, which libtest does not capture (it captures only what
-/// the print macros write).
+/// the print macros write). Under `VECPAR_REQUIRE_ALL_TESTS=1` (which CI
+/// sets) a skip is a failure: what CI cannot run, it must not pass.
 pub(crate) fn skip(test: &str, why: &str) {
+    if std::env::var_os("VECPAR_REQUIRE_ALL_TESTS").is_some_and(|v| v == "1") {
+        panic!("{test} cannot run here ({why}), and VECPAR_REQUIRE_ALL_TESTS=1 demands every test");
+    }
     let _ = std::io::stderr().write_all(format!("SKIP {test}: {why}\n").as_bytes());
 }
 

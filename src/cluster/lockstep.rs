@@ -23,9 +23,9 @@ use nix::sys::signal::Signal;
 use super::Peer;
 use crate::error::EXIT_RUNTIME;
 use crate::export::{Destination, Format};
-use crate::fault::{FaultKind, FaultSpec};
-use crate::kernel::data::Mismatch;
-use crate::protocol::DotPartial;
+use crate::fault::{Ending, FaultSpec};
+use crate::kernel::data::{DotReference, Mismatch};
+use crate::kernel::reduce::Node;
 use crate::report::Validation;
 use crate::run::lockstep::Lockstep;
 use crate::shm::window::Window;
@@ -56,6 +56,9 @@ pub(super) struct MpiLockstep<'a> {
     /// The ranks whose processes this rank can see (in another pid
     /// namespace a peer is not watched: its absence would prove nothing).
     visible: Vec<bool>,
+    /// Where each rank's share of the global arrays begins, in order, with
+    /// the rank: the owner of a global index.
+    starts: Vec<(u64, usize)>,
 }
 
 impl<'a> MpiLockstep<'a> {
@@ -65,6 +68,7 @@ impl<'a> MpiLockstep<'a> {
         peers: &'a [Peer],
         timeout: Duration,
         faults: Vec<FaultSpec>,
+        starts: Vec<(u64, usize)>,
     ) -> MpiLockstep<'a> {
         MpiLockstep {
             world,
@@ -78,7 +82,13 @@ impl<'a> MpiLockstep<'a> {
             round: Cell::new(None),
             fired: Cell::new(0),
             visible: peers.iter().map(|p| alive(p.pid)).collect(),
+            starts,
         }
+    }
+
+    /// The rank whose share holds global element `index`.
+    fn owner(&self, index: u64) -> Option<usize> {
+        self.starts.iter().rev().find(|(start, _)| *start <= index).map(|(_, r)| *r)
     }
 
     /// Completes `request`, watching for a lost rank, a signal and the
@@ -107,14 +117,16 @@ impl<'a> MpiLockstep<'a> {
             if let Some(i) = crate::signals::interrupted() {
                 self.end_job(
                     &format!("{} while waiting for the other ranks {what}", signal_reason(i.0)),
+                    Ending::Signalled { signal: i.0 as i32 },
                     i.exit_code(),
                 );
             }
             if waited >= next_look {
                 next_look = waited + Duration::from_millis(100);
-                if let Some(lost) = self.lost_peer() {
+                if let Some((rank, lost)) = self.lost_peer() {
                     self.end_job(
                         &format!("the job lost {lost} (seen waiting for the other ranks {what})"),
+                        Ending::RankLost { rank },
                         EXIT_RUNTIME,
                     );
                 }
@@ -127,6 +139,7 @@ impl<'a> MpiLockstep<'a> {
                         waited.as_secs_f64(),
                         self.timeout.as_secs_f64()
                     ),
+                    Ending::RanksStuck,
                     EXIT_RUNTIME,
                 );
             }
@@ -134,20 +147,22 @@ impl<'a> MpiLockstep<'a> {
     }
 
     /// A rank on this node whose process is gone, described.
-    fn lost_peer(&self) -> Option<String> {
+    fn lost_peer(&self) -> Option<(usize, String)> {
         let me = &self.peers[self.rank];
         self.peers.iter().enumerate().find_map(|(r, p)| {
             let same_node = p.leader == me.leader && r != self.rank && self.visible[r];
-            (same_node && !alive(p.pid)).then(|| format!("rank {r} (pid {} on {})", p.pid, p.host))
+            (same_node && !alive(p.pid)).then(|| (r, format!("rank {r} (pid {} on {})", p.pid, p.host)))
         })
     }
 
-    /// Ends this rank — and so, through mpirun, the job — after saying why.
-    fn end_job(&self, why: &str, code: u8) -> ! {
+    /// Ends this rank — and so, through mpirun, the job — after saying why
+    /// (and, typed, `ending`).
+    fn end_job(&self, why: &str, ending: Ending, code: u8) -> ! {
         crate::diag::error(format!(
             "{why}; MPI cannot go on without a rank (no ULFM), so the job ends: this rank's workers are \
              stopped and its shared memory released"
         ));
+        ending.announce();
         crate::signals::stop_children();
         self.exports.borrow_mut().clear(); // removes the unfinished files
         crate::shm::window::exit_now(i32::from(code))
@@ -189,25 +204,31 @@ impl<'a> MpiLockstep<'a> {
         let Some((i, f)) = self.faults.iter().enumerate().find(unfired) else { return };
         self.fired.set(self.fired.get() | 1 << (i % 64));
         crate::diag::line("fault", format!("injecting {} into this rank in round {round}", f.kind));
-        match f.kind {
-            FaultKind::Panic => panic!("injected panic in rank {} (round {round})", self.rank),
-            FaultKind::Abort => std::process::abort(),
-            FaultKind::Segv => crate::shm::wild_store(),
-            FaultKind::StackOverflow => {
-                std::hint::black_box(crate::worker::overflow(0));
-            }
-            FaultKind::Exit(code) => crate::shm::window::exit_now(code),
-            FaultKind::Hang => loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            },
-            FaultKind::Stall(ms) => std::thread::sleep(Duration::from_millis(ms.into())),
-            FaultKind::OobWrite => {
-                if let Some(w) = self.window {
-                    let _ = w.stray_into_neighbour();
-                    crate::diag::line("fault", "the stray store went through");
-                }
-            }
+        crate::worker::inject(f.kind, round, &RankTarget { rank: self.rank, window: self.window });
+    }
+}
+
+/// A rank, as an injected fault's target.
+struct RankTarget<'w> {
+    rank: usize,
+    window: Option<&'w Window>,
+}
+
+impl crate::worker::FaultTarget for RankTarget<'_> {
+    fn who(&self) -> String {
+        format!("rank {}", self.rank)
+    }
+
+    fn stray_store(&self) {
+        if let Some(w) = self.window {
+            let _ = w.stray_into_neighbour();
+            crate::diag::line("fault", "the stray store went through");
         }
+    }
+
+    fn exit(&self, code: i32) -> ! {
+        // Not `exit`: MPI's exit handlers would wait for ranks that are gone.
+        crate::shm::window::exit_now(code)
     }
 }
 
@@ -271,34 +292,50 @@ impl Lockstep for MpiLockstep<'_> {
 
     fn combine(&self, mine: Validation) -> Validation {
         let all = self.exchange_json(&mine, "to combine the validation");
-        let mut first: Option<(Mismatch, usize, usize)> = None;
+        let mut first: Option<(Mismatch, Option<usize>)> = None;
         let mut c = 0u64;
         let mut a = 0u64;
         let mut checked = 0u64;
-        for (rank, v) in all.iter().enumerate() {
+        for v in &all {
             checked += v.checked;
             c ^= u64::from_str_radix(&v.c_digest, 16).unwrap_or(0);
             if let Some(d) = &v.a_digest {
                 a ^= u64::from_str_radix(d, 16).unwrap_or(0);
             }
             if let Some(m) = v.mismatch
-                && first.as_ref().is_none_or(|(f, _, _)| m.index < f.index)
+                && first.as_ref().is_none_or(|(f, _)| m.index < f.index)
             {
-                first = Some((m, rank, v.mismatch_owner.unwrap_or(0)));
+                first = Some((m, v.mismatch_owner));
             }
         }
         Validation {
             checked,
             mismatch: first.map(|f| f.0),
-            mismatch_owner: first.map(|f| f.2),
-            mismatch_rank: first.map(|f| f.1),
+            // The worker is the owner's: only the rank that owns it knows
+            // (a rank checking a neighbour's chunk in --mode ranks finds
+            // none of its own).
+            mismatch_owner: first.and_then(|f| f.1),
+            mismatch_rank: first.and_then(|f| self.owner(f.0.index)),
             c_digest: format!("{c:016x}"),
             a_digest: mine.a_digest.as_ref().map(|_| format!("{a:016x}")),
-            a_updates: mine.a_updates,
+            history: mine.history,
+            checked_by: mine.checked_by,
         }
     }
 
-    fn gather_dot(&self, mine: &[DotPartial]) -> Vec<DotPartial> {
-        self.exchange_json(&mine.to_vec(), "to combine dot's partial sums").into_iter().flatten().collect()
+    fn gather_dot(&self, nodes: Vec<Node>, reference: DotReference) -> (Vec<Node>, DotReference) {
+        let all = self.exchange_json(&(nodes, reference), "to combine the partial sums");
+        let mut out = (Vec::new(), DotReference::default());
+        for (n, r) in all {
+            out.0.extend(n);
+            out.1 = out.1.plus(r);
+        }
+        out
+    }
+
+    fn sync_memory(&self) {
+        if let Some(w) = self.window {
+            w.sync();
+        }
     }
 }

@@ -30,19 +30,17 @@ use mpi::traits::*;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Cli;
-use crate::config::RunConfig;
+use crate::config::{Pages, RunConfig, Share};
 use crate::error::{EXIT_RUNTIME, Error};
 use crate::export::OutputPlan;
 use crate::fault::OnFault;
-use crate::kernel::Op;
 use crate::machine::cpus::format_cpu_list;
 use crate::machine::{HostInfo, Machine};
 use crate::output::table;
 use crate::partition::Partition;
-use crate::report::{MpiRecord, Provenance, RankRecord, RunReport};
-use crate::run::With;
+use crate::report::{CheckedBy, MpiRecord, Provenance, RankRecord, RunReport};
+use crate::run::{Checked, With};
 use crate::shm::window::Window;
-use crate::vocab::Mode;
 use crate::warnings::Warning;
 use lockstep::MpiLockstep;
 
@@ -68,12 +66,18 @@ pub(crate) fn main(cli: Cli, plan: OutputPlan, arguments: Vec<String>, launcher:
         return EXIT_RUNTIME;
     };
     // A panic would unwind into MPI_Finalize, which waits for ranks that
-    // wait for this one: the job would hang. It ends the job instead.
+    // wait for this one: the job would hang. It ends the job instead — from
+    // the thread that initialised MPI, the only one that may call it
+    // (FUNNELED). A panic on another thread (a worker thread in threads
+    // mode) is its owner's to catch and report, as on one machine.
+    let mpi_thread = std::thread::current().id();
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default(info);
-        crate::signals::stop_children();
-        crate::shm::window::abort_job(EXIT_PANIC);
+        if std::thread::current().id() == mpi_thread {
+            crate::signals::stop_children();
+            crate::shm::window::abort_job(EXIT_PANIC);
+        }
     }));
     let code = {
         let world = universe.world();
@@ -152,9 +156,10 @@ fn job(
         }
         return code;
     }
-    let (cfg, mut warnings) = resolved.expect("checked");
+    let cfg = resolved.expect("checked");
+    let mut extra = Vec::new();
     if let Some(share) = &shared {
-        warnings.push(Warning::RanksShareCpus { ranks: node_size, share: format_cpu_list(&share.mine) });
+        extra.push(Warning::RanksShareCpus { ranks: node_size, share: format_cpu_list(&share.mine) });
     }
     let mut exports = exports.expect("checked");
     // The node's ranks hold neighbouring shares; the window is node-relative.
@@ -163,8 +168,8 @@ fn job(
         .map(|nr| slices.chunk(position - node_rank + nr))
         .map(|c| c.start - node_start..c.end - node_start)
         .collect();
-    let window = if cfg.mode == Mode::Ranks {
-        match Window::allocate(&node, cfg.dtype, node_chunks, node_rank) {
+    let window = if cfg.mode().is_rank() {
+        match Window::allocate(&node, cfg.dtype(), node_chunks, node_rank) {
             Ok(w) => Some(w),
             Err(e) => {
                 crate::diag::error(format!("--mode ranks: {e}"));
@@ -175,21 +180,36 @@ fn job(
     } else {
         None
     };
-    let faults = cfg.faults.iter().filter(|f| f.rank == Some(rank)).copied().collect();
+    let faults = cfg.faults().iter().filter(|f| f.rank == Some(rank)).copied().collect();
     let about = Provenance::new("run", arguments, HostInfo::of(&machine));
     // A rank's own hung worker is declared after --timeout, and each retry
     // may take as long again: the others outwait that.
-    let retries = match cfg.on_fault {
+    let retries = match cfg.on_fault() {
         OnFault::Retry(n) => n,
         OnFault::Fail => 0,
     };
     let patience = cfg.timeout() * (retries + 2) + Duration::from_secs(5);
-    let mut lockstep = MpiLockstep::new(world, global_len as u64, &peers, patience, faults);
+    // Where each rank's share begins, by rank: a mismatch is its owner's.
+    let starts: Vec<(u64, usize)> =
+        order.iter().enumerate().map(|(pos, &r)| (slices.chunk(pos).start as u64, r)).collect();
+    let mut lockstep = MpiLockstep::new(world, global_len as u64, &peers, patience, faults, starts);
 
     lockstep.window = window.as_ref();
     let team = match &window {
         Some(w) => match crate::run::serial::SerialTeam::over(&cfg, w.chunk()) {
-            Ok(t) => Some(Box::new(t) as Box<dyn crate::run::Team>),
+            Ok(t) => {
+                // Each rank checks the next node rank's chunk: never its own,
+                // unless it is alone on its node.
+                let next = (node_rank + 1) % node_size;
+                let checked = Checked {
+                    view: w.view(),
+                    range: w.chunks()[next].clone(),
+                    base: node_start as u64,
+                    by: CheckedBy::NeighbourRank,
+                };
+                let pages = Pages { bytes: 4096, reason: "the node's MPI shared window, page-aligned".into() };
+                Some((Box::new(t) as Box<dyn crate::run::Team>, checked, pages))
+            }
             Err(e) => {
                 crate::output::present::report_error(e);
                 exports.clear();
@@ -199,7 +219,8 @@ fn job(
         None => None,
     };
     *lockstep.exports.get_mut() = exports;
-    let outcome = crate::run::run_with(&cfg, about, warnings, With { lockstep: Some(&lockstep), team });
+    let cfg = cfg.with_warnings(extra);
+    let outcome = crate::run::run_with(&cfg, about, With { lockstep: Some(&lockstep), team });
     let report = match outcome {
         Ok(r) => r,
         Err(e) => {
@@ -219,27 +240,17 @@ fn job(
     }
     let exports = std::mem::take(lockstep.exports.get_mut());
     let mut report = report;
-    report.config.len = global_len;
-    report.config.base = 0;
-    report.config.footprint_bytes = 3 * (global_len * cfg.dtype.size()) as u64;
-    report.config.bytes_per_round = report.kernels.first().map_or(0, |k| k.bytes_per_round);
     report.exit_code = code;
     let mut per_rank: Vec<RankRecord> = order.iter().map(|&r| records[r].clone()).collect();
     for r in per_rank.iter_mut().filter(|r| r.rank != 0) {
         for w in std::mem::take(&mut r.warnings) {
-            if !report.warnings.iter().any(|mine| mine.to_string() == w.to_string()) {
-                report.warnings.push(Warning::Text(format!("rank {}: {w}", r.rank)));
+            if !report.warnings.contains(&w) {
+                report.warnings.push(Warning::OfRank { rank: r.rank, warning: Box::new(w) });
             }
         }
     }
     report.mpi = Some(MpiRecord {
-        library: mpi::environment::library_version()
-            .unwrap_or_default()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string(),
+        library: library_name(&mpi::environment::library_version().unwrap_or_default()),
         launcher: launcher.0.to_string(),
         ranks: size,
         nodes: leaders.len(),
@@ -253,6 +264,18 @@ fn job(
         Ok(()) => code,
         Err(e) => crate::output::present::report_error(e).max(code),
     }
+}
+
+/// The MPI library's name as it gives it: its first line, without the NUL
+/// and trailing blanks some libraries end it with (Open MPI's does), so
+/// that reports stay text.
+fn library_name(version: &str) -> String {
+    version
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace() || c.is_control())
+        .to_string()
 }
 
 /// The CPUs of this rank's node divided between the node's ranks, when
@@ -290,7 +313,7 @@ fn resolve(
     size: usize,
     node_size: usize,
     mine: &Range<usize>,
-) -> Result<(RunConfig, Vec<Warning>), Error> {
+) -> Result<RunConfig, Error> {
     if slices.active() < size {
         return Err(Error::usage(format!(
             "--len {}: {size} ranks need one 4 KiB page each, so at least {} elements",
@@ -303,24 +326,17 @@ fn resolve(
     }
     if let Some(f) =
         cli.run.inject_fault.iter().find(|f| f.rank.is_some() && f.kind == crate::fault::FaultKind::OobWrite)
-        && (cli.run.mode != Mode::Ranks || node_size < 2)
+        && (!cli.run.mode.is_rank() || node_size < 2)
     {
         return Err(Error::usage(format!(
             "--inject-fault {f}: a rank's oob-write writes into a neighbour rank's part of its node's shared window: \
              use --mode ranks with two or more ranks on the node"
         )));
     }
-    if matches!(cli.run.on_fault, OnFault::Retry(_)) && size > 1 && cli.run.op.0.contains(&Op::Nstream) {
-        return Err(Error::usage(
-            "--on-fault retry with nstream under MPI: a repeated round would update a twice on the ranks that \
-             completed it; use --on-fault fail, or leave nstream out",
-        ));
-    }
     let mut args = cli.run.clone();
     args.len = mine.len();
-    let (mut cfg, warnings) = RunConfig::resolve(&args, machine)?;
-    cfg.base = mine.start as u64;
-    Ok((cfg, warnings))
+    let share = Share { base: mine.start as u64, global_len: cli.run.len as u64 };
+    RunConfig::resolve_share(&args, machine, Some(share))
 }
 
 /// The largest exit code of the ranks that failed, if any did (collective).
@@ -362,5 +378,21 @@ fn rank_record(report: &RunReport, rank: usize, me: &Peer, cpus: &[usize], mine:
         retries: report.retries.clone(),
         exit_code: report.exit_code,
         warnings: report.warnings.iter().filter(|w| !w.is_note()).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_name_is_text() {
+        let open_mpi = "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022\0";
+        assert_eq!(
+            library_name(open_mpi),
+            "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022"
+        );
+        assert_eq!(library_name("MPICH Version: 4.0 \n more"), "MPICH Version: 4.0");
+        assert_eq!(library_name(""), "");
     }
 }

@@ -9,7 +9,7 @@ fn field(s: &str) -> String {
 }
 
 /// The table's CSV columns and rows.
-pub fn render(table: &Table) -> String {
+pub(crate) fn render(table: &Table) -> String {
     let keep: Vec<usize> = (0..table.columns.len()).filter(|&i| table.columns[i].csv.is_some()).collect();
     let mut out = keep.iter().filter_map(|&i| table.columns[i].csv).collect::<Vec<_>>().join(",");
     out.push('\n');

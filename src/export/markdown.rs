@@ -3,7 +3,7 @@
 use super::Table;
 
 /// The table's Markdown columns and rows, then its notes.
-pub fn render(table: &Table) -> String {
+pub(crate) fn render(table: &Table) -> String {
     let keep: Vec<usize> = (0..table.columns.len()).filter(|&i| table.columns[i].markdown.is_some()).collect();
     let cell = |s: &str| s.replace('|', "/");
     let mut out = format!(

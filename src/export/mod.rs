@@ -8,9 +8,9 @@
 //! [`Format`] variant, one `--export-*` flag in [`crate::cli`].
 #![forbid(unsafe_code)]
 
-pub mod csv;
-pub mod json;
-pub mod markdown;
+pub(crate) mod csv;
+pub(crate) mod json;
+pub(crate) mod markdown;
 mod rows;
 
 use std::ffi::OsString;
@@ -27,7 +27,7 @@ use crate::error::Error;
 
 /// An export format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// The whole report.
     Json,
     /// One summary row per run, kernel, point or row.
@@ -38,7 +38,7 @@ pub enum Format {
 
 impl Format {
     /// The flag that asks for it.
-    pub fn flag(self) -> &'static str {
+    pub(crate) fn flag(self) -> &'static str {
         match self {
             Format::Json => "--export-json",
             Format::Csv => "--export-csv",
@@ -49,13 +49,13 @@ impl Format {
 
 /// One column of a summary table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Column {
+pub(crate) struct Column {
     /// Its CSV header, if the CSV has it.
-    pub csv: Option<&'static str>,
+    pub(crate) csv: Option<&'static str>,
     /// Its Markdown header, if the Markdown table has it.
-    pub markdown: Option<&'static str>,
+    pub(crate) markdown: Option<&'static str>,
     /// Right-aligned in Markdown (numbers).
-    pub numeric: bool,
+    pub(crate) numeric: bool,
 }
 
 /// Shorthand for a column in both formats.
@@ -71,45 +71,45 @@ pub(crate) const fn csv_only(csv: &'static str) -> Column {
 /// One cell: the value as the CSV writes it (raw, base units) and as the
 /// Markdown table shows it (for people).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cell {
+pub(crate) struct Cell {
     /// For the CSV.
-    pub raw: String,
+    pub(crate) raw: String,
     /// For Markdown.
-    pub shown: String,
+    pub(crate) shown: String,
 }
 
 impl Cell {
     /// The same text in both.
-    pub fn text(s: impl Into<String>) -> Cell {
+    pub(crate) fn text(s: impl Into<String>) -> Cell {
         let s = s.into();
         Cell { raw: s.clone(), shown: s }
     }
 
     /// Different texts.
-    pub fn two(raw: impl Into<String>, shown: impl Into<String>) -> Cell {
+    pub(crate) fn two(raw: impl Into<String>, shown: impl Into<String>) -> Cell {
         Cell { raw: raw.into(), shown: shown.into() }
     }
 }
 
 /// A report's summary rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Table {
+pub(crate) struct Table {
     /// The columns.
-    pub columns: Vec<Column>,
+    pub(crate) columns: Vec<Column>,
     /// The rows, one cell per column.
-    pub rows: Vec<Vec<Cell>>,
+    pub(crate) rows: Vec<Vec<Cell>>,
     /// Sentences after the table (Markdown only).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// A report that every format can render.
-pub trait Exportable: serde::Serialize {
+pub(crate) trait Exportable: serde::Serialize {
     /// Its summary rows.
     fn table(&self) -> Table;
 }
 
 /// Renders `item` in `format`.
-pub fn render(item: &dyn ExportableDyn, format: Format) -> Vec<u8> {
+pub(crate) fn render(item: &dyn ExportableDyn, format: Format) -> Vec<u8> {
     match format {
         Format::Json => item.json(),
         Format::Csv => csv::render(&item.rows()).into_bytes(),
@@ -118,7 +118,7 @@ pub fn render(item: &dyn ExportableDyn, format: Format) -> Vec<u8> {
 }
 
 /// [`Exportable`] behind a pointer (serde's traits are not object safe).
-pub trait ExportableDyn {
+pub(crate) trait ExportableDyn {
     /// The whole report as JSON.
     fn json(&self) -> Vec<u8>;
     /// Its summary rows.
@@ -135,23 +135,23 @@ impl<T: Exportable> ExportableDyn for T {
 }
 
 /// Whether `path` means stdout.
-pub fn is_stdout(path: &Path) -> bool {
+pub(crate) fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
 /// Where the output goes, checked for conflicts (the files themselves are
 /// opened by the caller before any work: [`Destination`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutputPlan {
+pub(crate) struct OutputPlan {
     /// (path, format) of every export.
-    pub exports: Vec<(PathBuf, Format)>,
+    pub(crate) exports: Vec<(PathBuf, Format)>,
     /// Whether the table goes to stdout (no export writes there).
-    pub table: bool,
+    pub(crate) table: bool,
 }
 
 impl OutputPlan {
     /// Checks `output` (and `--plot`'s extension).
-    pub fn resolve(output: &OutputArgs, plot: Option<&Path>) -> Result<OutputPlan, Error> {
+    pub(crate) fn resolve(output: &OutputArgs, plot: Option<&Path>) -> Result<OutputPlan, Error> {
         let exports: Vec<(PathBuf, Format)> = [
             (&output.export_json, Format::Json),
             (&output.export_csv, Format::Csv),
@@ -183,7 +183,7 @@ impl OutputPlan {
 /// is complete. Opening it is the check that the destination can be
 /// written, and happens before any work.
 #[derive(Debug)]
-pub struct Destination {
+pub(crate) struct Destination {
     path: PathBuf,
     flag: &'static str,
     target: Target,
@@ -227,7 +227,7 @@ fn temp_name(name: &OsString) -> OsString {
 
 impl Destination {
     /// Opens `path` for `flag`, refusing what cannot be written.
-    pub fn open(path: &Path, flag: &'static str) -> Result<Destination, Error> {
+    pub(crate) fn open(path: &Path, flag: &'static str) -> Result<Destination, Error> {
         if is_stdout(path) {
             return Ok(Destination { path: path.into(), flag, target: Target::Stdout });
         }
@@ -265,13 +265,13 @@ impl Destination {
     }
 
     /// The path as given.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Writes `bytes`, whole. A closed stdout (a reader that went away) is
     /// not an error.
-    pub fn write(mut self, bytes: &[u8]) -> Result<(), Error> {
+    pub(crate) fn write(mut self, bytes: &[u8]) -> Result<(), Error> {
         let (flag, shown) = (self.flag, self.path.display().to_string());
         let failed = |e: std::io::Error| Error::runtime_from(format!("{flag} {shown}: cannot write"), e);
         let synced = |tmp: &OwnedFd| -> Result<(), Error> {

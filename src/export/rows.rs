@@ -78,33 +78,39 @@ impl Exportable for RunReport {
                 ]
             })
             .collect();
-        let Some(m) = &self.mpi else {
-            return Table { columns: RUN_COLUMNS.to_vec(), rows, notes: Vec::new() };
-        };
-        // Under MPI: the job's rows (rank "all"), then one row per rank with
-        // its share, its workers and its median compute time per round.
-        let mut rows: Vec<Vec<Cell>> = rows;
-        for row in &mut rows {
-            row.extend([Cell::text("all"), Cell::text("")]);
+        let table = Table { columns: RUN_COLUMNS.to_vec(), rows, notes: Vec::new() };
+        #[cfg(feature = "mpi")]
+        if let Some(m) = &self.mpi {
+            return with_ranks(table, m, c, self.kernels.first().map_or("", |k| k.op.name()));
         }
-        let op = self.kernels.first().map_or("", |k| k.op.name());
-        for p in &m.per_rank {
-            let mut row = vec![Cell::text(""); RUN_COLUMNS.len() + 2];
-            row[0] = Cell::text(c.mode.name());
-            row[1] = Cell::text(p.workers.len().to_string());
-            row[2] = Cell::text((p.end - p.start).to_string());
-            row[3] = Cell::text(op);
-            row[4] = Cell::text(c.dtype.name());
-            row[11] = seconds(p.median_compute_s);
-            row[16] = Cell::text(p.exit_code.to_string());
-            row[RUN_COLUMNS.len()] = Cell::text(p.rank.to_string());
-            row[RUN_COLUMNS.len() + 1] = Cell::text(p.host.clone());
-            rows.push(row);
-        }
-        let mut columns = RUN_COLUMNS.to_vec();
-        columns.extend([both("rank", "rank", false), both("host", "host", false)]);
-        Table { columns, rows, notes: Vec::new() }
+        table
     }
+}
+
+/// Under MPI: the job's rows (rank "all"), then one row per rank with its
+/// share, its workers and its median compute time per round.
+#[cfg(feature = "mpi")]
+fn with_ranks(table: Table, m: &crate::report::MpiRecord, c: &crate::config::ConfigRecord, op: &str) -> Table {
+    let mut rows = table.rows;
+    for row in &mut rows {
+        row.extend([Cell::text("all"), Cell::text("")]);
+    }
+    for p in &m.per_rank {
+        let mut row = vec![Cell::text(""); RUN_COLUMNS.len() + 2];
+        row[0] = Cell::text(c.mode.name());
+        row[1] = Cell::text(p.workers.len().to_string());
+        row[2] = Cell::text((p.end - p.start).to_string());
+        row[3] = Cell::text(op);
+        row[4] = Cell::text(c.dtype.name());
+        row[11] = seconds(p.median_compute_s);
+        row[16] = Cell::text(p.exit_code.to_string());
+        row[RUN_COLUMNS.len()] = Cell::text(p.rank.to_string());
+        row[RUN_COLUMNS.len() + 1] = Cell::text(p.host.clone());
+        rows.push(row);
+    }
+    let mut columns = RUN_COLUMNS.to_vec();
+    columns.extend([both("rank", "rank", false), both("host", "host", false)]);
+    Table { columns, rows, notes: Vec::new() }
 }
 
 const SWEEP_COLUMNS: [Column; 18] = [

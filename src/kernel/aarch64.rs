@@ -48,7 +48,7 @@ macro_rules! neon_op {
         /// As [`crate::kernel::RawReduce`].
         #[target_feature(enable = "neon")]
         #[allow(unused_variables)]
-        pub(crate) unsafe fn $fname(ap: *const $t, bp: *const $t, n: usize, block: usize, out: *mut $t) {
+        pub(crate) unsafe fn $fname(ap: *const $t, bp: *const $t, cp: *const $t, n: usize, block: usize, out: *mut $t) {
             let sv = <$t as Element>::from_f64(crate::kernel::STREAM_SCALAR);
             let vs: $vec = $dup(sv);
             let mut start = 0usize;
@@ -60,7 +60,7 @@ macro_rules! neon_op {
                 while j + LANES <= len {
                     let p = start + j;
                     // SAFETY: `p + LANES <= n`.
-                    let ($($r,)*) = unsafe { ($($load(pick!(ap, bp, ap; $r).add(p)),)*) };
+                    let ($($r,)*) = unsafe { ($($load(pick!(ap, bp, cp; $r).add(p)),)*) };
                     let $s = vs;
                     acc = $add(acc, lower!([$add, $mul] $f));
                     j += LANES;
@@ -72,7 +72,7 @@ macro_rules! neon_op {
                 while j < len {
                     let p = start + j;
                     // SAFETY: `p < n`.
-                    let ($($r,)*) = unsafe { ($(*pick!(ap, bp, ap; $r).add(p),)*) };
+                    let ($($r,)*) = unsafe { ($(*pick!(ap, bp, cp; $r).add(p),)*) };
                     let $s = sv;
                     sum = sadd(sum, lower!([sadd, smul] $f));
                     j += 1;

@@ -8,15 +8,16 @@
 //! or the number of workers.
 //!
 //! Validation regenerates what every element must hold — the inputs, then
-//! the kernels applied in the run's order ([`Expect`]) — instead of trusting
-//! the arrays in memory, so it also catches a worker that scribbled over
-//! someone else's input. The digests are XORs of per-element hashes keyed by
+//! the kernels applied in the run's order ([`Expect`], replayed with the
+//! scalar oracle) — instead of trusting the arrays in memory, so it also
+//! catches a worker that scribbled over someone else's input. The digests are XORs of per-element hashes keyed by
 //! index: chunks combine in any order, and two runs produced the same array
 //! exactly when their digests match (up to hash collisions).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Element, Formula, Op, STREAM_SCALAR, Visit, formula};
+use super::Element;
+use super::history::History;
 use crate::vocab::Array;
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -66,8 +67,9 @@ fn fill_body<T: Element>(seed: u64, array: Array, start: u64, out: &mut [T]) {
 /// Fills `out` with elements `start..start + out.len()` of `array`'s inputs.
 pub(crate) fn fill<T: Element>(seed: u64, array: Array, start: u64, out: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512dq") {
-        // SAFETY: the CPU supports AVX-512F/DQ (checked just above).
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+        // SAFETY: the CPU supports AVX-512F and AVX-512DQ, every feature the
+        // function is compiled for (checked just above).
         return unsafe { fill_avx512(seed, array, start, out) };
     }
     fill_body(seed, array, start, out)
@@ -80,20 +82,16 @@ fn fill_avx512<T: Element>(seed: u64, array: Array, start: u64, out: &mut [T]) {
 }
 
 /// What the arrays must hold when validation runs: the inputs as
-/// generated, then the kernels applied in the run's order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// generated, then the kernels of the history applied in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Expect {
     /// `--seed`.
     pub seed: u64,
-    /// Whether `c` was filled from the generator (a kernel read it before
-    /// any wrote it); else it starts as zeroes.
+    /// Whether `c` was filled from the generator (a kernel reads it before
+    /// any writes it); else it starts as zeroes.
     pub c_filled: bool,
-    /// The last kernel that wrote `c`, if any (they all read only `a` and
-    /// `b`, so the last one alone decides `c`).
-    pub c_writer: Option<Op>,
-    /// How many times `nstream` updated `a` (it runs last: it reads `c` as
-    /// the kernels before it left it).
-    pub a_updates: u32,
+    /// What was applied to the arrays.
+    pub history: History,
 }
 
 /// The first element that differs from what the run must have left.
@@ -173,110 +171,89 @@ impl Verdict {
     }
 }
 
+/// Elements checked together: the expected values of a block are built
+/// in three small buffers (L1), then compared.
 const VERIFY_BLOCK: usize = 256;
 
-/// What element `index` of every array must hold.
+/// What elements `start..start + n` of every array must hold, into `want`.
 #[inline(always)]
-fn expected<T: Element, F: Formula, const FILLED: bool, const WRITER: bool>(
-    e: &Expect,
-    keys: &[u64; 3],
-    index: u64,
-) -> [T; 3] {
-    let s = T::from_f64(STREAM_SCALAR);
-    let a0: T = generated(keys[0], index);
-    let b: T = generated(keys[1], index);
-    let c0: T = if FILLED { generated(keys[2], index) } else { T::ZERO };
-    let c = if WRITER { F::eval(a0, b, c0, s) } else { c0 };
-    let mut a = a0;
-    for _ in 0..e.a_updates {
-        a = formula::Nstream::eval(a, b, c, s);
+fn expected_block<T: Element>(e: &Expect, keys: &[u64; 3], start: u64, n: usize, want: &mut [[T; VERIFY_BLOCK]; 3]) {
+    let [wa, wb, wc] = want;
+    for (i, x) in wa[..n].iter_mut().enumerate() {
+        *x = generated(keys[0], start + i as u64);
     }
-    [a, b, c]
-}
-
-struct Check<'x, T> {
-    e: &'x Expect,
-    start: u64,
-    arrays: [&'x [T]; 3],
-}
-
-impl<T: Element> Check<'_, T> {
-    #[inline(always)]
-    fn body<F: Formula, const FILLED: bool, const WRITER: bool>(&self) -> Verdict {
-        let [a, b, c] = self.arrays;
-        let n = c.len();
-        assert!(a.len() == n && b.len() == n, "verify needs equal chunks of a, b and c");
-        let keys = Array::ALL.map(|arr| key(self.e.seed, arr));
-        let updated = self.e.a_updates > 0;
-        let (mut c_digest, mut a_digest) = (0u64, 0u64);
-        let mut first_bad_block = None;
-        for block_start in (0..n).step_by(VERIFY_BLOCK) {
-            let block_end = (block_start + VERIFY_BLOCK).min(n);
-            let mut bad = 0u64;
-            for i in block_start..block_end {
-                let index = self.start + i as u64;
-                let [ea, eb, ec] = expected::<T, F, FILLED, WRITER>(self.e, &keys, index);
-                let (ab, cb) = (a[i].to_bits64(), c[i].to_bits64());
-                bad |= (ab ^ ea.to_bits64()) | (b[i].to_bits64() ^ eb.to_bits64()) | (cb ^ ec.to_bits64());
-                c_digest ^= digest_of(cb, index);
-                if updated {
-                    a_digest ^= digest_of(ab, index);
-                }
-            }
-            if bad != 0 && first_bad_block.is_none() {
-                first_bad_block = Some(block_start..block_end);
-            }
+    for (i, x) in wb[..n].iter_mut().enumerate() {
+        *x = generated(keys[1], start + i as u64);
+    }
+    if e.c_filled {
+        for (i, x) in wc[..n].iter_mut().enumerate() {
+            *x = generated(keys[2], start + i as u64);
         }
-        let mismatch = first_bad_block.and_then(|block| {
-            block.into_iter().find_map(|i| {
-                let index = self.start + i as u64;
-                let want = expected::<T, F, FILLED, WRITER>(self.e, &keys, index);
-                Array::ALL
-                    .into_iter()
-                    .zip(want)
-                    .map(|(arr, w)| (arr, self.arrays[arr.index()][i], w))
-                    .find(|(_, got, want)| got.to_bits64() != want.to_bits64())
-                    .map(|(array, got, want)| Mismatch { array, index, got: got.to_f64(), expected: want.to_f64() })
-            })
-        });
-        Verdict { mismatch, c_digest, a_digest }
+    } else {
+        wc[..n].fill(T::ZERO);
     }
-}
-
-impl<T: Element> Visit for Check<'_, T> {
-    type Out = Verdict;
-    fn visit<F: Formula>(self) -> Verdict {
-        match (self.e.c_filled, self.e.c_writer.is_some()) {
-            (false, true) => self.body::<F, false, true>(),
-            (true, true) => self.body::<F, true, true>(),
-            (false, false) => self.body::<F, false, false>(),
-            (true, false) => self.body::<F, true, false>(),
-        }
-    }
+    e.history.replay(wa, wb, wc, n);
 }
 
 #[inline(always)]
-fn verify_dispatch<T: Element>(e: &Expect, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
-    let check = Check { e, start, arrays: [a, b, c] };
-    // Without a writer of c the formula is not used: any one will do.
-    e.c_writer.unwrap_or(Op::Copy).visit(check)
+fn verify_body<T: Element>(e: &Expect, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
+    let n = c.len();
+    assert!(a.len() == n && b.len() == n, "verify needs equal chunks of a, b and c");
+    let keys = Array::ALL.map(|arr| key(e.seed, arr));
+    let digest_a = e.history.writes(Array::A);
+    let (mut c_digest, mut a_digest) = (0u64, 0u64);
+    let mut mismatch = None;
+    let mut want = [[T::ZERO; VERIFY_BLOCK]; 3];
+    for block_start in (0..n).step_by(VERIFY_BLOCK) {
+        let len = VERIFY_BLOCK.min(n - block_start);
+        let first = start + block_start as u64;
+        expected_block(e, &keys, first, len, &mut want);
+        let got = [&a[block_start..block_start + len], &b[block_start..block_start + len], &c[block_start..]];
+        let mut bad = 0u64;
+        for i in 0..len {
+            let index = first + i as u64;
+            let (ab, cb) = (got[0][i].to_bits64(), got[2][i].to_bits64());
+            bad |= (ab ^ want[0][i].to_bits64())
+                | (got[1][i].to_bits64() ^ want[1][i].to_bits64())
+                | (cb ^ want[2][i].to_bits64());
+            c_digest ^= digest_of(cb, index);
+            if digest_a {
+                a_digest ^= digest_of(ab, index);
+            }
+        }
+        if bad != 0 && mismatch.is_none() {
+            mismatch = (0..len).find_map(|i| {
+                Array::ALL.into_iter().find_map(|arr| {
+                    let (g, w) = (got[arr.index()][i], want[arr.index()][i]);
+                    (g.to_bits64() != w.to_bits64()).then(|| Mismatch {
+                        array: arr,
+                        index: first + i as u64,
+                        got: g.to_f64(),
+                        expected: w.to_f64(),
+                    })
+                })
+            });
+        }
+    }
+    Verdict { mismatch, c_digest, a_digest }
 }
 
 /// Checks elements `start..start + c.len()` of all three arrays against
 /// what `e` says they must hold, and digests them.
 pub(crate) fn verify<T: Element>(e: &Expect, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512dq") {
-        // SAFETY: the CPU supports AVX-512F/DQ (checked just above).
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+        // SAFETY: the CPU supports AVX-512F and AVX-512DQ, every feature the
+        // function is compiled for (checked just above).
         return unsafe { verify_avx512(e, start, a, b, c) };
     }
-    verify_dispatch(e, start, a, b, c)
+    verify_body(e, start, a, b, c)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
 fn verify_avx512<T: Element>(e: &Expect, start: u64, a: &[T], b: &[T], c: &[T]) -> Verdict {
-    verify_dispatch(e, start, a, b, c)
+    verify_body(e, start, a, b, c)
 }
 
 /// A compensated partial of Σ aᵢ·bᵢ in f64 (Ogita, Rump and Oishi's Dot2:
@@ -330,9 +307,14 @@ impl DotReference {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::Op;
 
-    fn exp(c_writer: Option<Op>) -> Expect {
-        Expect { seed: 5, c_filled: false, c_writer, a_updates: 0 }
+    fn exp(ops: &[(Op, u32)]) -> Expect {
+        let mut history = History::new();
+        for &(op, n) in ops {
+            history.apply(op, n);
+        }
+        Expect { seed: 5, c_filled: false, history }
     }
 
     #[test]
@@ -354,16 +336,25 @@ mod tests {
         assert_ne!(expected_input::<f64>(9, Array::A, 5), expected_input::<f64>(9, Array::B, 5));
     }
 
-    /// A chunk as a correct run leaves it, computed with the oracle alone.
+    /// A chunk as a correct run leaves it, computed element by element
+    /// with the oracle alone (not with the history's replay).
     fn correct_chunk(e: &Expect, start: u64, n: usize) -> [Vec<f64>; 3] {
-        let s = STREAM_SCALAR;
+        let s = crate::kernel::STREAM_SCALAR;
         let mut out = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
         for (i, index) in (start..start + n as u64).enumerate() {
-            let a0 = expected_input::<f64>(e.seed, Array::A, index);
+            let mut a = expected_input::<f64>(e.seed, Array::A, index);
             let b = expected_input::<f64>(e.seed, Array::B, index);
-            let c0 = if e.c_filled { expected_input::<f64>(e.seed, Array::C, index) } else { 0.0 };
-            let c = e.c_writer.map_or(c0, |op| op.oracle(a0, b, c0, s));
-            let a = (0..e.a_updates).fold(a0, |a, _| Op::Nstream.oracle(a, b, c, s));
+            let mut c = if e.c_filled { expected_input::<f64>(e.seed, Array::C, index) } else { 0.0 };
+            for entry in e.history.entries() {
+                let times = if entry.op.idempotent() { 1 } else { entry.rounds };
+                for _ in 0..times {
+                    match entry.op.writes() {
+                        Some(Array::A) => a = entry.op.oracle(a, b, c, s),
+                        Some(_) => c = entry.op.oracle(a, b, c, s),
+                        None => {}
+                    }
+                }
+            }
             [out[0][i], out[1][i], out[2][i]] = [a, b, c];
         }
         out
@@ -371,7 +362,7 @@ mod tests {
 
     #[test]
     fn verify_finds_the_first_bad_element_in_any_array() {
-        let e = exp(Some(Op::Triad));
+        let e = exp(&[(Op::Triad, 3)]);
         let [a, b, c] = correct_chunk(&e, 100, 2000);
         assert_eq!(verify(&e, 100, &a, &b, &c).mismatch, None);
         let mut c2 = c.clone();
@@ -390,19 +381,26 @@ mod tests {
     }
 
     #[test]
-    fn nstream_rounds_are_accounted_for() {
-        let e = Expect { a_updates: 3, ..exp(Some(Op::Add)) };
-        let [a, b, c] = correct_chunk(&e, 0, 777);
-        let v = verify(&e, 0, &a, &b, &c);
-        assert_eq!(v.mismatch, None);
-        assert_ne!(v.a_digest, 0);
-        let once_too_often = Expect { a_updates: 4, ..e };
-        assert_eq!(verify(&once_too_often, 0, &a, &b, &c).mismatch.unwrap().array, Array::A);
+    fn updates_in_place_are_accounted_for() {
+        for ops in
+            [&[(Op::Add, 2), (Op::Nstream, 3)][..], &[(Op::Fma, 4)], &[(Op::Nstream, 2), (Op::Copy, 1), (Op::Fma, 2)]]
+        {
+            let mut e = exp(ops);
+            e.c_filled = ops[0].0.reads().contains(&Array::C);
+            let [a, b, c] = correct_chunk(&e, 0, 777);
+            let v = verify(&e, 0, &a, &b, &c);
+            assert_eq!(v.mismatch, None, "{ops:?}");
+            assert_eq!(v.a_digest != 0, e.history.writes(Array::A));
+            let mut once_more = e.clone();
+            let last = ops.last().unwrap().0;
+            once_more.history.apply(last, 1);
+            assert!(verify(&once_more, 0, &a, &b, &c).mismatch.is_some(), "{ops:?}: one update too many");
+        }
     }
 
     #[test]
     fn digests_combine_over_any_split() {
-        let e = exp(Some(Op::Add));
+        let e = exp(&[(Op::Add, 1)]);
         let [a, b, c] = correct_chunk(&e, 0, 5000);
         let whole = verify(&e, 0, &a, &b, &c);
         let split = verify(&e, 0, &a[..1234], &b[..1234], &c[..1234]).then(verify(
@@ -413,7 +411,7 @@ mod tests {
             &c[1234..],
         ));
         assert_eq!(whole, split);
-        let copy = exp(Some(Op::Copy));
+        let copy = exp(&[(Op::Copy, 1)]);
         let [a2, b2, c2] = correct_chunk(&copy, 0, 5000);
         assert_ne!(whole.c_digest, verify(&copy, 0, &a2, &b2, &c2).c_digest);
     }

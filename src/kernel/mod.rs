@@ -1,16 +1,10 @@
 //! The STREAM and BabelStream kernels, their SIMD implementations and the
 //! data they run on.
 //!
-//! Six operations on `f64` or `f32`, each defined once in [`ops`]'s table:
-//!
-//! | op        | computes          | arrays read | counted bytes per element |
-//! |-----------|-------------------|-------------|---------------------------|
-//! | `copy`    | c = a             | a           | 2 × size                  |
-//! | `scale`   | c = s·a           | a           | 2 × size                  |
-//! | `add`     | c = a + b         | a, b        | 3 × size                  |
-//! | `triad`   | c = a + s·b       | a, b        | 3 × size                  |
-//! | `dot`     | s = Σ a·b         | a, b        | 2 × size                  |
-//! | `nstream` | a = a + (b + s·c) | a, b, c     | 4 × size                  |
+//! The operations on `f64` or `f32` are each defined once, as a line of
+//! [`ops`]'s table (see [`Op::ALL`] and each one's [`Op::formula`]);
+//! everything else here is generated from it. The bytes a round counts are every array
+//! it reads plus the one it writes ([`Op::arrays_moved`]).
 //!
 //! (STREAM's and BabelStream's counting: every array read plus the one
 //! written, no credit for write-allocate traffic; `s` = 3.)
@@ -32,8 +26,10 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 pub(crate) mod data;
+pub mod history;
 mod ops;
 pub use data::Mismatch;
+pub use history::{Applied, History, Position};
 pub(crate) mod reduce;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -65,9 +61,9 @@ macro_rules! define_ops {
         }
 
         impl Op {
-            /// Every kernel, in the order `--op all` runs them (STREAM's
-            /// four, then BabelStream's two; `nstream` last, as it writes
-            /// an input).
+            /// Every kernel, in the order `--op all` runs them: STREAM's
+            /// four, BabelStream's two, then likwid-bench's and BLAS's
+            /// `c = a·b + c`.
             pub const ALL: [Op; [$(Op::$V),*].len()] = [$(Op::$V),*];
 
             /// The name used on the command line and in reports.
@@ -154,8 +150,9 @@ impl Op {
         Op::ALL.get(code as usize).copied()
     }
 
-    /// Whether the kernel can be repeated without changing its result
-    /// (`nstream` updates `a` in place: a repeated round would add twice).
+    /// Whether the kernel can be repeated without changing its result: it
+    /// writes no array it reads. One that does (`nstream`, `fma`) updates
+    /// in place: a repeated round would apply twice.
     pub fn idempotent(self) -> bool {
         self.writes().is_none_or(|w| !self.reads().contains(&w))
     }
@@ -320,7 +317,7 @@ pub enum Stores {
 impl Stores {
     /// The store kind `op` uses when the run asked for `self`, `auto` if it
     /// was chosen by `--stores auto`: a kernel that reads the array it
-    /// writes (`nstream`) has each line in cache already, so streaming
+    /// writes (`nstream`, `fma`) has each line in cache already, so streaming
     /// stores would save no write-allocate read, only evict; auto gives it
     /// regular stores. An explicit `--stores nontemporal` is obeyed.
     pub fn for_op(self, op: Op, auto: bool) -> Stores {
@@ -376,12 +373,13 @@ pub(crate) use sealed::Body;
 pub type RawWrite<T> = unsafe fn(*mut T, *const T, *mut T, usize, T);
 
 /// A reduction: `out[k]` = the sum of the terms over block `k` of `block`
-/// elements (the last one shorter), for `n` elements.
+/// elements (the last one shorter), for `n` elements of `a`, `b` and `c`.
 ///
 /// # Safety
-/// The CPU supports the kernel's instruction set; `a` and `b` are valid for
-/// `n` reads; `out` for `n.div_ceil(block)` writes, overlapping neither.
-pub type RawReduce<T> = unsafe fn(*const T, *const T, usize, usize, *mut T);
+/// The CPU supports the kernel's instruction set; every array the kernel
+/// reads is valid for `n` reads; `out` for `n.div_ceil(block)` writes,
+/// overlapping none of them.
+pub type RawReduce<T> = unsafe fn(*const T, *const T, *const T, usize, usize, *mut T);
 
 /// An element type of the arrays: `f64` or `f32`.
 pub trait Element:
@@ -586,8 +584,9 @@ impl<T: Element> Kernel<T> {
         self.stores
     }
 
-    /// A kernel that writes `c` (copy, scale, add, triad): `c[i] = f(a[i],
-    /// b[i])` for every `i < c.len()`.
+    /// A kernel that writes `c` (copy, scale, add, triad, fma): `c[i] =
+    /// f(a[i], b[i], c[i])` for every `i < c.len()` (a kernel that reads `c`
+    /// reads it only at the index it writes).
     ///
     /// # Panics
     /// If the kernel does not write `c`, or an array it reads is shorter
@@ -597,13 +596,14 @@ impl<T: Element> Kernel<T> {
         let Body::Write(raw) = self.body else { panic!("{} does not write c", self.op) };
         assert_eq!(self.op.writes(), Some(Array::C), "{} does not write c", self.op);
         let n = c.len();
-        assert!(a.len() >= n, "a is shorter than c");
+        assert!(!self.op.reads().contains(&Array::A) || a.len() >= n, "a is shorter than c");
         assert!(!self.op.reads().contains(&Array::B) || b.len() >= n, "b is shorter than c");
         // SAFETY: `resolve` checked that the CPU supports the kernel's
-        // instruction set. `a` (and `b`, when read) are valid for `n` reads
-        // (asserted); the kernel does not read `c` (c-writers read only a
-        // and b), and writes `n` elements of `c`, a unique borrow, which
-        // therefore overlaps neither input. The pointer to `a` is only read.
+        // instruction set. `a` and `b` are valid for `n` reads where the
+        // kernel reads them (asserted); `c` is a unique borrow of `n`
+        // elements, which therefore overlaps neither input, and the kernel
+        // reads it (if at all) only at the index it writes. The pointer to
+        // `a` is only read.
         unsafe { raw(a.as_ptr().cast_mut(), b.as_ptr(), c.as_mut_ptr(), n, self.s) }
     }
 
@@ -625,22 +625,27 @@ impl<T: Element> Kernel<T> {
     }
 
     /// A reduction (dot): `blocks[k]` = the sum over block `k` of
-    /// [`block_elems`] elements of `a` and `b`.
+    /// [`block_elems`] elements of the kernel's term of `a`, `b` and `c`
+    /// (an array it does not read may be empty).
     ///
     /// # Panics
-    /// If the kernel is not a reduction, `a` and `b` differ in length, or
-    /// `blocks` does not have one entry per block.
+    /// If the kernel is not a reduction, an array it reads differs in
+    /// length from the others it reads, or `blocks` does not have one entry
+    /// per block.
     #[inline]
-    pub fn reduce(&self, a: &[T], b: &[T], blocks: &mut [T]) {
+    pub fn reduce(&self, a: &[T], b: &[T], c: &[T], blocks: &mut [T]) {
         let Body::Reduce(raw) = self.body else { panic!("{} is not a reduction", self.op) };
-        let n = a.len();
+        let reads = self.op.reads();
+        let lens: Vec<usize> = reads.iter().map(|arr| [a.len(), b.len(), c.len()][arr.index()]).collect();
+        let n = lens.first().copied().unwrap_or(0);
+        assert!(lens.iter().all(|&l| l == n), "the arrays {} reads differ in length", self.op);
         let block = block_elems::<T>();
-        assert_eq!(b.len(), n, "a and b differ in length");
         assert_eq!(blocks.len(), n.div_ceil(block), "one sum per block");
-        // SAFETY: the CPU supports the kernel (checked by `resolve`); `a`
-        // and `b` are valid for `n` reads; `blocks` is a unique borrow of
+        // SAFETY: the CPU supports the kernel (checked by `resolve`); every
+        // array the kernel reads is valid for `n` reads (asserted; the
+        // others are never dereferenced); `blocks` is a unique borrow of
         // exactly one entry per block.
-        unsafe { raw(a.as_ptr(), b.as_ptr(), n, block, blocks.as_mut_ptr()) }
+        unsafe { raw(a.as_ptr(), b.as_ptr(), c.as_ptr(), n, block, blocks.as_mut_ptr()) }
     }
 }
 
@@ -676,7 +681,7 @@ mod tests {
                                 Some(_) => kernel.write_a(&mut a2[offset..], &b[offset..], &c0[offset..]),
                                 None => {
                                     let mut blocks = vec![T::ZERO; n.div_ceil(block_elems::<T>())];
-                                    kernel.reduce(&a[offset..], &b[offset..], &mut blocks);
+                                    kernel.reduce(&a[offset..], &b[offset..], &c0[offset..], &mut blocks);
                                     let exact: f64 =
                                         (offset..n + offset).map(|i| op.oracle(a[i], b[i], c0[i], s).to_f64()).sum();
                                     let got: f64 = blocks.iter().map(|x| x.to_f64()).sum();
@@ -731,7 +736,7 @@ mod tests {
         for simd in Simd::supported() {
             let k = Kernel::<f32>::resolve(Op::Dot, simd, Stores::Regular).unwrap();
             let mut blocks = vec![0.0f32; n.div_ceil(block_elems::<f32>())];
-            k.reduce(&a, &b, &mut blocks);
+            k.reduce(&a, &b, &[], &mut blocks);
             let total: i64 = blocks.iter().map(|&x| x as i64).sum();
             assert_eq!(total, exact, "{simd}");
             assert!(blocks.iter().all(|x| x.fract() == 0.0));
@@ -744,10 +749,12 @@ mod tests {
         assert_eq!(Op::Nstream.formula(), "a = a + (b + s·c)");
         assert_eq!(Op::Dot.formula(), "s = Σ a·b");
         let moved: Vec<u64> = Op::ALL.iter().map(|o| o.arrays_moved()).collect();
-        assert_eq!(moved, [2, 2, 3, 3, 2, 4], "STREAM's and BabelStream's byte counting");
-        assert_eq!(Op::ALL.map(Op::name), ["copy", "scale", "add", "triad", "dot", "nstream"]);
-        assert!(Op::ALL.iter().all(|o| o.idempotent() != (*o == Op::Nstream)));
+        assert_eq!(moved, [2, 2, 3, 3, 2, 4, 4], "STREAM's and BabelStream's byte counting");
+        assert_eq!(Op::ALL.map(Op::name), ["copy", "scale", "add", "triad", "dot", "nstream", "fma"]);
+        assert!(Op::ALL.iter().all(|o| o.idempotent() != matches!(o, Op::Nstream | Op::Fma)));
         assert_eq!(Op::Nstream.reads(), [Array::A, Array::B, Array::C]);
+        assert_eq!(Op::Fma.formula(), "c = a·b + c");
+        assert_eq!(Op::Fma.writes(), Some(Array::C));
     }
 
     #[test]

@@ -14,7 +14,14 @@
 
 /// The kernel table. Each line: variant, name, shape (`write DEST` or
 /// `reduce`), the arrays read, the formula. For a `reduce` kernel the
-/// formula is the term summed over the elements.
+/// formula is the term summed over the elements, a product of two arrays
+/// (its compensated reference computes the products exactly).
+///
+/// Everything downstream is derived from a line's shape and reads: a kernel
+/// that writes an array it reads updates it in place (its rounds accumulate,
+/// and a lost worker's chunk is rebuilt by replaying them), one that does
+/// not can be repeated freely; which arrays a worker maps writable; which
+/// arrays validation digests; STREAM's byte count.
 ///
 /// Invokes `$callback!{ (ARGS) s; LINES }`, where `s` is the scalar's name
 /// as the formulas spell it (macro hygiene: a callback binds the table's
@@ -28,6 +35,7 @@ macro_rules! with_ops {
             Triad   triad   write c [a b]     (add a (mul s b));
             Dot     dot     reduce  [a b]     (mul a b);
             Nstream nstream write a [a b c]   (add a (add b (mul s c)));
+            Fma     fma     write c [a b c]   (add (mul a b) c);
         }
     };
 }

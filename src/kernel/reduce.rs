@@ -248,7 +248,7 @@ mod tests {
             {
                 let (a, b) = awkward::<T>(n, 1 + k as u64);
                 let mut sums = vec![T::ZERO; n.div_ceil(block)];
-                kernel.reduce(&a, &b, &mut sums);
+                kernel.reduce(&a, &b, &[], &mut sums);
                 let got = combine::<T>(&nodes_of(0, &sums), sums.len() as u64).unwrap().to_f64();
                 let reference = DotReference::of(&a, &b);
                 let limit = bound::<T>(n as u64, reference.value(), reference.abs);
@@ -289,7 +289,7 @@ mod tests {
         for simd in Simd::supported() {
             let kernel = Kernel::<f32>::resolve(Op::Dot, simd, Stores::Regular).unwrap();
             let mut sums = vec![0.0f32; n.div_ceil(block_elems::<f32>())];
-            kernel.reduce(&a, &b, &mut sums);
+            kernel.reduce(&a, &b, &[], &mut sums);
             let got = combine::<f32>(&nodes_of(0, &sums), sums.len() as u64).unwrap();
             assert_eq!(got, exact as f32, "{simd}");
         }

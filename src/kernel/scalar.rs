@@ -36,15 +36,15 @@ macro_rules! scalar_op {
         /// # Safety
         /// As [`super::RawReduce`].
         #[allow(unused_variables)]
-        unsafe fn $fname<T: Element>(ap: *const T, bp: *const T, n: usize, block: usize, out: *mut T) {
+        unsafe fn $fname<T: Element>(ap: *const T, bp: *const T, cp: *const T, n: usize, block: usize, out: *mut T) {
             let mut start = 0usize;
             let mut k = 0usize;
             while start < n {
                 let len = block.min(n - start);
                 let mut sum = T::ZERO;
                 for i in start..start + len {
-                    // SAFETY: `i < n`; `a` and `b` are valid for `n` reads.
-                    let ($($r,)*) = unsafe { ($(pick!(ap, bp, ap; $r).add(i).read_volatile(),)*) };
+                    // SAFETY: `i < n`; every array the kernel reads is valid for `n` reads.
+                    let ($($r,)*) = unsafe { ($(pick!(ap, bp, cp; $r).add(i).read_volatile(),)*) };
                     let $s = T::from_f64(super::STREAM_SCALAR);
                     sum = sum.add(lower!([Element::add, Element::mul] $f));
                 }

@@ -87,7 +87,7 @@ macro_rules! isa_op {
         /// As [`crate::kernel::RawReduce`].
         #[target_feature(enable = $feature)]
         #[allow(unused_variables)]
-        pub(crate) unsafe fn $fname(ap: *const $t, bp: *const $t, n: usize, block: usize, out: *mut $t) {
+        pub(crate) unsafe fn $fname(ap: *const $t, bp: *const $t, cp: *const $t, n: usize, block: usize, out: *mut $t) {
             let sv = <$t as Element>::from_f64(crate::kernel::STREAM_SCALAR);
             let vs: $vec = $set1(sv);
             let mut start = 0usize;
@@ -100,7 +100,7 @@ macro_rules! isa_op {
                     for (u, slot) in acc.iter_mut().enumerate() {
                         let p = start + j + u * LANES;
                         // SAFETY: `p + LANES <= start + len <= n`.
-                        let ($($r,)*) = unsafe { ($($loadu(pick!(ap, bp, ap; $r).add(p)),)*) };
+                        let ($($r,)*) = unsafe { ($($loadu(pick!(ap, bp, cp; $r).add(p)),)*) };
                         let $s = vs;
                         *slot = $add(*slot, lower!([$add, $mul] $f));
                     }
@@ -109,7 +109,7 @@ macro_rules! isa_op {
                 while j + LANES <= len {
                     let p = start + j;
                     // SAFETY: `p + LANES <= n`.
-                    let ($($r,)*) = unsafe { ($($loadu(pick!(ap, bp, ap; $r).add(p)),)*) };
+                    let ($($r,)*) = unsafe { ($($loadu(pick!(ap, bp, cp; $r).add(p)),)*) };
                     let $s = vs;
                     acc[0] = $add(acc[0], lower!([$add, $mul] $f));
                     j += LANES;
@@ -122,7 +122,7 @@ macro_rules! isa_op {
                 while j < len {
                     let p = start + j;
                     // SAFETY: `p < n`.
-                    let ($($r,)*) = unsafe { ($(*pick!(ap, bp, ap; $r).add(p),)*) };
+                    let ($($r,)*) = unsafe { ($(*pick!(ap, bp, cp; $r).add(p),)*) };
                     let $s = sv;
                     sum = sadd(sum, lower!([sadd, smul] $f));
                     j += 1;

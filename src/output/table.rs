@@ -4,9 +4,11 @@
 use std::io::{self, Write};
 
 use crate::fault::FaultRecord;
+#[cfg(feature = "mpi")]
+use crate::report::MpiRecord;
 use crate::report::isolation::IsolationReport;
 use crate::report::sweep::{SweepPoint, SweepReport, procs_over_threads};
-use crate::report::{MpiRecord, RetryRecord, RunReport, WorkerRecord};
+use crate::report::{RetryRecord, RunReport, WorkerRecord};
 use crate::units::{human_bytes, human_time, page_size, plural, thousands};
 use crate::vocab::Mode;
 
@@ -47,12 +49,7 @@ fn capitalise(s: &str) -> String {
 /// Writes the whole report of a run.
 pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io::Result<()> {
     let c = &r.config;
-    let workers = match c.mode {
-        Mode::Procs => format!("{} worker process{}", c.procs, if c.procs == 1 { "" } else { "es" }),
-        Mode::Threads => format!("{} worker thread{}", c.procs, plural(c.procs as u64)),
-        Mode::Serial => "1 thread".to_string(),
-        Mode::Ranks => "1 thread per rank".to_string(),
-    };
+    let workers = c.mode.workers(c.procs);
     let ops: Vec<&str> = c.ops.0.iter().map(|o| o.name()).collect();
     writeln!(
         out,
@@ -64,7 +61,7 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         c.dtype,
         c.simd,
         c.stores,
-        if c.mode == Mode::Ranks { "MPI shared window".to_string() } else { c.shm.to_string() },
+        if c.mode.is_rank() { "MPI shared window".to_string() } else { c.shm.to_string() },
         page_size(c.page_bytes)
     )?;
     writeln!(
@@ -78,6 +75,7 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         if ops.len() > 1 { " per kernel" } else { "" },
         c.seed
     )?;
+    #[cfg(feature = "mpi")]
     if let Some(m) = &r.mpi {
         let per_node: Vec<String> = m.ranks_per_node.iter().map(|n| n.to_string()).collect();
         writeln!(
@@ -88,7 +86,7 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
             m.nodes,
             plural(m.nodes as u64),
             per_node.join(", "),
-            if c.mode == Mode::Ranks { "computes its chunk of its node's window" } else { "conducts its own workers" },
+            if c.mode.is_rank() { "computes its chunk of its node's window" } else { "conducts its own workers" },
             m.library,
             m.launcher
         )?;
@@ -185,16 +183,25 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
     )?;
     writeln!(out)?;
 
-    match &r.mpi {
-        Some(m) => write_ranks(out, m, c.mode, style)?,
-        None => write_workers(out, &r.workers, c.mode, style)?,
+    #[cfg(feature = "mpi")]
+    let ranks_shown = match &r.mpi {
+        Some(m) => write_ranks(out, m, c.mode, style).map(|()| true)?,
+        None => false,
+    };
+    #[cfg(not(feature = "mpi"))]
+    let ranks_shown = false;
+    if !ranks_shown {
+        write_workers(out, &r.workers, c.mode, style)?;
     }
     // Under MPI, every rank's faults and retries, each named by its rank.
     let own = [(None, r.faults.as_slice(), r.retries.as_slice())];
+    #[cfg(feature = "mpi")]
     let ranks: Vec<(Option<usize>, &[FaultRecord], &[RetryRecord])> = match &r.mpi {
         Some(m) => m.per_rank.iter().map(|p| (Some(p.rank), p.faults.as_slice(), p.retries.as_slice())).collect(),
         None => own.to_vec(),
     };
+    #[cfg(not(feature = "mpi"))]
+    let ranks: Vec<(Option<usize>, &[FaultRecord], &[RetryRecord])> = own.to_vec();
     let who = |rank: Option<usize>| rank.map_or(String::new(), |r| format!("rank {r}: "));
     if ranks.iter().any(|(_, f, _)| !f.is_empty()) {
         writeln!(out)?;
@@ -266,6 +273,7 @@ fn write_workers(out: &mut dyn Write, workers: &[WorkerRecord], mode: Mode, styl
 
 /// The Ranks section of an MPI job: where each rank ran, its share, its
 /// workers.
+#[cfg(feature = "mpi")]
 fn write_ranks(out: &mut dyn Write, m: &MpiRecord, mode: Mode, style: Style) -> io::Result<()> {
     writeln!(out, "{}", style.bold("Ranks"))?;
     writeln!(
@@ -274,11 +282,7 @@ fn write_ranks(out: &mut dyn Write, m: &MpiRecord, mode: Mode, style: Style) -> 
         "rank", "host", "pid", "elements", "cpus", "workers", "median compute"
     )?;
     for p in &m.per_rank {
-        let workers = match mode {
-            Mode::Procs => format!("{} process{}", p.workers.len(), if p.workers.len() == 1 { "" } else { "es" }),
-            Mode::Threads => format!("{} thread{}", p.workers.len(), plural(p.workers.len() as u64)),
-            Mode::Serial | Mode::Ranks => "its own thread".into(),
-        };
+        let workers = if mode.is_single() { "its own thread".into() } else { mode.workers(p.workers.len()) };
         let attempts: u32 = p.workers.iter().map(|w| w.attempts.saturating_sub(1)).sum();
         let workers = if attempts > 0 { format!("{workers}, {attempts} replaced") } else { workers };
         writeln!(

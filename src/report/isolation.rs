@@ -2,15 +2,16 @@
 //! what the two child runs did, and a summary written from the rows.
 //!
 //! A row is only ever written from a child whose failure the injected fault
-//! explains ([`explains`]): its report, its exit status and its last words
-//! must agree with the fault. Anything else — a missing binary, a refused
+//! explains ([`explains`]): its report, its exit status and — when it could
+//! write no report — its typed [`Ending`] must agree with the fault. Nothing
+//! is judged from the English a child prints for people. Anything else — a missing binary, a refused
 //! flag, an unusable machine — is not an effect of the fault, and stops
 //! the experiment instead of being reported as one.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Provenance, RunReport};
-use crate::fault::{FaultAction, FaultKind, signal_name};
+use crate::fault::{Ending, FaultAction, FaultKind, signal_name};
 use crate::units::short_time;
 use crate::vocab::{Array, Mode};
 
@@ -35,8 +36,11 @@ pub struct ChildOutcome {
     pub mismatch: Option<String>,
     /// What retry cost, seconds.
     pub retry_cost_s: Option<f64>,
-    /// The child's last line on stderr.
+    /// The child's last line on stderr (for people).
     pub last_words: Option<String>,
+    /// How it ended, when it could write no report.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ending: Option<Ending>,
 }
 
 /// A child run as it ended: the parts [`explains`] judges.
@@ -48,9 +52,11 @@ pub struct Child {
     pub signal: Option<i32>,
     /// Its report, if it wrote one.
     pub report: Option<RunReport>,
-    /// Its last non-empty line on stderr (of an MPI job: the last line a
-    /// rank of vecpar wrote, rather than mpirun's own).
+    /// Its last non-empty line on stderr that is not an ending (of an MPI
+    /// job: the last line a rank of vecpar wrote, rather than mpirun's own).
     pub last_words: Option<String>,
+    /// The typed ending it wrote, if any (of an MPI job: the first).
+    pub ending: Option<Ending>,
     /// The ranks of the MPI job it was, if it was one.
     pub ranks: Option<usize>,
 }
@@ -74,6 +80,7 @@ impl Child {
                 .map(|m| format!("{}[{}] = {}", m.array, m.index, m.got)),
             retry_cost_s: r.and_then(|r| r.retries.first()).map(|t| t.cost_s),
             last_words: self.last_words.clone(),
+            ending: self.ending,
         }
     }
 }
@@ -88,27 +95,35 @@ pub fn explains(mode: Mode, kind: FaultKind, retry: bool, child: &Child) -> Resu
         (None, Some(s)) => signal_name(s),
         _ => "no status".into(),
     };
-    let fail = |what: &str| Err(format!("expected {what}, got {status}: {words}"));
-    if child.ranks.is_some() && mode == Mode::Ranks {
-        // The fault hit rank 1 itself: the job ends, no report, and a rank
-        // of vecpar says why.
-        let said = match kind {
-            FaultKind::Hang => words.contains("for the other ranks") && words.contains("--timeout"),
-            FaultKind::Panic => words.contains("lost rank 1") || words.contains("SIGTERM arrived"),
-            _ => words.contains("the job lost rank 1"),
-        };
-        return if child.report.is_none() && child.code != Some(0) && said {
+    let ending = child.ending.map_or_else(|| "no ending".to_string(), |e| format!("ending {e:?}"));
+    let fail = |what: &str| Err(format!("expected {what}, got {status} and {ending}: {words}"));
+    if child.ranks.is_some() && mode.is_rank() {
+        // The fault hit rank 1 itself: the job ends, no report, and another
+        // rank says why: it lost rank 1, its watchdog ran out (a hung rank),
+        // or mpirun's SIGTERM came first (a panic's MPI_Abort).
+        let ended = matches!(
+            (kind, child.ending),
+            (_, Some(Ending::RankLost { rank: 1 }))
+                | (FaultKind::Hang, Some(Ending::RanksStuck))
+                | (FaultKind::Panic, Some(Ending::Signalled { .. }))
+        );
+        return if child.report.is_none() && child.code != Some(0) && ended {
             Ok(())
         } else {
             fail("the job to end, another rank saying it lost rank 1")
         };
     }
     let fault_of = |r: &RunReport| r.faults.iter().find(|f| f.worker == 1).cloned();
-    let dies_of = |signal: i32| child.signal == Some(signal) && words.contains("worker thread");
+    let dies_of =
+        |signal: i32| child.signal == Some(signal) && child.ending == Some(Ending::WorkerThreadSignal { signal });
     match (mode, kind) {
         (Mode::Threads, FaultKind::Abort) if dies_of(libc::SIGABRT) => Ok(()),
         (Mode::Threads, FaultKind::Segv | FaultKind::StackOverflow) if dies_of(libc::SIGSEGV) => Ok(()),
-        (Mode::Threads, FaultKind::Exit(code)) if child.code == Some(code) && words.contains("called exit()") => Ok(()),
+        (Mode::Threads, FaultKind::Exit(code))
+            if child.code == Some(code) && child.ending == Some(Ending::WorkerThreadExit) =>
+        {
+            Ok(())
+        }
         (Mode::Threads, FaultKind::Abort | FaultKind::Segv | FaultKind::StackOverflow | FaultKind::Exit(_)) => {
             fail("the whole process to die with the worker thread")
         }
@@ -198,7 +213,7 @@ impl IsolationRow {
     pub fn label(&self) -> &'static str {
         match (self.ranks, self.mode) {
             (None, m) => m.name(),
-            (Some(_), Mode::Ranks) => "mpi rank",
+            (Some(_), m) if m.is_rank() => "mpi rank",
             (Some(_), _) => "mpi+procs",
         }
     }
@@ -213,20 +228,14 @@ pub fn row(
     fail_run: ChildOutcome,
     retry_run: ChildOutcome,
 ) -> IsolationRow {
-    if ranks.is_some() && mode == Mode::Ranks {
+    if ranks.is_some() && mode.is_rank() {
         return IsolationRow {
             mode,
             ranks,
             fault: kind.to_string(),
             survived: false,
             correct: None,
-            detected: fail_run.last_words.as_deref().map_or("—".into(), |w| {
-                // "vecpar-coord (rank 0): error: WHY; MPI cannot go on …": WHY, and who said it.
-                let who = w.split(": ").next().unwrap_or("").trim_start_matches("vecpar-coord ");
-                let why = w.split_once("error: ").map_or(w, |(_, why)| why);
-                let why = why.split("; MPI cannot go on").next().unwrap_or(why);
-                format!("{who}: {why}")
-            }),
+            detected: fail_run.ending.map_or("—".into(), |e| e.to_string()),
             lost: "the whole job: every rank ends (MPI without ULFM cannot go on without a rank)".into(),
             retry: "nothing to recover: a lost rank ends the job".into(),
             recovered: false,
@@ -326,19 +335,22 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
         out.push(s);
     }
     let inside: Vec<&IsolationRow> = rows.iter().filter(|r| r.ranks.is_some() && r.mode == Mode::Procs).collect();
-    let rank: Vec<&IsolationRow> = rows.iter().filter(|r| r.ranks.is_some() && r.mode == Mode::Ranks).collect();
+    let rank: Vec<&IsolationRow> = rows.iter().filter(|r| r.ranks.is_some() && r.mode.is_rank()).collect();
     if let Some(ranks) = inside.iter().chain(&rank).find_map(|r| r.ranks) {
         let recovered = inside.iter().filter(|r| r.recovered).count();
+        let ending = |e: fn(&Ending) -> bool| rank.iter().filter(|r| r.fail_run.ending.as_ref().is_some_and(e)).count();
+        let named = ending(|e| matches!(e, Ending::RankLost { .. }));
+        let stuck = ending(|e| matches!(e, Ending::RanksStuck));
+        let signalled = ending(|e| matches!(e, Ending::Signalled { .. }));
         out.push(format!(
             "Under MPI ({ranks} ranks): a worker lost inside a rank was detected by its rank and, with --on-fault \
              retry, replaced in {recovered} of {} faults, the job validated; a fault in a rank itself ended the \
-             whole job in {} of {} (no rank survives a lost one without ULFM), another rank naming the lost rank \
-             in {} of them (in the others mpirun's SIGTERM came first, and the rank said so). Isolation inside a \
-             rank is what processes add to MPI.",
+             whole job in {} of {} (no rank survives a lost one without ULFM): another rank named the lost rank in \
+             {named}, ran out of patience waiting for a hung one in {stuck}, and got mpirun's SIGTERM first in \
+             {signalled}. Isolation inside a rank is what processes add to MPI.",
             inside.len(),
             rank.iter().filter(|r| !r.survived).count(),
             rank.len(),
-            rank.iter().filter(|r| r.detected.contains("lost rank")).count()
         ));
     }
     let procs_ok =

@@ -16,17 +16,17 @@ pub mod sweep;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
+use crate::config::ConfigRecord;
 use crate::fault::FaultRecord;
-use crate::kernel::Op;
 use crate::kernel::data::Mismatch;
+use crate::kernel::{History, Op};
 use crate::machine::{HostInfo, Throttling};
 use crate::warnings::Warning;
 
 pub use noise::Noise;
 
 /// Version of the JSON layout; bumped when a key changes meaning or goes away.
-pub const REPORT_FORMAT_VERSION: u32 = 2;
+pub const REPORT_FORMAT_VERSION: u32 = 3;
 
 /// What every export starts with: what produced it, when, on which machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,18 +177,66 @@ pub struct Validation {
     pub mismatch: Option<Mismatch>,
     /// The worker that owned it.
     pub mismatch_owner: Option<usize>,
-    /// The MPI rank whose worker that was (runs under mpirun).
+    /// The MPI rank whose share it was (runs under mpirun).
+    #[cfg(feature = "mpi")]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mismatch_rank: Option<usize>,
     /// Digest of c (hex), equal across runs that produced the same c.
     pub c_digest: String,
-    /// Digest of a (hex), when a kernel updated it (nstream).
+    /// Digest of a (hex), when a kernel wrote it (nstream).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub a_digest: Option<String>,
-    /// How many times nstream had updated a when it was checked (warm-up
-    /// and timed rounds): the oracle applies it as often.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub a_updates: Option<u32>,
+    /// What the arrays had been through when they were checked: every
+    /// kernel applied, with its rounds (warm-up included); the check
+    /// replays it with the scalar oracle.
+    pub history: History,
+    /// Who checked them.
+    pub checked_by: CheckedBy,
+}
+
+/// Who checked the arrays: never the code that computed them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CheckedBy {
+    /// The coordinator, with threads of its own: another process, and
+    /// another program, than every worker (procs mode).
+    Coordinator {
+        /// Its process id.
+        pid: u32,
+        /// The threads that checked.
+        threads: usize,
+    },
+    /// Threads of the coordinator, the process the worker threads (or
+    /// serial mode's one) belong to: there is no other process to ask.
+    SameProcess {
+        /// Its process id.
+        pid: u32,
+        /// The threads that checked.
+        threads: usize,
+    },
+    /// MPI ranks sharing a window: each checked the chunk of the next rank
+    /// on its node (a rank alone on its node, its own).
+    NeighbourRank,
+}
+
+impl std::fmt::Display for CheckedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckedBy::Coordinator { pid, threads } => {
+                write!(
+                    f,
+                    "checked by the coordinator (pid {pid}, {threads} thread{})",
+                    crate::units::plural(*threads as u64)
+                )
+            }
+            CheckedBy::SameProcess { pid, threads } => write!(
+                f,
+                "checked by {threads} thread{} of the coordinator (pid {pid}), the workers' own process",
+                crate::units::plural(*threads as u64)
+            ),
+            CheckedBy::NeighbourRank => f.write_str("each rank's chunk checked by the next rank on its node"),
+        }
+    }
 }
 
 /// A `dot`'s result against its compensated reference.
@@ -292,7 +340,7 @@ pub struct RunReport {
     /// The coordinator's process id.
     pub coordinator_pid: u32,
     /// The configuration as run.
-    pub config: RunConfig,
+    pub config: ConfigRecord,
     /// One entry per kernel, in order.
     pub kernels: Vec<KernelReport>,
     /// Where the time went.
@@ -306,14 +354,17 @@ pub struct RunReport {
     /// CPU throttling by a cgroup quota, when the run has one.
     pub throttling: Option<ThrottleRecord>,
     /// Things that make the numbers mislead.
+    #[serde(with = "crate::warnings::listed")]
     pub warnings: Vec<Warning>,
     /// The exit code the run ends with.
     pub exit_code: u8,
     /// Under mpirun: the job's ranks and nodes, and each rank's share.
+    #[cfg(feature = "mpi")]
     pub mpi: Option<MpiRecord>,
 }
 
 /// An MPI job: where its ranks ran and what each did.
+#[cfg(feature = "mpi")]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MpiRecord {
     /// The MPI library, as it names itself.
@@ -331,6 +382,7 @@ pub struct MpiRecord {
 }
 
 /// One rank of an MPI job.
+#[cfg(feature = "mpi")]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RankRecord {
     /// Its rank in `MPI_COMM_WORLD`.
@@ -364,6 +416,7 @@ pub struct RankRecord {
     pub exit_code: u8,
     /// Its warnings (in the report, those rank 0 did not have).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    #[serde(with = "crate::warnings::listed")]
     pub warnings: Vec<Warning>,
 }
 
@@ -392,7 +445,7 @@ struct RunReportRepr {
     #[serde(flatten)]
     about: Provenance,
     coordinator_pid: u32,
-    config: RunConfig,
+    config: ConfigRecord,
     validated: bool,
     validation: Option<Validation>,
     runs: Vec<RoundRecord>,
@@ -405,8 +458,10 @@ struct RunReportRepr {
     faults: Vec<FaultRecord>,
     retries: Vec<RetryRecord>,
     throttling: Option<ThrottleRecord>,
+    #[serde(with = "crate::warnings::listed")]
     warnings: Vec<Warning>,
     exit_code: u8,
+    #[cfg(feature = "mpi")]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     mpi: Option<MpiRecord>,
 }
@@ -433,6 +488,7 @@ impl From<RunReport> for RunReportRepr {
             throttling: r.throttling,
             warnings: r.warnings,
             exit_code: r.exit_code,
+            #[cfg(feature = "mpi")]
             mpi: r.mpi,
         }
     }
@@ -452,6 +508,7 @@ impl From<RunReportRepr> for RunReport {
             throttling: r.throttling,
             warnings: r.warnings,
             exit_code: r.exit_code,
+            #[cfg(feature = "mpi")]
             mpi: r.mpi,
         }
     }

@@ -15,16 +15,10 @@ use super::RoundRecord;
 use crate::stats::{OUTLIER_MIN_SHARE, OUTLIER_Z, Stats, modified_z_scores};
 use crate::vocab::Mode;
 
-/// Rounds shorter than this are too short to time well: with workers, a
-/// round includes waking them and waiting for the last (microseconds); in
-/// one thread only the clock's own cost (tens of nanoseconds) is added, so
-/// a hundred times that is enough.
+/// Rounds shorter than this are too short to time well (see
+/// [`Mode::min_round_s`]).
 pub fn min_round_s(mode: Mode) -> f64 {
-    match mode {
-        Mode::Serial => 2e-6,
-        // Ranks start every round after an MPI barrier.
-        Mode::Procs | Mode::Threads | Mode::Ranks => 20e-6,
-    }
+    mode.min_round_s()
 }
 
 /// How steady a kernel's timed rounds were.

@@ -66,6 +66,7 @@ pub struct SweepReport {
     /// Every run in full, in the order they ran.
     pub runs: Vec<RunReport>,
     /// Warnings, each once.
+    #[serde(with = "crate::warnings::listed")]
     pub warnings: Vec<Warning>,
 }
 

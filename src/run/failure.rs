@@ -13,7 +13,7 @@ use crate::protocol::InitError;
 pub(super) fn init_failure(cfg: &RunConfig, id: usize, e: InitError) -> Error {
     let errno = |n: i32| nix::errno::Errno::from_raw(n);
     match e {
-        InitError::Reserve { errno: n } => match cfg.shm {
+        InitError::Reserve { errno: n } => match cfg.shm() {
             crate::vocab::Backend::Posix => Error::runtime(format!(
                 "worker {id} could not reserve its chunk in /dev/shm ({}): --shm posix is limited by the size of \
                  /dev/shm; use the default --shm memfd, or enlarge /dev/shm",

@@ -9,7 +9,8 @@
 //! validation with theirs. Implemented by the MPI layer; a run on its own
 //! has none.
 
-use crate::protocol::DotPartial;
+use crate::kernel::data::DotReference;
+use crate::kernel::reduce::Node;
 use crate::report::Validation;
 
 /// The other runs this one moves in step with.
@@ -24,9 +25,14 @@ pub(crate) trait Lockstep {
     /// Whether any of them says `x`.
     fn any(&self, x: bool) -> bool;
     /// This run's verdict combined with everyone's: elements checked
-    /// summed, the mismatch with the lowest global index (and whose it
-    /// is), the digests XORed.
+    /// summed, the mismatch with the lowest global index (and the rank
+    /// whose share it is), the digests XORed.
     fn combine(&self, mine: Validation) -> Validation;
-    /// Every run's `dot` partials, for the tree over the global array.
-    fn gather_dot(&self, mine: &[DotPartial]) -> Vec<DotPartial>;
+    /// Every run's tree nodes of a reduction, and the sum of their
+    /// references, for the tree over the global array.
+    fn gather_dot(&self, nodes: Vec<Node>, reference: DotReference) -> (Vec<Node>, DotReference);
+    /// Makes what the other runs wrote into memory this run checks visible
+    /// to it (an MPI shared window's `MPI_Win_sync`); after a collective
+    /// that follows their writes.
+    fn sync_memory(&self) {}
 }

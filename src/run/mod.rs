@@ -13,8 +13,8 @@
 //! [`procs`] member kills its process group on drop).
 #![forbid(unsafe_code)]
 
+pub(crate) mod check;
 mod conductor;
-mod doorbell;
 mod failure;
 pub(crate) mod lockstep;
 mod procs;
@@ -23,33 +23,37 @@ pub(crate) mod team;
 mod threads;
 mod verdict;
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::RunConfig;
+use crate::config::{Pages, RunConfig};
 use crate::error::Error;
+use crate::kernel::Position;
 use crate::machine::cgroup::Cgroups;
+use crate::machine::{HostInfo, Machine};
 use crate::partition::Partition;
 use crate::protocol::{Assignment, InjectedFault};
-use crate::report::{Phases, Provenance, RunReport, ThrottleRecord};
-use crate::shm::{Segment, ShmError};
+use crate::report::{CheckedBy, Phases, Provenance, RunReport, ThrottleRecord};
+use crate::shm::{ArraysView, ReadArrays, Segment, ShmError};
 use crate::signals;
 use crate::vocab::{Backend, HugePages, Mode};
 use crate::warnings::Warning;
 use lockstep::Lockstep;
-pub(crate) use team::{Restore, Team};
+pub(crate) use team::Team;
 
-/// The assignment of worker `id` (its `attempt`), as every team starts it.
+/// The assignment of worker `id` (its `attempt`), as every team starts it;
+/// a replacement first brings its chunk to `rebuild`.
 pub(crate) fn assignment(
     cfg: &RunConfig,
     partition: &Partition,
     id: usize,
     attempt: u32,
-    restore: Restore,
+    rebuild: Option<Position>,
 ) -> Assignment {
     let range = partition.chunk(id);
     let faults: Vec<InjectedFault> = if attempt == 0 {
-        cfg.faults
+        cfg.faults()
             .iter()
             .filter(|f| f.rank.is_none() && f.worker == id)
             .map(|f| InjectedFault { kind: f.kind, round: f.round })
@@ -65,28 +69,42 @@ pub(crate) fn assignment(
         attempt,
         start: range.start as u64,
         end: range.end as u64,
-        len: cfg.len as u64,
-        base: cfg.base,
-        dtype: cfg.dtype,
-        ops: cfg.ops.0.clone(),
-        simd: cfg.simd,
-        stores: cfg.stores,
-        stores_auto: cfg.stores_auto,
-        seed: cfg.seed,
-        pin: cfg.placement.pin_plan.get(id).copied().flatten().map(|c| c as u32),
-        sync: cfg.sync,
-        spin_us: cfg.placement.worker_spin.as_micros() as u32,
+        len: cfg.len() as u64,
+        base: cfg.share().base,
+        dtype: cfg.dtype(),
+        ops: cfg.ops().to_vec(),
+        rounds_per_kernel: cfg.rounds_per_kernel(),
+        simd: cfg.simd(),
+        stores: cfg.stores(),
+        stores_auto: cfg.stores_auto(),
+        seed: cfg.seed(),
+        pin: cfg.placement().pin_plan.get(id).copied().flatten().map(|c| c as u32),
+        sync: cfg.sync(),
+        spin_us: cfg.placement().worker_spin.as_micros() as u32,
         faults,
         oob_target: oob,
-        restore: restore.a_updates,
+        rebuild,
     }
 }
 
 /// Runs one measurement and reports it. Lost workers and failed validation
 /// are part of the report (and its exit code); `Err` means there is no
 /// report: the run could not start or go on, or a signal stopped it.
-pub fn run(cfg: &RunConfig, about: Provenance, warnings: Vec<Warning>) -> Result<RunReport, Error> {
-    run_with(cfg, about, warnings, With::default())
+pub fn run(config: &RunConfig) -> Result<RunReport, Error> {
+    let about = Provenance::new("run", Vec::new(), HostInfo::of(&Machine::detect()));
+    run_with(config, about, With::default())
+}
+
+/// The arrays a run checks, and who checks them.
+pub(crate) struct Checked<'v> {
+    /// A read-only view of the arrays.
+    pub(crate) view: ArraysView<'v>,
+    /// The elements of the view to check.
+    pub(crate) range: Range<usize>,
+    /// The global index of the view's element 0.
+    pub(crate) base: u64,
+    /// Who checks them, for the report.
+    pub(crate) by: CheckedBy,
 }
 
 /// What a run that is one rank of an MPI job brings to [`run_with`].
@@ -95,64 +113,73 @@ pub(crate) struct With<'w> {
     /// The ranks it moves in step with.
     pub(crate) lockstep: Option<&'w dyn Lockstep>,
     /// For `--mode ranks`: the team, over memory of its own (an MPI shared
-    /// window) instead of a segment.
-    pub(crate) team: Option<Box<dyn Team + 'w>>,
+    /// window) instead of a segment, and the part of it this rank checks.
+    pub(crate) team: Option<(Box<dyn Team + 'w>, Checked<'w>, Pages)>,
 }
 
 /// [`run`], in step with other runs and with a team of its own, as `with`
 /// says.
-pub(crate) fn run_with(
-    cfg: &RunConfig,
-    about: Provenance,
-    mut warnings: Vec<Warning>,
-    with: With<'_>,
-) -> Result<RunReport, Error> {
+pub(crate) fn run_with(cfg: &RunConfig, about: Provenance, with: With<'_>) -> Result<RunReport, Error> {
     let started = Instant::now();
     let mut phases = Phases::default();
-    if let Some(team) = with.team {
-        return conduct(cfg, about, warnings, (team, Vec::new(), None), with.lockstep, (started, started), phases);
+    let mut warnings = cfg.warnings().to_vec();
+    if let Some((team, checked, pages)) = with.team {
+        let launched = Launched { team, lost: Vec::new(), checked, pages };
+        return conduct(cfg, about, warnings, launched, with.lockstep, (started, started), phases);
     }
-    if cfg.shm == Backend::Posix {
+    if cfg.shm() == Backend::Posix {
         let swept = crate::shm::sweep_stale();
         if !swept.removed.is_empty() {
             warnings.push(Warning::StaleSegmentsRemoved { names: swept.removed });
         }
     }
-    let (segment, fallback) = create_segment(cfg)?;
-    let cfg = match &fallback {
-        Some(base) => {
-            warnings.push(Warning::HugePagesRanOut);
-            base
-        }
-        None => cfg,
-    };
+    let (segment, pages) = create_segment(cfg)?;
+    if pages.bytes != cfg.page_bytes() {
+        warnings.push(Warning::HugePagesRanOut);
+    }
     let segment = Arc::new(segment);
+    let read: ReadArrays = segment.read_arrays()?;
     phases.setup_s = started.elapsed().as_secs_f64();
 
     let t = Instant::now();
     signals::check()?;
-    let (team, lost): (Box<dyn Team>, Vec<team::Lost>) = match cfg.mode {
+    let pid = std::process::id();
+    let threads = cfg.check_threads();
+    let (team, lost, by): (Box<dyn Team>, Vec<team::Lost>, CheckedBy) = match cfg.mode() {
         Mode::Procs => {
             let (t, l) = procs::ProcTeam::start(cfg, Arc::clone(&segment))?;
-            (Box::new(t), l)
+            (Box::new(t), l, CheckedBy::Coordinator { pid, threads })
         }
         Mode::Threads => {
             let (t, l) = threads::ThreadTeam::start(cfg, Arc::clone(&segment))?;
-            (Box::new(t), l)
+            (Box::new(t), l, CheckedBy::SameProcess { pid, threads })
         }
-        Mode::Serial => (Box::new(serial::SerialTeam::start(cfg, &segment)?), Vec::new()),
+        Mode::Serial => {
+            (Box::new(serial::SerialTeam::start(cfg, &segment)?), Vec::new(), CheckedBy::SameProcess { pid, threads })
+        }
+        #[cfg(feature = "mpi")]
         Mode::Ranks => {
             return Err(Error::usage(
                 "--mode ranks: MPI ranks over a shared window; run it under mpirun, in a build with --features mpi",
             ));
         }
     };
-    conduct(cfg, about, warnings, (team, lost, Some(segment)), with.lockstep, (started, t), phases)
+    let checked = Checked { view: read.view(), range: 0..cfg.len(), base: cfg.share().base, by };
+    let launched = Launched { team, lost, checked, pages };
+    let report = conduct(cfg, about, warnings, launched, with.lockstep, (started, t), phases);
+    drop(read);
+    drop(segment);
+    report
 }
 
-/// A team just started: the team, the workers it lost while starting, and
-/// the segment it works on (none for a team with memory of its own).
-type Started<'t> = (Box<dyn Team + 't>, Vec<team::Lost>, Option<Arc<Segment>>);
+/// A team just started: the team, the workers it lost while starting, the
+/// arrays the run checks, and the pages they got.
+struct Launched<'t> {
+    team: Box<dyn Team + 't>,
+    lost: Vec<team::Lost>,
+    checked: Checked<'t>,
+    pages: Pages,
+}
 
 /// Conducts the run on the team `launched` (the run began at `started`,
 /// the team at `t`), then tears it down and reports.
@@ -160,15 +187,15 @@ fn conduct(
     cfg: &RunConfig,
     about: Provenance,
     warnings: Vec<Warning>,
-    launched: Started<'_>,
+    launched: Launched<'_>,
     lockstep: Option<&dyn Lockstep>,
     (started, t): (Instant, Instant),
     mut phases: Phases,
 ) -> Result<RunReport, Error> {
-    let (mut team, lost, segment) = launched;
+    let Launched { mut team, lost, checked, pages } = launched;
     let cgroups = Cgroups::detect();
     let throttled_before = cgroups.throttling();
-    let mut conductor = conductor::Conductor::new(cfg, warnings);
+    let mut conductor = conductor::Conductor::new(cfg, pages.bytes, warnings, checked);
     if let Some(l) = lockstep {
         conductor = conductor.in_lockstep(l);
     }
@@ -190,7 +217,6 @@ fn conduct(
     team.shutdown();
     let workers = conductor.worker_records(team.as_ref());
     drop(team);
-    drop(segment);
     phases.teardown_s = t.elapsed().as_secs_f64();
     phases.total_s = started.elapsed().as_secs_f64();
 
@@ -209,7 +235,7 @@ fn conduct(
     Ok(RunReport {
         about,
         coordinator_pid: std::process::id(),
-        config: cfg.clone(),
+        config: cfg.record(&pages),
         kernels: conductor.kernels,
         phases,
         workers,
@@ -218,22 +244,22 @@ fn conduct(
         throttling,
         warnings: conductor.warnings,
         exit_code,
+        #[cfg(feature = "mpi")]
         mpi: None,
     })
 }
 
-/// Creates the segment; under `--huge-pages auto`, falls back to base pages
-/// when the hugetlb pool ran out since the run was planned (another process
-/// took the pages), returning the adjusted configuration.
-fn create_segment(cfg: &RunConfig) -> Result<(Segment, Option<RunConfig>), Error> {
-    match Segment::create(cfg.shm, cfg.dtype, cfg.len, cfg.procs, cfg.page_bytes) {
-        Ok(segment) => Ok((segment, None)),
-        Err(ShmError::HugePagesExhausted) if cfg.pages == HugePages::Auto => {
-            let mut base = cfg.clone();
-            base.page_bytes = crate::machine::page_size();
-            base.pages_reason = "base pages (the hugetlb pool ran out while reserving)".into();
-            let segment = Segment::create(base.shm, base.dtype, base.len, base.procs, base.page_bytes)?;
-            Ok((segment, Some(base)))
+/// Creates the segment, and says which pages it got: under `--huge-pages
+/// auto` it falls back to base pages when the hugetlb pool ran out since
+/// the run was planned (another process took the pages).
+fn create_segment(cfg: &RunConfig) -> Result<(Segment, Pages), Error> {
+    let planned = cfg.planned_pages();
+    match Segment::create(cfg.shm(), cfg.dtype(), cfg.len(), cfg.procs(), planned.bytes) {
+        Ok(segment) => Ok((segment, planned)),
+        Err(ShmError::HugePagesExhausted) if cfg.pages() == HugePages::Auto => {
+            let base = crate::machine::page_size();
+            let segment = Segment::create(cfg.shm(), cfg.dtype(), cfg.len(), cfg.procs(), base)?;
+            Ok((segment, Pages { bytes: base, reason: "base pages (the hugetlb pool ran out while reserving)".into() }))
         }
         Err(ShmError::HugePagesExhausted) => Err(Error::runtime(
             "--huge-pages always: the hugetlb pool ran out while reserving the segment (another process took the pages)",

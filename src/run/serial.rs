@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::team::{MemberFacts, ReplaceError, Restore, RoundTimes, StepOutcome, Team};
+use super::team::{MemberFacts, ReplaceError, RoundTimes, StepOutcome, Team};
 use crate::config::RunConfig;
 use crate::error::Error;
-use crate::kernel::{Dtype, Element};
+use crate::kernel::{Dtype, Element, Position};
 use crate::machine::cpus::PinnedHere;
 use crate::protocol::{Step, StepResult};
 use crate::shm::{ChunkAccess, Claim, Pulse, Segment, SharedArrays};
@@ -45,7 +45,7 @@ pub(crate) struct SerialTeam<C: ChunkAccess> {
 impl SerialTeam<Claim> {
     pub(crate) fn start(cfg: &RunConfig, segment: &Segment) -> Result<SerialTeam<Claim>, Error> {
         let arrays = segment.share_arrays()?;
-        let claim = arrays.claim(0..cfg.len)?;
+        let claim = arrays.claim(0..cfg.len())?;
         let mut team = SerialTeam::over(cfg, claim)?;
         team._arrays = Some(arrays);
         Ok(team)
@@ -55,22 +55,24 @@ impl SerialTeam<Claim> {
 impl<C: ChunkAccess> SerialTeam<C> {
     /// The team over `chunk`, which holds all of the run's elements.
     pub(crate) fn over(cfg: &RunConfig, chunk: C) -> Result<SerialTeam<C>, Error> {
-        let job = super::assignment(cfg, &cfg.partition(), 0, 0, Restore::default());
+        // One chunk of everything: the page size does not matter.
+        let whole = crate::partition::Partition::new(cfg.len(), 1, 1);
+        let job = super::assignment(cfg, &whole, 0, 0, None);
         fn exec<T: Element, C: ChunkAccess>(
             job: &crate::protocol::Assignment,
             chunk: C,
         ) -> Result<Executor<'static, T, C>, Error> {
             Executor::new(job, chunk, Pulse::default()).map_err(Error::usage)
         }
-        let exec = match cfg.dtype {
+        let exec = match cfg.dtype() {
             Dtype::F64 => AnyExecutor::F64(exec(&job, chunk)?),
             Dtype::F32 => AnyExecutor::F32(exec(&job, chunk)?),
         };
-        let pinned = PinnedHere::pin(cfg.placement.pin_plan.first().copied().flatten());
-        let alone = if cfg.mode == crate::vocab::Mode::Ranks {
-            "a rank has no worker to replace: a lost rank ends the job"
-        } else {
-            "serial mode has no worker to replace"
+        let pinned = PinnedHere::pin(cfg.placement().pin_plan.first().copied().flatten());
+        let alone = match cfg.mode() {
+            #[cfg(feature = "mpi")]
+            crate::vocab::Mode::Ranks => "a rank has no worker to replace: a lost rank ends the job",
+            _ => "serial mode has no worker to replace",
         };
         Ok(SerialTeam { exec, pinned, alone, _arrays: None })
     }
@@ -110,7 +112,7 @@ impl<C: ChunkAccess> Team for SerialTeam<C> {
         Ok(outcome)
     }
 
-    fn replace(&mut self, _id: usize, _restore: Restore) -> Result<(), ReplaceError> {
+    fn replace(&mut self, _id: usize, _at: Option<Position>) -> Result<(), ReplaceError> {
         Err(ReplaceError::Impossible(self.alone.into()))
     }
 

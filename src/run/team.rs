@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use crate::fault::Cause;
+pub(crate) use crate::fault::Lost;
+use crate::kernel::Position;
 use crate::machine::PinOutcome;
 use crate::protocol::{Step, StepResult, Timing};
 use crate::signals::Interrupted;
@@ -24,15 +25,6 @@ pub(crate) struct MemberFacts {
     pub(crate) pin: PinOutcome,
     /// 0 for the first process or thread with this id, +1 per replacement.
     pub(crate) attempt: u32,
-}
-
-/// A worker a team could not keep.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Lost {
-    /// Its id.
-    pub(crate) id: usize,
-    /// Why.
-    pub(crate) cause: Cause,
 }
 
 /// Why a worker could not be replaced.
@@ -56,6 +48,12 @@ pub(crate) struct RoundTimes {
     pub(crate) slowest_s: Option<f64>,
 }
 
+impl From<crate::shm::doorbell::Round> for RoundTimes {
+    fn from(r: crate::shm::doorbell::Round) -> RoundTimes {
+        RoundTimes { release_ns: r.release_ns, workers: r.workers, slowest_s: None }
+    }
+}
+
 impl RoundTimes {
     /// When the last worker finished (the release, if none did).
     pub(crate) fn last_end_ns(&self) -> u64 {
@@ -68,20 +66,11 @@ impl RoundTimes {
 pub(crate) struct StepOutcome {
     /// For a `Run`: the rounds every worker completed, with their timings.
     pub(crate) rounds: Vec<RoundTimes>,
-    /// For `Init` and `Validate`: each worker's result, by id (`None` for a
-    /// lost one).
+    /// For the other steps: each worker's result, by id (`None` for a lost
+    /// or idle one).
     pub(crate) results: Vec<Option<StepResult>>,
     /// The workers lost during the step.
     pub(crate) lost: Vec<Lost>,
-}
-
-/// What starting or replacing workers needs to know beyond the run's
-/// configuration.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Restore {
-    /// `nstream` rounds a fresh worker must apply to its chunk of `a`
-    /// before it is ready (it re-fills `a` first).
-    pub(crate) a_updates: u32,
 }
 
 /// Executes steps on every chunk.
@@ -93,8 +82,10 @@ pub(crate) trait Team {
     /// Runs `step` on every live worker and waits for its end; a worker
     /// showing no progress for `patience` is lost as hung.
     fn step(&mut self, step: &Step, patience: Duration) -> Result<StepOutcome, Interrupted>;
-    /// Replaces a lost worker with a fresh one (its next attempt).
-    fn replace(&mut self, id: usize, restore: Restore) -> Result<(), ReplaceError>;
+    /// Replaces a lost worker with a fresh one (its next attempt), which
+    /// first brings its chunk to where the run stands (`None`: before the
+    /// arrays were filled).
+    fn replace(&mut self, id: usize, at: Option<Position>) -> Result<(), ReplaceError>;
     /// Stops every worker and reaps them.
     fn shutdown(&mut self);
 }

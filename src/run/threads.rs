@@ -17,18 +17,18 @@ use std::sync::{Arc, Mutex, Once, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::doorbell::{Watch, completed_rounds, ring_and_wait};
-use super::team::{Lost, MemberFacts, ReplaceError, Restore, StepOutcome, Team};
+use super::team::{Lost, MemberFacts, ReplaceError, RoundTimes, StepOutcome, Team};
 use crate::config::RunConfig;
 use crate::error::Error;
 use crate::fault::Cause;
-use crate::kernel::{Dtype, Element};
+use crate::kernel::{Dtype, Element, Position};
 use crate::locks::lock;
 use crate::machine::PinOutcome;
 use crate::machine::cpus::pin_current_thread;
 use crate::partition::Partition;
 use crate::protocol::{Assignment, Step, StepResult};
-use crate::shm::{Segment, SharedArrays};
+use crate::shm::doorbell::{POLL, Watch, completed_rounds, ring_and_wait};
+use crate::shm::{FatalSignals, Segment, SharedArrays};
 use crate::signals::Interrupted;
 use crate::worker::{Executor, serve_doorbell};
 
@@ -53,6 +53,8 @@ pub(crate) struct ThreadTeam {
     arrays: Arc<SharedArrays>,
     members: Vec<Member>,
     results: Results,
+    /// While the team lives, a crashing worker thread's signal is announced.
+    _fatal: FatalSignals,
 }
 
 /// Worker threads' panics are reported by the coordinator, not printed by
@@ -74,21 +76,22 @@ impl ThreadTeam {
     pub(crate) fn start(cfg: &RunConfig, segment: Arc<Segment>) -> Result<(ThreadTeam, Vec<Lost>), Error> {
         quiet_worker_panics();
         crate::shm::announce_exit_from_workers();
-        crate::shm::announce_fatal_signals(
+        let fatal = crate::shm::announce_fatal_signals(
             "threads share one address space, so the coordinator and every other worker die with it (this is what --mode procs isolates)",
         );
         let arrays = segment.share_arrays()?;
         let mut team = ThreadTeam {
             cfg: cfg.clone(),
-            partition: cfg.partition(),
+            partition: cfg.partition(segment.layout().page),
             segment,
             arrays,
-            members: Vec::with_capacity(cfg.procs),
-            results: Arc::new(Mutex::new(vec![None; cfg.procs])),
+            members: Vec::with_capacity(cfg.procs()),
+            results: Arc::new(Mutex::new(vec![None; cfg.procs()])),
+            _fatal: fatal,
         };
         let mut lost = Vec::new();
-        for id in 0..cfg.procs {
-            let (member, failure) = team.spawn(id, 0, Restore::default())?;
+        for id in 0..cfg.procs() {
+            let (member, failure) = team.spawn(id, 0, None)?;
             team.members.push(member);
             if let Some(cause) = failure {
                 lost.push(Lost { id, cause });
@@ -98,8 +101,8 @@ impl ThreadTeam {
     }
 
     /// Starts worker thread `id` and waits until it is ready.
-    fn spawn(&self, id: usize, attempt: u32, restore: Restore) -> Result<(Member, Option<Cause>), Error> {
-        let job = super::assignment(&self.cfg, &self.partition, id, attempt, restore);
+    fn spawn(&self, id: usize, attempt: u32, rebuild: Option<Position>) -> Result<(Member, Option<Cause>), Error> {
+        let job = super::assignment(&self.cfg, &self.partition, id, attempt, rebuild);
         self.segment.control().clear_slot(id);
         let panic = Arc::new(Mutex::new(None));
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(PinOutcome, u32), String>>(1);
@@ -128,7 +131,7 @@ impl ThreadTeam {
             Ok(Err(message)) => Some(Cause::Failed { message }),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 member.abandoned = true;
-                Some(Cause::Timeout { seconds: self.cfg.timeout_s })
+                Some(Cause::Timeout { seconds: self.cfg.timeout_s() })
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 if let Some(h) = member.handle.take() {
@@ -160,7 +163,9 @@ fn serve_thread<T: Element>(
             format!("{e}: worker thread {id}'s previous thread is hung and still holds the chunk; a thread cannot be killed, so its chunk cannot be handed to a new one")
         })?;
         let mut exec = Executor::<T, _>::new(job, chunk, control.pulse(id))?;
-        exec.restore(job.restore);
+        if let Some(to) = job.rebuild {
+            exec.rebuild(to);
+        }
         Ok::<_, String>(exec)
     })();
     let mut exec = match setup {
@@ -227,11 +232,15 @@ impl Team for ThreadTeam {
         let live = self.live_ids();
         let segment = Arc::clone(&self.segment);
         let control = segment.control();
-        let spin = self.cfg.placement.coordinator_spin;
-        let (seq, lost) = ring_and_wait(&control, step, &live, spin, patience, &mut Members(&mut self.members))?;
-        let mut outcome = StepOutcome { lost, ..StepOutcome::default() };
+        let spin = self.cfg.placement().coordinator_spin;
+        let rung = ring_and_wait(&control, step, &live, (spin, POLL), patience, &mut Members(&mut self.members))?;
+        let seq = rung.seq;
+        let mut outcome = StepOutcome { lost: rung.lost, ..StepOutcome::default() };
         match *step {
-            Step::Run { count, .. } => outcome.rounds = completed_rounds(&control, seq, &live, count),
+            Step::Run { count, .. } => {
+                outcome.rounds =
+                    completed_rounds(&control, seq, &live, count).into_iter().map(RoundTimes::from).collect()
+            }
             Step::Shutdown => {}
             _ => {
                 let mut results = lock(&self.results);
@@ -246,14 +255,14 @@ impl Team for ThreadTeam {
         Ok(outcome)
     }
 
-    fn replace(&mut self, id: usize, restore: Restore) -> Result<(), ReplaceError> {
+    fn replace(&mut self, id: usize, at: Option<Position>) -> Result<(), ReplaceError> {
         if self.members[id].abandoned {
             return Err(ReplaceError::Impossible(format!(
                 "worker thread {id} is hung and still holds its chunk; a thread cannot be killed, so the chunk cannot be handed to a new one"
             )));
         }
         let attempt = self.members[id].attempt + 1;
-        match self.spawn(id, attempt, restore) {
+        match self.spawn(id, attempt, at) {
             Ok((member, None)) => {
                 self.members[id] = member;
                 Ok(())

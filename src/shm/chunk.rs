@@ -1,18 +1,28 @@
 //! What a worker may touch: its chunk of the arrays, mapped for a process
 //! ([`WorkerArrays`]) or claimed within one shared mapping for a thread
 //! ([`Claim`]), behind one trait ([`ChunkAccess`]) so that the worker's code
-//! is the same in every mode.
+//! is the same in every mode; and what a checker may read: copies out of a
+//! read-only mapping of all three arrays ([`ArraysView`]).
 //!
 //! References into the shared memory are handed out only for a worker's own
-//! chunk, only inside a closure ([`ChunkAccess::with`]), and only with the
-//! mutability the kernel needs: `a` and `b` to read and `c` to write, `a`
-//! to write for `nstream`, all three to read for `dot` and validation.
-//! Chunks are disjoint and whole pages, so no two workers ever write the
-//! same byte, and zero-filling a page of `c` can only touch one's own.
+//! chunk, only inside a closure, and only with the mutability the accessor
+//! names: [`ChunkAccess::write_c`] (`a` and `b` to read, `c` to write),
+//! [`ChunkAccess::write_a`] (`a` to write, `b` and `c` to read) and
+//! [`ChunkAccess::read`]. Chunks are disjoint and whole pages, so no two
+//! workers ever write the same byte.
+//!
+//! **One writable view per segment per process.** A process can make at
+//! most one writable view of a segment at a time — its [`SharedArrays`]
+//! (threads, serial) or one [`WorkerArrays`] (a worker process) — keyed by
+//! the segment's inode, so two attachments to one descriptor, or a
+//! segment's shared arrays beside an attachment of its own descriptor,
+//! cannot hand out two `&mut` over the same pages. Read-only views are not
+//! limited: they hand out copies, never references.
 
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
@@ -20,88 +30,10 @@ use nix::errno::Errno;
 use super::ShmError;
 use super::guard::{AddressMap, trapping_store};
 use super::layout::Layout;
-use super::mapping::{Mapping, reserve};
-use crate::kernel::Element;
+use super::mapping::{MapRO, MapRW, reserve};
+use crate::kernel::{Dtype, Element};
 use crate::locks::lock;
 use crate::vocab::Array;
-
-/// How a kernel (or validation) uses the chunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Read `a` and `b`, write `c` (copy, scale, add, triad).
-    WriteC,
-    /// Write `a`, read `b` and `c` (nstream).
-    WriteA,
-    /// Read all three (dot, validation).
-    Read,
-}
-
-/// The chunk's slices, with the mutability of their [`Access`].
-#[derive(Debug)]
-pub(crate) enum Parts<'x, T> {
-    /// See [`Access::WriteC`].
-    WriteC {
-        /// Input.
-        a: &'x [T],
-        /// Input.
-        b: &'x [T],
-        /// Output.
-        c: &'x mut [T],
-    },
-    /// See [`Access::WriteA`].
-    WriteA {
-        /// Updated in place.
-        a: &'x mut [T],
-        /// Input.
-        b: &'x [T],
-        /// Input.
-        c: &'x [T],
-    },
-    /// See [`Access::Read`].
-    Read {
-        /// Input.
-        a: &'x [T],
-        /// Input.
-        b: &'x [T],
-        /// Input.
-        c: &'x [T],
-    },
-}
-
-impl<'x, T> Parts<'x, T> {
-    /// The three arrays' `n` elements at `a`, `b` and `c`, as `access`
-    /// hands them out (the written one mutable).
-    ///
-    /// # Safety
-    ///
-    /// Each pointer is valid for `n` elements of `T`, aligned, for `'x`;
-    /// the three ranges do not overlap; the one `access` writes is mapped
-    /// writable; and nothing else reads or writes them while the parts live
-    /// (no other reference to them exists in this process, and no other
-    /// process writes them).
-    pub(crate) unsafe fn from_raw(access: Access, a: *mut T, b: *mut T, c: *mut T, n: usize) -> Parts<'x, T> {
-        // SAFETY: what the caller promises, above.
-        unsafe {
-            match access {
-                Access::WriteC => Parts::WriteC {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts_mut(c, n),
-                },
-                Access::WriteA => Parts::WriteA {
-                    a: std::slice::from_raw_parts_mut(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                },
-                Access::Read => Parts::Read {
-                    a: std::slice::from_raw_parts(a, n),
-                    b: std::slice::from_raw_parts(b, n),
-                    c: std::slice::from_raw_parts(c, n),
-                },
-            }
-        }
-    }
-}
 
 /// What a worker does with its chunk, whichever way it is mapped.
 pub(crate) trait ChunkAccess: Send {
@@ -120,13 +52,22 @@ pub(crate) trait ChunkAccess: Send {
     /// Faults in the chunk of `c` for writing (when it is not filled),
     /// calling `beat` as it goes.
     fn touch_output(&mut self, beat: &dyn Fn());
-    /// Makes the chunk of `a` writable (for `nstream`'s rounds) or read-only.
-    fn open_a(&mut self, writable: bool) -> Result<(), ShmError>;
-    /// Makes the chunk of `c` read-only for the rest of the run: none of its
-    /// kernels writes `c` (a run of `dot` or `nstream` alone).
-    fn close_c(&mut self) -> Result<(), ShmError>;
-    /// Runs `f` on the chunk's slices, with the mutability of `access`.
-    fn with<T: Element, R>(&mut self, access: Access, f: impl FnOnce(Parts<'_, T>) -> R) -> R;
+    /// Makes the chunk of `array` writable (for the rounds of a kernel
+    /// that writes it) or read-only. `c` starts writable, `a` and `b`
+    /// read-only.
+    fn open(&mut self, array: Array, writable: bool) -> Result<(), ShmError>;
+    /// Runs `f` on the chunk: `a` and `b` to read, `c` to write.
+    ///
+    /// # Panics
+    /// If `c` was made read-only.
+    fn write_c<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &mut [T]) -> R) -> R;
+    /// Runs `f` on the chunk: `a` to write, `b` and `c` to read.
+    ///
+    /// # Panics
+    /// If `a` was not made writable.
+    fn write_a<T: Element, R>(&mut self, f: impl FnOnce(&mut [T], &[T], &[T]) -> R) -> R;
+    /// Runs `f` on the chunk, all three to read.
+    fn read<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &[T]) -> R) -> R;
     /// Fault injection: stores `bits` at element `index` of `array`, in
     /// another worker's chunk. A process's read-only mapping stops it (the
     /// process dies of SIGSEGV); a thread's shared mapping does not.
@@ -153,9 +94,44 @@ fn reserve_chunk(fd: BorrowedFd<'_>, layout: &Layout, range: &Range<usize>, beat
     Ok(())
 }
 
-fn check_type<T: Element>(layout: &Layout) {
-    assert_eq!(T::DTYPE, layout.dtype, "element type differs from the segment's");
+fn check_type<T: Element>(dtype: Dtype) {
+    assert_eq!(T::DTYPE, dtype, "element type differs from the segment's");
 }
+
+// ---- one writable view per segment per process ----
+
+/// The segments (device, inode) this process has a writable view of.
+static WRITABLE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// This process's one writable view of a segment; released on drop.
+#[derive(Debug)]
+pub(super) struct Writer((u64, u64));
+
+impl Writer {
+    /// Takes the writable view of the segment behind `fd`, refusing a
+    /// second one while the first lives.
+    pub(super) fn take(fd: BorrowedFd<'_>, what: &'static str) -> Result<Writer, ShmError> {
+        let st = nix::sys::stat::fstat(fd).map_err(|e| ShmError::sys("fstat", e))?;
+        let key = (st.st_dev, st.st_ino);
+        let mut held = lock(&WRITABLE);
+        if held.contains(&key) {
+            return Err(ShmError::AlreadyMapped(what));
+        }
+        held.push(key);
+        Ok(Writer(key))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let mut held = lock(&WRITABLE);
+        if let Some(i) = held.iter().position(|k| *k == self.0) {
+            held.swap_remove(i);
+        }
+    }
+}
+
+// ---- a worker process's chunk ----
 
 /// A worker process's mappings: all of `a` and `b` read-only, its own pages
 /// of `c` read-write (see [`super::Attachment::map_chunk`]).
@@ -164,11 +140,12 @@ pub(crate) struct WorkerArrays {
     pub(super) fd: OwnedFd,
     pub(super) layout: Layout,
     pub(super) range: Range<usize>,
-    pub(super) a: Mapping,
-    pub(super) b: Mapping,
-    pub(super) c: Mapping,
+    pub(super) a: MapRO,
+    pub(super) b: MapRO,
+    pub(super) c: MapRW,
     pub(super) a_open: bool,
     pub(super) c_open: bool,
+    pub(super) _writer: Writer,
 }
 
 impl WorkerArrays {
@@ -183,7 +160,7 @@ impl WorkerArrays {
 
     /// The chunk's pointers into the three mappings, `n` elements each.
     fn pointers<T: Element>(&self) -> (*mut T, *mut T, *mut T, usize) {
-        check_type::<T>(&self.layout);
+        check_type::<T>(self.layout.dtype);
         let start = self.range.start * size_of::<T>();
         let n = self.range.len();
         // SAFETY: `start` plus `n` elements lies inside the a and b mappings
@@ -191,9 +168,9 @@ impl WorkerArrays {
         // mapping begins at the chunk itself.
         unsafe {
             (
-                self.a.ptr.as_ptr().add(start).cast::<T>(),
-                self.b.ptr.as_ptr().add(start).cast::<T>(),
-                self.c.ptr.as_ptr().cast::<T>(),
+                self.a.ptr().as_ptr().add(start).cast::<T>(),
+                self.b.ptr().as_ptr().add(start).cast::<T>(),
+                self.c.ptr().as_ptr().cast::<T>(),
                 n,
             )
         }
@@ -215,17 +192,23 @@ impl ChunkAccess for WorkerArrays {
         fill: impl FnOnce(&mut [T], &mut [T], Option<&mut [T]>),
     ) -> Result<(), ShmError> {
         let bytes = self.layout.chunk_bytes(&self.range);
-        self.a.protect(&bytes, true)?;
-        self.b.protect(&bytes, true)?;
-        assert!(!with_c || self.c_open, "c was made read-only by close_c");
+        // SAFETY: this is the process's one writable view of the segment
+        // (`_writer`), and the range is its own chunk, which no other
+        // process writes (the partition is disjoint); it is made read-only
+        // again below, unless a kernel of the run updates it.
+        unsafe {
+            self.a.protect(&bytes, true)?;
+            self.b.protect(&bytes, true)?;
+        }
+        assert!(!with_c || self.c_open, "c was made read-only");
         let (a, b, c, n) = self.pointers::<T>();
         // SAFETY: the chunk's pages of a and b are now writable in this
         // process, and c's are while `c_open` (asserted when c is wanted);
         // the ranges lie inside the mappings, are aligned for T
         // (page-aligned start), and no other reference to them exists:
-        // `&mut self` is unique, and no other worker writes this chunk (the
-        // partition is disjoint; other processes map it read-only). The
-        // three arrays do not overlap.
+        // `&mut self` is unique, this is the process's one writable view,
+        // and no other worker writes this chunk. The three arrays do not
+        // overlap.
         let (a, b, c) = unsafe {
             (
                 std::slice::from_raw_parts_mut(a, n),
@@ -234,42 +217,75 @@ impl ChunkAccess for WorkerArrays {
             )
         };
         fill(a, b, c);
-        if !self.a_open {
-            self.a.protect(&bytes, false)?;
+        // SAFETY: removing write access invalidates nothing.
+        unsafe {
+            if !self.a_open {
+                self.a.protect(&bytes, false)?;
+            }
+            self.b.protect(&bytes, false)
         }
-        self.b.protect(&bytes, false)
     }
 
     fn touch_output(&mut self, beat: &dyn Fn()) {
-        for part in steps(0..self.c.len, self.layout.page) {
-            self.c.touch_for_writing(&part);
+        for part in steps(0..self.c.len(), self.layout.page) {
+            // SAFETY: the c mapping is this worker's own chunk, which
+            // nothing reads before the worker writes it, and `&mut self`
+            // holds no reference into it.
+            unsafe { self.c.touch_for_writing(&part) };
             beat();
         }
     }
 
-    fn open_a(&mut self, writable: bool) -> Result<(), ShmError> {
+    fn open(&mut self, array: Array, writable: bool) -> Result<(), ShmError> {
         let bytes = self.layout.chunk_bytes(&self.range);
-        self.a.protect(&bytes, writable)?;
-        self.a_open = writable;
+        match array {
+            Array::A => {
+                // SAFETY: as in `fill`: the process's one writable view, its
+                // own chunk; references into it exist only inside the
+                // accessors, which `&mut self` excludes now.
+                unsafe { self.a.protect(&bytes, writable)? };
+                self.a_open = writable;
+            }
+            Array::B => panic!("no kernel writes b"),
+            Array::C => {
+                self.c.protect(&(0..self.c.len()), writable)?;
+                self.c_open = writable;
+            }
+        }
         Ok(())
     }
 
-    fn close_c(&mut self) -> Result<(), ShmError> {
-        self.c.protect(&(0..self.c.len), false)?;
-        self.c_open = false;
-        Ok(())
-    }
-
-    fn with<T: Element, R>(&mut self, access: Access, f: impl FnOnce(Parts<'_, T>) -> R) -> R {
+    fn write_c<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &mut [T]) -> R) -> R {
+        assert!(self.c_open, "c was made read-only");
         let (a, b, c, n) = self.pointers::<T>();
-        assert!(access != Access::WriteA || self.a_open, "a is read-only until open_a(true)");
-        assert!(access != Access::WriteC || self.c_open, "c was made read-only by close_c");
-        // SAFETY: as in `fill`: the chunk lies inside the mappings, is
-        // aligned for T, is written by no other process, and `&mut self`
-        // makes these the only references this process has to it. What is
-        // handed out mutably is mapped writable: c always, a only after
-        // `open_a(true)` (asserted). The slices cannot outlive the call.
-        f(unsafe { Parts::from_raw(access, a, b, c, n) })
+        // SAFETY: the chunk lies inside the mappings, is aligned for T, is
+        // written by no other process, and `&mut self` makes these the only
+        // references this process has to it; c is mapped writable and open
+        // (asserted). The slices cannot outlive the call.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts_mut(c, n))
+        };
+        f(sa, sb, sc)
+    }
+
+    fn write_a<T: Element, R>(&mut self, f: impl FnOnce(&mut [T], &[T], &[T]) -> R) -> R {
+        assert!(self.a_open, "a is read-only until opened");
+        let (a, b, c, n) = self.pointers::<T>();
+        // SAFETY: as in `write_c`, with the chunk of a made writable by
+        // `open` (asserted).
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts_mut(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n))
+        };
+        f(sa, sb, sc)
+    }
+
+    fn read<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &[T]) -> R) -> R {
+        let (a, b, c, n) = self.pointers::<T>();
+        // SAFETY: as in `write_c`; nothing is written.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n))
+        };
+        f(sa, sb, sc)
     }
 
     fn stray_write(&self, array: Array, index: usize, bits: u64) {
@@ -285,10 +301,12 @@ impl ChunkAccess for WorkerArrays {
         // ever made writable: the mapping is read-only there, so the store
         // traps and the kernel ends the process with SIGSEGV (the fault
         // recorder notes the address first).
-        unsafe { trapping_store(map.addr() + index * size, bits, size) };
+        unsafe { trapping_store(map.span().start + index * size, bits, size) };
         std::process::abort()
     }
 }
+
+// ---- threads: claims within one shared mapping ----
 
 /// A live claim's state: idle, borrowed by its thread, or being written by
 /// a stray store.
@@ -302,14 +320,15 @@ pub(super) struct ClaimEntry {
     state: Arc<AtomicU32>,
 }
 
-/// The three arrays mapped read-write into one process, for threads mode,
-/// with a registry that keeps the chunks handed out disjoint.
+/// The three arrays mapped read-write into one process, for threads and
+/// serial mode, with a registry that keeps the chunks handed out disjoint.
 #[derive(Debug)]
 pub(crate) struct SharedArrays {
     pub(super) fd: OwnedFd,
     pub(super) layout: Layout,
-    pub(super) map: Mapping,
+    pub(super) map: MapRW,
     pub(super) claims: Mutex<Vec<ClaimEntry>>,
+    pub(super) _writer: Writer,
 }
 
 impl SharedArrays {
@@ -330,9 +349,9 @@ impl SharedArrays {
 
     fn ptr<T>(&self, array: Array, index: usize) -> *mut T {
         let offset = array.index() * self.layout.array_bytes + index * self.layout.dtype.size();
-        assert!(offset <= self.map.len);
+        assert!(offset <= self.map.len());
         // SAFETY: offset is within the mapping (asserted above).
-        unsafe { self.map.ptr.as_ptr().add(offset).cast() }
+        unsafe { self.map.ptr().as_ptr().add(offset).cast() }
     }
 }
 
@@ -370,6 +389,13 @@ impl Claim {
         }
         Borrowed(&self.state)
     }
+
+    fn pointers<T: Element>(&self) -> (*mut T, *mut T, *mut T, usize) {
+        check_type::<T>(self.arrays.layout.dtype);
+        let start = self.range.start;
+        let [a, b, c] = Array::ALL.map(|arr| self.arrays.ptr::<T>(arr, start));
+        (a, b, c, self.range.len())
+    }
 }
 
 impl ChunkAccess for Claim {
@@ -386,13 +412,11 @@ impl ChunkAccess for Claim {
         with_c: bool,
         fill: impl FnOnce(&mut [T], &mut [T], Option<&mut [T]>),
     ) -> Result<(), ShmError> {
-        check_type::<T>(&self.arrays.layout);
-        let (n, start) = (self.range.len(), self.range.start);
-        let [a, b, c] = Array::ALL.map(|arr| self.arrays.ptr::<T>(arr, start));
+        let (a, b, c, n) = self.pointers::<T>();
         let _borrow = self.borrow();
-        // SAFETY: as in `with`: an exclusive, borrowed, in-bounds, aligned
-        // range of the read-write mapping, in three arrays that do not
-        // overlap; the slices cannot outlive the call.
+        // SAFETY: as in `write_c`: an exclusive, borrowed, in-bounds,
+        // aligned range of the read-write mapping, in three arrays that do
+        // not overlap; the slices cannot outlive the call.
         let (a, b, c) = unsafe {
             (
                 std::slice::from_raw_parts_mut(a, n),
@@ -408,37 +432,52 @@ impl ChunkAccess for Claim {
         let base = Array::C.index() * self.arrays.layout.array_bytes;
         let bytes = self.arrays.layout.chunk_bytes(&self.range);
         let _borrow = self.borrow();
-        // The claim is whole pages, so the pages touched are its own.
         for part in steps(base + bytes.start..base + bytes.end, self.arrays.layout.page) {
-            self.arrays.map.touch_for_writing(&part);
+            // SAFETY: the claim is whole pages of c, so the pages touched
+            // are its own; the claim is exclusive and borrowed (no stray
+            // store runs), and no reference into it lives now.
+            unsafe { self.arrays.map.touch_for_writing(&part) };
             beat();
         }
     }
 
-    fn open_a(&mut self, _writable: bool) -> Result<(), ShmError> {
+    fn open(&mut self, _array: Array, _writable: bool) -> Result<(), ShmError> {
         Ok(()) // one read-write mapping: nothing to change
     }
 
-    fn close_c(&mut self) -> Result<(), ShmError> {
-        Ok(()) // one read-write mapping: nothing to change
-    }
-
-    fn with<T: Element, R>(&mut self, access: Access, f: impl FnOnce(Parts<'_, T>) -> R) -> R {
-        check_type::<T>(&self.arrays.layout);
-        let n = self.range.len();
-        let start = self.range.start;
-        let (a, b, c) = (
-            self.arrays.ptr::<T>(Array::A, start),
-            self.arrays.ptr::<T>(Array::B, start),
-            self.arrays.ptr(Array::C, start),
-        );
+    fn write_c<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &mut [T]) -> R) -> R {
+        let (a, b, c, n) = self.pointers::<T>();
         let _borrow = self.borrow();
         // SAFETY: the claim registry guarantees that no other live claim
         // overlaps this range and `&mut self` that this is the only borrow
         // of it; the borrow flag keeps a stray store out for as long as the
         // slices live (they cannot outlive the call). The range lies inside
-        // the mapping (claims are chunks of the array) and is aligned for T.
-        f(unsafe { Parts::from_raw(access, a, b, c, n) })
+        // the read-write mapping (claims are chunks of the array) and is
+        // aligned for T; the three arrays do not overlap.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts_mut(c, n))
+        };
+        f(sa, sb, sc)
+    }
+
+    fn write_a<T: Element, R>(&mut self, f: impl FnOnce(&mut [T], &[T], &[T]) -> R) -> R {
+        let (a, b, c, n) = self.pointers::<T>();
+        let _borrow = self.borrow();
+        // SAFETY: as in `write_c`, with a the one written.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts_mut(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n))
+        };
+        f(sa, sb, sc)
+    }
+
+    fn read<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &[T]) -> R) -> R {
+        let (a, b, c, n) = self.pointers::<T>();
+        let _borrow = self.borrow();
+        // SAFETY: as in `write_c`; nothing is written.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n))
+        };
+        f(sa, sb, sc)
     }
 
     fn stray_write(&self, array: Array, index: usize, bits: u64) {
@@ -474,14 +513,81 @@ impl ChunkAccess for Claim {
     }
 }
 
-/// Whether a segment has handed out its one [`SharedArrays`] or an
-/// attachment its one [`WorkerArrays`].
-#[derive(Debug, Default)]
-pub(super) struct Once(AtomicBool);
+// ---- checking: copies out of a read-only mapping ----
 
-impl Once {
-    /// `Ok` the first time only.
-    pub(super) fn take(&self, what: &'static str) -> Result<(), ShmError> {
-        if self.0.swap(true, Ordering::AcqRel) { Err(ShmError::AlreadyMapped(what)) } else { Ok(()) }
+/// The three arrays of a segment mapped read-only, for checking them.
+#[derive(Debug)]
+pub(crate) struct ReadArrays {
+    pub(super) map: MapRO,
+    pub(super) layout: Layout,
+}
+
+impl ReadArrays {
+    /// A view for copying elements out.
+    pub(crate) fn view(&self) -> ArraysView<'_> {
+        ArraysView {
+            base: self.map.ptr().as_ptr(),
+            per_array: self.layout.array_bytes,
+            len: self.layout.len,
+            dtype: self.layout.dtype,
+            _mapping: PhantomData,
+        }
+    }
+}
+
+/// A read-only view of all of `a`, `b` and `c` (a segment's, or a node's
+/// part of an MPI window), which hands out copies, never references: the
+/// workers of the run may still hold their chunks, and a worker that
+/// ignores the protocol may write while a checker reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ArraysView<'m> {
+    base: *const u8,
+    per_array: usize,
+    len: usize,
+    dtype: Dtype,
+    _mapping: PhantomData<&'m MapRO>,
+}
+
+// SAFETY: the view only copies bytes out of memory that stays mapped
+// readable for 'm; that may happen from any thread at once.
+unsafe impl Send for ArraysView<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for ArraysView<'_> {}
+
+impl<'m> ArraysView<'m> {
+    /// A view of `len` elements of `dtype` in each of three arrays, `per_array`
+    /// bytes apart, from `base`.
+    ///
+    /// # Safety
+    /// `base` points to `3 * per_array` bytes that stay mapped readable for
+    /// `'m`, and `len` elements of `dtype` fit in `per_array` bytes.
+    #[cfg(feature = "mpi")]
+    pub(super) unsafe fn from_raw(base: *const u8, per_array: usize, len: usize, dtype: Dtype) -> ArraysView<'m> {
+        assert!(len.checked_mul(dtype.size()).is_some_and(|b| b <= per_array), "the arrays fit their spans");
+        ArraysView { base, per_array, len, dtype, _mapping: PhantomData }
+    }
+
+    /// The element type.
+    pub(crate) fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Copies elements `start..start + out.len()` of `array` into `out`.
+    ///
+    /// # Panics
+    /// If the range is outside the arrays or `T` is not their type.
+    pub(crate) fn copy<T: Element>(&self, array: Array, start: usize, out: &mut [T]) {
+        check_type::<T>(self.dtype);
+        assert!(start.checked_add(out.len()).is_some_and(|end| end <= self.len), "a range inside the arrays");
+        let offset = array.index() * self.per_array + start * size_of::<T>();
+        // SAFETY: the range lies inside the array (asserted) and so inside
+        // memory mapped readable for 'm (the constructor's contract); `out`
+        // is a distinct, exclusive buffer of the same length. The bytes are
+        // copied as plain data — any bit pattern is a valid f64 or f32 —
+        // without forming a reference into memory another process may be
+        // writing.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(offset).cast::<T>(), out.as_mut_ptr(), out.len());
+        }
     }
 }

@@ -25,11 +25,12 @@
 //! stores, `write(2)` from a stack buffer, `kill(2)`, `sigaction`, `raise`
 //! and `_exit`.
 
-use std::marker::PhantomData;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use super::control::{FaultSite, Slot};
+use super::control::{Control, FaultSite, Slot};
+use super::mapping::MapRW;
 use crate::vocab::Array;
 
 /// Where a worker's mappings and stack are, to tell what a fault address is.
@@ -45,23 +46,36 @@ static SLOT: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
 // a, b, c: start, end, first index; then elem, stack low, stack guard low.
 static MAP: [AtomicUsize; 12] = [const { AtomicUsize::new(0) }; 12];
 
-/// Records faults into a slot while alive (see the module docs).
+/// Records faults into a worker's slot while alive (see the module docs).
+///
+/// It owns a share of the control block's mapping, so the slot the handler
+/// writes to stays mapped for as long as the handler may write to it: even
+/// a recorder that is forgotten (`mem::forget`) leaves the handler writing
+/// into live memory — the mapping is then leaked with it, never unmapped
+/// under it.
 #[derive(Debug)]
-pub(crate) struct FaultRecorder<'a> {
-    _slot: PhantomData<&'a Slot>,
+pub(crate) struct FaultRecorder {
+    _control: Arc<MapRW>,
 }
 
-impl Drop for FaultRecorder<'_> {
+impl Drop for FaultRecorder {
     fn drop(&mut self) {
+        // Before the mapping can go: the handler stops writing into it.
         SLOT.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 }
 
-impl<'a> FaultRecorder<'a> {
+impl FaultRecorder {
     /// Installs the recorder for this process, on an alternate signal
-    /// stack. The borrow keeps `slot` (in the worker's control mapping)
-    /// alive for as long as the handler may write to it.
-    pub(super) fn install(slot: &'a Slot, map: &AddressMap) -> std::io::Result<FaultRecorder<'a>> {
+    /// stack, writing into slot `id` of the control block that `control`
+    /// maps (with `slots` slots).
+    pub(super) fn install(
+        control: Arc<MapRW>,
+        slots: usize,
+        id: usize,
+        map: &AddressMap,
+    ) -> std::io::Result<FaultRecorder> {
+        assert!(id < slots, "a slot of the control block");
         ensure_alternate_stack()?;
         let (stack_low, guard_low) = stack_bounds();
         let values = [
@@ -81,11 +95,18 @@ impl<'a> FaultRecorder<'a> {
         for (cell, v) in MAP.iter().zip(values) {
             cell.store(v, Ordering::SeqCst);
         }
-        SLOT.store(slot as *const Slot as *mut Slot, Ordering::SeqCst);
+        assert!(
+            super::control::control_bytes(slots).is_some_and(|b| b <= control.len()),
+            "the mapping holds the slots"
+        );
+        // SAFETY: `control` maps the whole control block read-write (its
+        // length checked above) for as long as the Arc lives, page-aligned.
+        let slot: *const Slot = unsafe { Control::from_raw(control.ptr().as_ptr(), slots) }.slot(id);
+        SLOT.store(slot.cast_mut(), Ordering::SeqCst);
         for sig in [libc::SIGSEGV, libc::SIGBUS] {
             install(sig, on_fault)?;
         }
-        Ok(FaultRecorder { _slot: PhantomData })
+        Ok(FaultRecorder { _control: control })
     }
 }
 
@@ -139,23 +160,33 @@ fn ensure_alternate_stack() -> std::io::Result<()> {
 
 type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
-fn install(sig: libc::c_int, handler: Handler) -> std::io::Result<()> {
+/// Installs `handler` for `sig`; returns the action it replaced.
+fn install(sig: libc::c_int, handler: Handler) -> std::io::Result<libc::sigaction> {
     // SAFETY: a zeroed sigaction is a valid starting value; we set the
     // handler (an `extern "C" fn(c_int, *mut siginfo_t, *mut c_void)`) and
     // flags. SA_RESETHAND restores the default action on entry, so the
     // handler's own `raise` ends the process with the original signal;
     // SA_ONSTACK runs it on the alternate stack, where a stack overflow
-    // still leaves room.
+    // still leaves room. `old` is a valid out-pointer.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
+        let mut old: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as *const () as libc::sighandler_t;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_NODEFER | libc::SA_ONSTACK;
         libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+        if libc::sigaction(sig, &action, &mut old) != 0 {
             return Err(std::io::Error::last_os_error());
         }
+        Ok(old)
     }
-    Ok(())
+}
+
+/// Puts back an action [`install`] replaced.
+fn restore(sig: libc::c_int, old: &libc::sigaction) {
+    // SAFETY: `old` is an action the kernel gave us for `sig`.
+    unsafe {
+        libc::sigaction(sig, old, std::ptr::null_mut());
+    }
 }
 
 /// What the address `addr` is, from the recorded map.
@@ -181,9 +212,10 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
     let slot = SLOT.load(Ordering::SeqCst);
     if !slot.is_null() {
-        // SAFETY: `SLOT` is set only while a FaultRecorder lives, and its
-        // borrow keeps the slot's mapping alive. Only atomic stores follow,
-        // which are async-signal-safe.
+        // SAFETY: `SLOT` is set only while a FaultRecorder lives (or was
+        // forgotten), and the recorder's share of the mapping keeps the slot
+        // mapped as long as that. Only atomic stores follow, which are
+        // async-signal-safe.
         let slot = unsafe { &*slot };
         let (site, index) = site_of(addr).encode();
         slot.fault_addr.store(addr as u64, Ordering::SeqCst);
@@ -247,6 +279,7 @@ pub(crate) fn announce_exit_from_workers() {
                      other worker exit with it (this is what --mode procs isolates)"
                 ),
             );
+            crate::fault::Ending::WorkerThreadExit.announce();
         }
     }
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -262,15 +295,43 @@ pub(crate) fn announce_exit_from_workers() {
 
 static LAST_WORDS: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static LAST_WORDS_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Whether the fatal-signal handler also writes its typed ending.
+static ENDING_WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// In threads mode: on a fatal signal of a crashing thread (SIGSEGV,
-/// SIGABRT, SIGILL, SIGFPE), prints one line naming the signal and `context`,
-/// then dies of it.
-pub(crate) fn announce_fatal_signals(context: &'static str) {
+/// In threads mode, while the guard lives: on a fatal signal of a crashing
+/// thread (SIGSEGV, SIGABRT, SIGILL, SIGFPE), prints one line naming the
+/// signal and `context`, then dies of it. Dropping the guard puts the
+/// previous handlers back, so that a later run in the same process (a
+/// sweep's next point) is not described as a threads run.
+pub(crate) fn announce_fatal_signals(context: &'static str) -> FatalSignals {
+    ENDING_WANTED.store(crate::fault::Ending::wanted(), Ordering::SeqCst);
     LAST_WORDS.store(context.as_ptr() as *mut u8, Ordering::SeqCst);
     LAST_WORDS_LEN.store(context.len(), Ordering::SeqCst);
-    for sig in [libc::SIGSEGV, libc::SIGABRT, libc::SIGILL, libc::SIGFPE] {
-        let _ = install(sig, on_fatal);
+    let replaced = [libc::SIGSEGV, libc::SIGABRT, libc::SIGILL, libc::SIGFPE]
+        .into_iter()
+        .filter_map(|sig| install(sig, on_fatal).ok().map(|old| (sig, old)))
+        .collect();
+    FatalSignals { replaced }
+}
+
+/// The fatal-signal announcement of a threads run; see
+/// [`announce_fatal_signals`].
+pub(crate) struct FatalSignals {
+    replaced: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl std::fmt::Debug for FatalSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FatalSignals").field("signals", &self.replaced.len()).finish()
+    }
+}
+
+impl Drop for FatalSignals {
+    fn drop(&mut self) {
+        for (sig, old) in &self.replaced {
+            restore(*sig, old);
+        }
+        LAST_WORDS.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 }
 
@@ -291,6 +352,24 @@ impl Line {
         self.len += n;
     }
 
+    fn dec(&mut self, v: i32) {
+        let mut digits = [0u8; 12];
+        let mut n = v.unsigned_abs();
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            self.put(b"-");
+        }
+        self.put(&digits[i..]);
+    }
+
     fn hex(&mut self, v: usize) {
         let mut digits = [0u8; 16];
         for (i, d) in digits.iter_mut().enumerate() {
@@ -307,6 +386,17 @@ impl Line {
             libc::write(2, self.buf.as_ptr().cast(), self.len);
         }
     }
+}
+
+/// The typed ending of a worker thread's fatal signal, as
+/// [`crate::fault::Ending`] serialises it, built without allocating.
+fn ending_line(sig: libc::c_int) -> Line {
+    let mut line = Line::new();
+    line.put(crate::fault::ENDING_PREFIX.as_bytes());
+    line.put(b"{\"ending\":\"worker-thread-signal\",\"signal\":");
+    line.dec(sig);
+    line.put(b"}\n");
+    line
 }
 
 extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -333,6 +423,9 @@ extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     }
     line.put(b"\n");
     line.write();
+    if ENDING_WANTED.load(Ordering::SeqCst) {
+        ending_line(sig).write();
+    }
     // SAFETY: raise is async-signal-safe; SA_RESETHAND restored the default
     // action, so this ends the process with `sig`.
     unsafe {
@@ -346,7 +439,7 @@ extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
 /// truncated it under the run.
 pub(crate) fn catch_bus_errors() -> std::io::Result<()> {
     ensure_alternate_stack()?;
-    install(libc::SIGBUS, on_bus_error)
+    install(libc::SIGBUS, on_bus_error).map(drop)
 }
 
 extern "C" fn on_bus_error(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -363,4 +456,21 @@ extern "C" fn on_bus_error(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: 
     line.write();
     // SAFETY: _exit is async-signal-safe and ends the process at once.
     unsafe { libc::_exit(1) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handlers_ending_is_the_typed_one() {
+        for sig in [libc::SIGSEGV, libc::SIGABRT, 1, 64] {
+            let line = ending_line(sig);
+            let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
+            assert_eq!(
+                crate::fault::Ending::of_line(text),
+                Some(crate::fault::Ending::WorkerThreadSignal { signal: sig })
+            );
+        }
+    }
 }

@@ -128,7 +128,11 @@ fn round_up(x: usize, to: usize) -> Option<usize> {
 }
 
 impl Layout {
-    /// Lays out a segment for `len` elements of `dtype` and `slots` workers.
+    /// Lays out a segment for `len` elements of `dtype` and `slots` workers,
+    /// in pages of `page` bytes: this machine's base page or its huge page
+    /// (every offset is a multiple of it, so anything else is refused — the
+    /// control block's alignment and the workers' page-exact mappings
+    /// depend on it).
     pub(crate) fn new(
         dtype: Dtype,
         len: usize,
@@ -137,6 +141,12 @@ impl Layout {
         creator_pid: u32,
     ) -> Result<Layout, ShmError> {
         let too_large = || ShmError::TooLarge { len: len as u64 };
+        if page != page_size() && Some(page) != huge_page_size() {
+            return Err(ShmError::NotASegment(format!(
+                "a page size of {page} bytes is neither this machine's base page ({}) nor its huge page",
+                page_size()
+            )));
+        }
         if slots == 0 || slots > MAX_SLOTS {
             return Err(ShmError::NotASegment(format!("{slots} worker slots (1 to {MAX_SLOTS})")));
         }
@@ -284,6 +294,17 @@ mod tests {
         assert!(Layout::from_header(&raw.to_bytes(), u64::MAX).is_err());
         assert!(Layout::from_header(&good, 10).is_err(), "file smaller than the header says");
         assert!(Layout::from_header(&good[..20], u64::MAX).is_err());
+    }
+
+    #[test]
+    fn only_the_machines_page_sizes_make_a_layout() {
+        for bad in [64, 128, 4095, 8192 * 3] {
+            assert!(matches!(Layout::new(Dtype::F64, 10, 1, bad, 1), Err(ShmError::NotASegment(_))), "{bad}");
+        }
+        assert!(Layout::new(Dtype::F64, 10, 1, page_size(), 1).is_ok());
+        if let Some(huge) = huge_page_size() {
+            assert!(Layout::new(Dtype::F64, 10, 1, huge, 1).is_ok());
+        }
     }
 
     #[test]

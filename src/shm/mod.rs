@@ -32,13 +32,16 @@
 //!   arrays, and TLB reach for the kernels.
 //!
 //! All `unsafe` that touches the mapping lives in this module (and the SIMD
-//! intrinsics in [`crate::kernel`]). The types here are the crate's own:
-//! their soundness rests on each one being handed out once (one
-//! [`SharedArrays`] per segment, one [`WorkerArrays`] per attachment) and on
-//! the claims and chunks being disjoint.
+//! intrinsics in [`crate::kernel`]). Mutability is in the types: read-only
+//! and read-write mappings differ ([`mapping`]), a process holds at most
+//! one writable view of a segment at a time (keyed by its inode: a
+//! [`SharedArrays`] or one [`WorkerArrays`]), claims and chunks are
+//! disjoint and whole pages, a checker reads copies ([`ArraysView`]), and
+//! the doorbell's words are atomics ([`doorbell`]).
 
 mod chunk;
 mod control;
+pub(crate) mod doorbell;
 mod guard;
 mod layout;
 mod mapping;
@@ -58,18 +61,20 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-pub(crate) use chunk::{Access, ChunkAccess, Claim, Parts, SharedArrays, WorkerArrays};
-pub(crate) use control::{BATCH, Control, FaultSite, Pulse, RoundStamp};
+pub(crate) use chunk::{ArraysView, ChunkAccess, Claim, ReadArrays, SharedArrays, WorkerArrays};
+pub(crate) use control::{Control, FaultSite};
+pub(crate) use doorbell::{BATCH, Pulse};
 pub(crate) use guard::{
-    FaultRecorder, announce_exit_from_workers, announce_fatal_signals, catch_bus_errors, wild_store,
+    FatalSignals, FaultRecorder, announce_exit_from_workers, announce_fatal_signals, catch_bus_errors, wild_store,
 };
 pub(crate) use layout::{Layout, MAX_SLOTS};
 pub(crate) use stale::Swept;
 
 use crate::kernel::Dtype;
 use crate::vocab::Backend;
+use chunk::Writer;
 use layout::RawHeader;
-use mapping::{Mapping, file_page_size, reserve};
+use mapping::{MapRO, MapRW, file_page_size, reserve};
 
 /// What went wrong with a segment.
 #[derive(Debug, thiserror::Error)]
@@ -180,15 +185,15 @@ impl Drop for UnlinkOnDrop {
 pub(crate) struct Segment {
     fd: OwnedFd,
     layout: Layout,
-    meta: Mapping,
-    shared: chunk::Once,
+    meta: MapRW,
 }
 
 impl Segment {
     /// Creates a segment in pages of `page` bytes (the base page, or the
-    /// huge page size for a hugetlb memfd). Only the header and control
-    /// block are reserved here; each worker reserves its own chunk before
-    /// touching it.
+    /// huge page size for a hugetlb memfd: anything else is refused). Only
+    /// the header and control block are reserved here; each worker reserves
+    /// its own chunk before touching it. The segment's [`Layout`] says which
+    /// page size it got.
     pub(crate) fn create(
         backend: Backend,
         dtype: Dtype,
@@ -249,7 +254,7 @@ impl Segment {
             // A shared mapping of a hugetlb file reserves its pages from the
             // pool (without allocating them), and the reservation outlives the
             // mapping: after this, the workers' first touches cannot fail.
-            match Mapping::new(fd.as_fd(), 0, layout.total_bytes, true) {
+            match MapRW::new(fd.as_fd(), 0, layout.total_bytes) {
                 Ok(whole) => drop(whole),
                 Err(e) if e.errno() == Some(Errno::ENOMEM) => return Err(ShmError::HugePagesExhausted),
                 Err(e) => return Err(e),
@@ -265,7 +270,7 @@ impl Segment {
         }
         let meta_len = layout.control_offset + layout.control_bytes;
         reserve(fd.as_fd(), 0, meta_len).map_err(|e| ShmError::sys("fallocate", e))?;
-        let meta = Mapping::new(fd.as_fd(), 0, meta_len, true)?;
+        let mut meta = MapRW::new(fd.as_fd(), 0, meta_len)?;
         // Through the mapping: hugetlbfs files cannot be written with write(2).
         meta.write_bytes(0, &layout.to_raw().to_bytes());
         // A posix object gets its name now, header written and lock held,
@@ -278,12 +283,11 @@ impl Segment {
             name_guard.0 = Some(format!("/{name}"));
         }
         drop(name_guard);
-        Ok(Segment { fd, layout, meta, shared: chunk::Once::default() })
+        Ok(Segment { fd, layout, meta })
     }
 
-    /// The layout.
-    #[cfg(test)]
-    fn layout(&self) -> &Layout {
+    /// The layout (and so the page size the segment got).
+    pub(crate) fn layout(&self) -> &Layout {
         &self.layout
     }
 
@@ -291,8 +295,8 @@ impl Segment {
     pub(crate) fn control(&self) -> Control<'_> {
         // SAFETY: `meta` maps the header and the control block read-write
         // for as long as `self` lives; the control block starts on a page
-        // (aligned to 128) and spans `control_bytes` ≥ control_bytes(slots).
-        unsafe { Control::from_raw(self.meta.ptr.as_ptr().add(self.layout.control_offset), self.layout.slots) }
+        // and spans `control_bytes` ≥ control_bytes(slots) (the layout's).
+        unsafe { Control::from_raw(self.meta.ptr().as_ptr().add(self.layout.control_offset), self.layout.slots) }
     }
 
     /// A descriptor of the segment for a child to inherit (as its stdin).
@@ -301,12 +305,20 @@ impl Segment {
     }
 
     /// Maps the three arrays read-write into this process, for threads and
-    /// serial mode; once per segment.
+    /// serial mode: this process's one writable view of the segment, while
+    /// it lives.
     pub(crate) fn share_arrays(&self) -> Result<Arc<SharedArrays>, ShmError> {
-        self.shared.take("arrays of this segment")?;
+        let writer = Writer::take(self.fd.as_fd(), "arrays of this segment")?;
         let fd = self.fd_for_child()?;
-        let map = Mapping::new(fd.as_fd(), self.layout.array_offsets[0], 3 * self.layout.array_bytes, true)?;
-        Ok(Arc::new(SharedArrays { fd, layout: self.layout.clone(), map, claims: Default::default() }))
+        let map = MapRW::new(fd.as_fd(), self.layout.array_offsets[0], 3 * self.layout.array_bytes)?;
+        Ok(Arc::new(SharedArrays { fd, layout: self.layout.clone(), map, claims: Default::default(), _writer: writer }))
+    }
+
+    /// Maps the three arrays read-only into this process, for checking
+    /// them.
+    pub(crate) fn read_arrays(&self) -> Result<ReadArrays, ShmError> {
+        let map = MapRO::new(self.fd.as_fd(), self.layout.array_offsets[0], 3 * self.layout.array_bytes)?;
+        Ok(ReadArrays { map, layout: self.layout.clone() })
     }
 }
 
@@ -316,8 +328,9 @@ impl Segment {
 pub(crate) struct Attachment {
     fd: OwnedFd,
     layout: Layout,
-    control: Mapping,
-    mapped: chunk::Once,
+    /// Shared with the fault recorder, which writes into it from a signal
+    /// handler.
+    control: Arc<MapRW>,
 }
 
 impl Attachment {
@@ -336,13 +349,13 @@ impl Attachment {
         // the file's own page size: hugetlbfs maps in huge pages only, and
         // cannot be read with read(2)).
         let first_page = file_page_size(fd.as_fd());
-        let header = Mapping::new(fd.as_fd(), 0, first_page, false)?.read_bytes(0, header_len);
+        let header = MapRO::new(fd.as_fd(), 0, first_page)?.read_bytes(0, header_len);
         let layout = Layout::from_header(&header, st.st_size as u64)?;
         if layout.page != first_page {
             return Err(ShmError::NotASegment("the header's page size is not the file's".into()));
         }
-        let control = Mapping::new(fd.as_fd(), layout.control_offset, layout.control_bytes, true)?;
-        Ok(Attachment { fd, layout, control, mapped: chunk::Once::default() })
+        let control = Arc::new(MapRW::new(fd.as_fd(), layout.control_offset, layout.control_bytes)?);
+        Ok(Attachment { fd, layout, control })
     }
 
     /// The layout from the header.
@@ -354,29 +367,30 @@ impl Attachment {
     pub(crate) fn control(&self) -> Control<'_> {
         // SAFETY: `control` maps the whole control block read-write for as
         // long as `self` lives, page aligned, `control_bytes` long.
-        unsafe { Control::from_raw(self.control.ptr.as_ptr(), self.layout.slots) }
+        unsafe { Control::from_raw(self.control.ptr().as_ptr(), self.layout.slots) }
     }
 
     /// Maps what a worker owning `range` may touch: all of `a` and `b`
-    /// read-only, its own pages of `c` read-write; once per attachment.
+    /// read-only, its own pages of `c` read-write — this process's one
+    /// writable view of the segment, while it lives.
     pub(crate) fn map_chunk(&self, range: Range<usize>) -> Result<WorkerArrays, ShmError> {
         let l = &self.layout;
         if !l.is_chunk(&range) {
             return Err(ShmError::NotAChunk(range));
         }
-        self.mapped.take("chunk's arrays")?;
-        let a = Mapping::new(self.fd.as_fd(), l.array_offsets[0], l.array_bytes, false)?;
-        let b = Mapping::new(self.fd.as_fd(), l.array_offsets[1], l.array_bytes, false)?;
+        let writer = Writer::take(self.fd.as_fd(), "chunk's arrays")?;
+        let a = MapRO::new(self.fd.as_fd(), l.array_offsets[0], l.array_bytes)?;
+        let b = MapRO::new(self.fd.as_fd(), l.array_offsets[1], l.array_bytes)?;
         let bytes = l.chunk_bytes(&range);
-        let c = Mapping::new(self.fd.as_fd(), l.array_offsets[2] + bytes.start, bytes.len(), true)?;
+        let c = MapRW::new(self.fd.as_fd(), l.array_offsets[2] + bytes.start, bytes.len())?;
         let fd =
             self.fd.try_clone().map_err(|e| ShmError::sys("dup", Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
-        Ok(WorkerArrays { fd, layout: l.clone(), range, a, b, c, a_open: false, c_open: true })
+        Ok(WorkerArrays { fd, layout: l.clone(), range, a, b, c, a_open: false, c_open: true, _writer: writer })
     }
 
     /// Records faults into worker `id`'s slot while the recorder lives.
-    pub(crate) fn record_faults(&self, id: usize, arrays: &WorkerArrays) -> std::io::Result<FaultRecorder<'_>> {
-        FaultRecorder::install(self.control().slot(id), &arrays.address_map())
+    pub(crate) fn record_faults(&self, id: usize, arrays: &WorkerArrays) -> std::io::Result<FaultRecorder> {
+        FaultRecorder::install(Arc::clone(&self.control), self.layout.slots, id, &arrays.address_map())
     }
 }
 
@@ -410,38 +424,49 @@ mod tests {
 
     #[test]
     fn an_empty_chunk_maps_nothing() {
-        let l = Layout::new(Dtype::F64, 7, 2, 4096, 1).unwrap();
+        let l = Layout::new(Dtype::F64, 7, 2, page_size(), 1).unwrap();
         assert_eq!(l.chunk_bytes(&(7..7)), 0..0);
-        assert_eq!(l.chunk_bytes(&(0..7)), 0..4096);
+        assert_eq!(l.chunk_bytes(&(0..7)), 0..page_size());
         let seg = Segment::create(Backend::Memfd, Dtype::F64, 7, 2, page_size()).unwrap();
         let att = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
         let mut idle = att.map_chunk(7..7).unwrap();
         idle.reserve(&|| {}).unwrap();
         idle.fill::<f64>(true, |a, b, c| assert!(a.is_empty() && b.is_empty() && c.unwrap().is_empty())).unwrap();
         idle.touch_output(&|| {});
-        idle.with::<f64, _>(Access::WriteC, |p| assert!(matches!(p, Parts::WriteC { c, .. } if c.is_empty())));
+        idle.write_c::<f64, _>(|_, _, c| assert!(c.is_empty()));
     }
 
+    /// Two writable views of one segment in one process would be two
+    /// `&mut` over the same pages: the second is refused, whichever way it
+    /// is asked for, while the first lives.
     #[test]
-    fn what_may_be_mapped_once_is_mapped_once() {
+    fn a_process_has_one_writable_view_of_a_segment() {
         let seg = Segment::create(Backend::Memfd, Dtype::F64, 10_000, 2, page_size()).unwrap();
         let arrays = seg.share_arrays().unwrap();
         assert!(matches!(seg.share_arrays(), Err(ShmError::AlreadyMapped(_))), "one SharedArrays per segment");
+        let att = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
+        assert!(
+            matches!(att.map_chunk(0..5120), Err(ShmError::AlreadyMapped(_))),
+            "an attachment of the same segment beside its shared arrays"
+        );
         let first = arrays.claim(0..5120).unwrap();
         assert!(matches!(arrays.claim(4096..6144), Err(ShmError::Overlap(_))));
         assert!(matches!(arrays.claim(5120..5121), Err(ShmError::NotAChunk(_))), "claims are whole pages");
         let second = arrays.claim(5120..10_000).unwrap();
-        drop(first);
-        let again = arrays.claim(0..4096).unwrap();
-        drop((second, again));
-        let att = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
+        drop((first, second, arrays));
+        let mine = att.map_chunk(0..5120).unwrap();
+        let again = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
+        assert!(matches!(again.map_chunk(5120..10_000), Err(ShmError::AlreadyMapped(_))), "two attachments, one fd");
         assert!(matches!(att.map_chunk(0..100), Err(ShmError::NotAChunk(_))));
-        let _mine = att.map_chunk(0..5120).unwrap();
-        assert!(matches!(att.map_chunk(0..5120), Err(ShmError::AlreadyMapped(_))), "one WorkerArrays per attachment");
+        drop(mine);
+        assert!(again.map_chunk(5120..10_000).is_ok(), "free again once the first view is gone");
+        // Another segment is another inode: its own view.
+        let other = Segment::create(Backend::Memfd, Dtype::F64, 10_000, 2, page_size()).unwrap();
+        assert!(other.share_arrays().is_ok());
     }
 
     #[test]
-    fn a_chunk_round_trips_through_two_views() {
+    fn a_chunk_round_trips_through_a_check_view() {
         let seg = Segment::create(Backend::Memfd, Dtype::F64, 3000, 1, page_size()).unwrap();
         let arrays = seg.share_arrays().unwrap();
         let mut claim = arrays.claim(0..3000).unwrap();
@@ -453,8 +478,7 @@ mod tests {
                 b.fill(2.0);
             })
             .unwrap();
-        claim.with::<f64, _>(Access::WriteC, |p| {
-            let Parts::WriteC { a, b, c } = p else { unreachable!() };
+        claim.write_c::<f64, _>(|a, b, c| {
             for i in 0..c.len() {
                 c[i] = a[i].add(b[i]);
             }
@@ -462,15 +486,13 @@ mod tests {
         // A stray write by "another worker" lands while the owner is parked.
         let other = arrays.claim(3000..3000).unwrap();
         other.stray_write(crate::vocab::Array::A, 17, 7.0f64.to_bits());
-        drop(claim);
-        let att = Attachment::open(seg.fd_for_child().unwrap()).unwrap();
-        assert_eq!(att.layout(), seg.layout());
-        let mut view = att.map_chunk(0..3000).unwrap();
-        view.with::<f64, _>(Access::Read, |p| {
-            let Parts::Read { a, c, .. } = p else { unreachable!() };
-            assert!(c.iter().all(|&x| x == 3.5));
-            assert_eq!(a[17], 7.0);
-        });
-        assert!(view.open_a(true).is_ok() && view.open_a(false).is_ok());
+        let read = seg.read_arrays().unwrap();
+        let view = read.view();
+        let mut c = vec![0.0f64; 3000];
+        view.copy(crate::vocab::Array::C, 0, &mut c);
+        assert!(c.iter().all(|&x| x == 3.5));
+        let mut a = [0.0f64; 1];
+        view.copy(crate::vocab::Array::A, 17, &mut a);
+        assert_eq!(a[0], 7.0);
     }
 }

@@ -27,7 +27,7 @@ use nix::errno::Errno;
 use nix::sys::mman::{MmapAdvise, ProtFlags, madvise, mprotect};
 
 use super::ShmError;
-use super::chunk::{Access, ChunkAccess, Parts};
+use super::chunk::{ArraysView, ChunkAccess};
 use crate::kernel::{Dtype, Element};
 use crate::vocab::Array;
 
@@ -85,8 +85,31 @@ impl Window {
         chunks: Vec<Range<usize>>,
         me: usize,
     ) -> Result<Window, ShmError> {
+        // The chunks are handed out as disjoint, page-aligned pieces: check
+        // that they are, rather than trust the caller.
+        let page = PAGE / dtype.size();
+        let mut next = 0usize;
+        for (r, c) in chunks.iter().enumerate() {
+            let last = r + 1 == chunks.len();
+            if c.start != next
+                || c.end < c.start
+                || !c.start.is_multiple_of(page)
+                || (!last && !c.end.is_multiple_of(page))
+            {
+                return Err(ShmError::Window(format!(
+                    "node rank {r}'s elements {c:?} do not follow the previous rank's on a page boundary"
+                )));
+            }
+            next = c.end;
+        }
+        if me >= chunks.len() {
+            return Err(ShmError::Window(format!("node rank {me} but the node has {} chunks", chunks.len())));
+        }
         let node_len = chunks.last().map_or(0, |c| c.end);
-        let per_array = (node_len * dtype.size()).div_ceil(PAGE) * PAGE;
+        let per_array = node_len
+            .checked_mul(dtype.size())
+            .and_then(|b| b.checked_next_multiple_of(PAGE))
+            .ok_or_else(|| ShmError::Window(format!("{node_len} elements do not fit in the address space")))?;
         let size = if me == 0 { 3 * per_array + PAGE } else { 0 };
         // SAFETY: an out-handle zeroed as rsmpi's own wrappers do (its type
         // differs between MPI libraries and is never inspected).
@@ -176,6 +199,20 @@ impl Window {
         unsafe { ffi::MPI_Win_sync(self.win) };
     }
 
+    /// The node's arrays, read-only, for checking them.
+    pub(crate) fn view(&self) -> ArraysView<'_> {
+        let len = self.chunks.last().map_or(0, |c| c.end);
+        // SAFETY: the window's segment holds the node's three arrays,
+        // `per_array` bytes each from `base`, mapped (at least readable)
+        // until the window is freed, which `&self` outlives.
+        unsafe { ArraysView::from_raw(self.base.as_ptr(), self.per_array, len, self.dtype) }
+    }
+
+    /// Every node rank's elements, node-relative.
+    pub(crate) fn chunks(&self) -> &[Range<usize>] {
+        &self.chunks
+    }
+
     /// This rank's chunk, for an executor: once (two would alias the same
     /// memory mutably).
     ///
@@ -254,6 +291,11 @@ impl WindowChunk<'_> {
     fn len(&self) -> usize {
         self.window.chunks[self.window.me].len()
     }
+
+    fn pointers<T: Element>(&self) -> (*mut T, *mut T, *mut T, usize) {
+        let w = self.window;
+        (w.ptr::<T>(Array::A), w.ptr::<T>(Array::B), w.ptr::<T>(Array::C), self.len())
+    }
 }
 
 impl ChunkAccess for WindowChunk<'_> {
@@ -295,7 +337,7 @@ impl ChunkAccess for WindowChunk<'_> {
         fill: impl FnOnce(&mut [T], &mut [T], Option<&mut [T]>),
     ) -> Result<(), ShmError> {
         let w = self.window;
-        assert!(!with_c || self.c_open, "c was made read-only by close_c");
+        assert!(!with_c || self.c_open, "c was made read-only");
         w.protect(Array::A, Some(w.me), true)?;
         w.protect(Array::B, Some(w.me), true)?;
         let n = self.len();
@@ -323,28 +365,49 @@ impl ChunkAccess for WindowChunk<'_> {
         // Populated by `reserve`.
     }
 
-    fn open_a(&mut self, writable: bool) -> Result<(), ShmError> {
-        self.window.protect(Array::A, Some(self.window.me), writable)?;
-        self.a_open = writable;
+    fn open(&mut self, array: Array, writable: bool) -> Result<(), ShmError> {
+        self.window.protect(array, Some(self.window.me), writable)?;
+        match array {
+            Array::A => self.a_open = writable,
+            Array::B => {}
+            Array::C => self.c_open = writable,
+        }
         Ok(())
     }
 
-    fn close_c(&mut self) -> Result<(), ShmError> {
-        self.window.protect(Array::C, Some(self.window.me), false)?;
-        self.c_open = false;
-        Ok(())
-    }
-
-    fn with<T: Element, R>(&mut self, access: Access, f: impl FnOnce(Parts<'_, T>) -> R) -> R {
-        assert!(access != Access::WriteA || self.a_open, "a is read-only until open_a(true)");
-        assert!(access != Access::WriteC || self.c_open, "c was made read-only by close_c");
-        let w = self.window;
-        let n = self.len();
-        let (a, b, c) = (w.ptr::<T>(Array::A), w.ptr::<T>(Array::B), w.ptr::<T>(Array::C));
+    fn write_c<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &mut [T]) -> R) -> R {
+        assert!(self.c_open, "c was made read-only");
+        let (a, b, c, n) = self.pointers::<T>();
         // SAFETY: as in `fill`: this rank's own chunks, writable in its view
-        // where `access` writes (asserted above), disjoint, aligned, and
-        // borrowed only for the call.
-        f(unsafe { Parts::from_raw(access, a, b, c, n) })
+        // where written (asserted above), disjoint, aligned, and borrowed
+        // only for the call.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts_mut(c, n))
+        };
+        let out = f(sa, sb, sc);
+        self.window.sync();
+        out
+    }
+
+    fn write_a<T: Element, R>(&mut self, f: impl FnOnce(&mut [T], &[T], &[T]) -> R) -> R {
+        assert!(self.a_open, "a is read-only until opened");
+        let (a, b, c, n) = self.pointers::<T>();
+        // SAFETY: as in `write_c`, with a the one written.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts_mut(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n))
+        };
+        let out = f(sa, sb, sc);
+        self.window.sync();
+        out
+    }
+
+    fn read<T: Element, R>(&mut self, f: impl FnOnce(&[T], &[T], &[T]) -> R) -> R {
+        let (a, b, c, n) = self.pointers::<T>();
+        // SAFETY: as in `write_c`; nothing is written.
+        let (sa, sb, sc) = unsafe {
+            (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n))
+        };
+        f(sa, sb, sc)
     }
 
     fn stray_write(&self, _array: Array, _index: usize, _bits: u64) {

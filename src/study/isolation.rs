@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{IsolationArgs, IsolationMode};
 use crate::error::Error;
-use crate::fault::FaultKind;
+use crate::fault::{ENDINGS_ENV, Ending, FaultKind};
 use crate::machine::{HostInfo, Machine};
 use crate::report::isolation::{Child, IsolationReport, explains, row, summarise};
 use crate::report::{Provenance, RunReport};
@@ -40,17 +40,20 @@ pub(crate) fn run(
         .flat_map(|m| match m {
             IsolationMode::Procs => vec![Layout::One(Mode::Procs)],
             IsolationMode::Threads => vec![Layout::One(Mode::Threads)],
+            #[cfg(feature = "mpi")]
             IsolationMode::Mpi => vec![Layout::MpiProcs, Layout::MpiRank],
+            #[cfg(not(feature = "mpi"))]
+            IsolationMode::Mpi => vec![], // refused by check_isolation
         })
         .collect();
-    let mpirun = if layouts.contains(&Layout::MpiProcs) { Some(find_mpirun()?) } else { None };
+    let mpirun = if layouts.iter().any(|l| l.ranks().is_some()) { Some(find_mpirun()?) } else { None };
     let total = layouts.len() * args.faults.len() * 2;
     let mut rows = Vec::new();
     let mut step = 0;
     for &layout in &layouts {
         let mode = layout.mode();
         for fault in &args.faults {
-            let kind = fault.kind();
+            let kind = *fault;
             let mut child = |retry: bool| -> Result<Child, Error> {
                 each(step, total, &format!("{} × {kind}{}", layout.name(), if retry { ", retry" } else { "" }));
                 step += 1;
@@ -86,7 +89,9 @@ pub(crate) fn run(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layout {
     One(Mode),
+    #[cfg(feature = "mpi")]
     MpiProcs,
+    #[cfg(feature = "mpi")]
     MpiRank,
 }
 
@@ -97,7 +102,9 @@ impl Layout {
     fn mode(self) -> Mode {
         match self {
             Layout::One(m) => m,
+            #[cfg(feature = "mpi")]
             Layout::MpiProcs => Mode::Procs,
+            #[cfg(feature = "mpi")]
             Layout::MpiRank => Mode::Ranks,
         }
     }
@@ -109,7 +116,9 @@ impl Layout {
     fn name(self) -> String {
         match self {
             Layout::One(m) => m.to_string(),
+            #[cfg(feature = "mpi")]
             Layout::MpiProcs => format!("mpirun -n {MPI_RANKS} × procs"),
+            #[cfg(feature = "mpi")]
             Layout::MpiRank => format!("mpirun -n {MPI_RANKS} × ranks"),
         }
     }
@@ -133,29 +142,31 @@ fn run_child(
     retry: bool,
 ) -> Result<Child, Error> {
     let mode = layout.mode();
-    let mut cmd = match (layout, mpirun) {
-        (Layout::One(_), _) | (_, None) => {
-            let mut cmd = Command::new(exe);
-            // A run on its own dies with the experiment; an MPI job's ranks
-            // are mpirun's children, which ends them when it is stopped.
-            cmd.env(signals::PARENT_ENV, std::process::id().to_string());
-            cmd
-        }
-        (_, Some(mpirun)) => {
+    let mut cmd = match (layout.ranks(), mpirun) {
+        (Some(ranks), Some(mpirun)) => {
             let mut cmd = Command::new(mpirun);
-            cmd.args(["-n", &MPI_RANKS.to_string(), "--bind-to", "none", "--oversubscribe"]);
+            cmd.args(["-n", &ranks.to_string(), "--bind-to", "none", "--oversubscribe", "-x", ENDINGS_ENV]);
             if nix::unistd::geteuid().is_root() {
                 cmd.arg("--allow-run-as-root"); // the experiment already runs as root
             }
             cmd.arg(exe).env_remove(signals::PARENT_ENV);
             cmd
         }
+        _ => {
+            let mut cmd = Command::new(exe);
+            // A run on its own dies with the experiment; an MPI job's ranks
+            // are mpirun's children, which ends them when it is stopped.
+            cmd.env(signals::PARENT_ENV, std::process::id().to_string());
+            cmd
+        }
     };
-    let fault = match layout {
-        Layout::MpiRank => format!("rank:1:{kind}@1"),
-        _ => format!("1:{kind}@1"),
+    // Every child says how it ended, typed, when it can write no report.
+    cmd.env(ENDINGS_ENV, "1");
+    let (fault, procs) = match layout {
+        #[cfg(feature = "mpi")]
+        Layout::MpiRank => (format!("rank:1:{kind}@1"), "1".to_string()),
+        _ => (format!("1:{kind}@1"), args.procs.to_string()),
     };
-    let procs = if layout == Layout::MpiRank { "1".to_string() } else { args.procs.to_string() };
     cmd.args(["--mode", mode.name(), "--procs", &procs, "--len", &args.len.to_string()])
         .args(["--runs", "3", "--warmup", "1", "--timeout", &args.timeout.to_string()])
         .args(["--inject-fault", &fault, "--on-fault", if retry { "retry" } else { "fail" }])
@@ -164,7 +175,7 @@ fn run_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(w) = worker.filter(|_| layout != Layout::MpiRank) {
+    if let Some(w) = worker.filter(|_| !mode.is_rank()) {
         cmd.arg("--worker-bin").arg(w);
     }
     let mut child = cmd.spawn().map_err(|e| Error::runtime_from("cannot start a child run", e))?;
@@ -203,7 +214,13 @@ fn run_child(
         code: status.code(),
         signal: status.signal(),
         report,
-        last_words: stderr.lines().filter(ours).rfind(|l| !l.trim().is_empty()).map(str::to_string),
+        last_words: stderr
+            .lines()
+            .filter(ours)
+            .filter(|l| Ending::of_line(l).is_none())
+            .rfind(|l| !l.trim().is_empty())
+            .map(str::to_string),
+        ending: stderr.lines().find_map(Ending::of_line),
         ranks: layout.ranks(),
     })
 }

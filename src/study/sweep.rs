@@ -39,16 +39,16 @@ pub(crate) fn run(
                 total,
                 &format!(
                     "{} × {}, len {}, {}, {}, {}",
-                    cfg.mode,
-                    cfg.procs,
-                    human_number(cfg.len as f64),
-                    cfg.ops.0[0],
-                    cfg.dtype,
-                    cfg.simd
+                    cfg.mode(),
+                    cfg.procs(),
+                    human_number(cfg.len() as f64),
+                    cfg.ops()[0],
+                    cfg.dtype(),
+                    cfg.simd()
                 ),
             );
             let about = Provenance::new("run", arguments.clone(), host.clone());
-            let report = match crate::run::run(cfg, about, plan.warnings[i].clone()) {
+            let report = match crate::run::run_with(cfg, about, crate::run::With::default()) {
                 Ok(report) => report,
                 Err(Error::Interrupted(i)) => {
                     interrupted = Some(i);
@@ -62,8 +62,8 @@ pub(crate) fn run(
                 match w {
                     Warning::FitsInCache { llc: bytes, .. } => {
                         llc = *bytes;
-                        if !in_cache.contains(&cfg.len) {
-                            in_cache.push(cfg.len);
+                        if !in_cache.contains(&cfg.len()) {
+                            in_cache.push(cfg.len());
                         }
                     }
                     Warning::Outliers { .. } => was_noisy = true,

@@ -20,16 +20,17 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::doorbell::{POLL, Watch, completed_rounds, ring_and_wait};
-use super::team::{Lost, MemberFacts, ReplaceError, Restore, RoundTimes, StepOutcome, Team};
+use super::team::{Lost, MemberFacts, ReplaceError, RoundTimes, StepOutcome, Team};
 use crate::clock::Patience;
 use crate::config::RunConfig;
 use crate::error::Error;
 use crate::fault::Cause;
+use crate::kernel::Position;
 use crate::machine::PinOutcome;
 use crate::machine::cgroup::Cgroups;
 use crate::partition::Partition;
 use crate::protocol::{Channel, FromWorker, RecvError, Step, StepResult, ToWorker, poll_channels};
+use crate::shm::doorbell::{POLL, Watch, completed_rounds, ring_and_wait};
 use crate::shm::{Control, FaultSite, Segment};
 use crate::signals::{self, Interrupted};
 use crate::vocab::RoundSync;
@@ -63,27 +64,29 @@ pub(crate) struct ProcTeam {
 impl ProcTeam {
     /// Starts every worker; returns the team and the workers lost on the way.
     pub(crate) fn start(cfg: &RunConfig, segment: Arc<Segment>) -> Result<(ProcTeam, Vec<Lost>), Error> {
-        let worker_bin = cfg.worker_bin.clone().ok_or_else(|| Error::runtime("no worker binary"))?;
+        let worker_bin = cfg.worker_bin().ok_or_else(|| Error::runtime("no worker binary"))?.to_path_buf();
         let cgroups = Cgroups::detect();
         let oom = cgroups.oom_kills();
         let mut team = ProcTeam {
             cfg: cfg.clone(),
-            partition: cfg.partition(),
+            partition: cfg.partition(segment.layout().page),
             segment,
             worker_bin,
-            members: (0..cfg.procs).map(|_| None).collect(),
-            facts: vec![MemberFacts { pid: 0, tid: None, pin: PinOutcome::Unpinned, attempt: 0 }; cfg.procs],
+            members: (0..cfg.procs()).map(|_| None).collect(),
+            facts: vec![MemberFacts { pid: 0, tid: None, pin: PinOutcome::Unpinned, attempt: 0 }; cfg.procs()],
             oom: (cgroups, oom),
             seq: 0,
-            spawner: Spawner::new(cfg.procs.min(std::thread::available_parallelism().map_or(1, |n| n.get())).min(16))?,
+            spawner: Spawner::new(
+                cfg.procs().min(std::thread::available_parallelism().map_or(1, |n| n.get())).min(16),
+            )?,
         };
-        let ids: Vec<usize> = (0..cfg.procs).collect();
-        let lost = team.launch(&ids, Restore::default())?;
+        let ids: Vec<usize> = (0..cfg.procs()).collect();
+        let lost = team.launch(&ids, None)?;
         Ok((team, lost))
     }
 
     /// Spawns, assigns and readies the workers `ids`.
-    fn launch(&mut self, ids: &[usize], restore: Restore) -> Result<Vec<Lost>, Error> {
+    fn launch(&mut self, ids: &[usize], rebuild: Option<Position>) -> Result<Vec<Lost>, Error> {
         let control = self.segment.control();
         let mut commands = Vec::with_capacity(ids.len());
         let mut channels = Vec::with_capacity(ids.len());
@@ -117,7 +120,7 @@ impl ProcTeam {
                     drop(child); // the pid is ours to wait for, through `process`
                     self.facts[id].pid = process.pid();
                     self.facts[id].pin = PinOutcome::Unpinned;
-                    let job = super::assignment(&self.cfg, &self.partition, id, self.facts[id].attempt, restore);
+                    let job = super::assignment(&self.cfg, &self.partition, id, self.facts[id].attempt, rebuild);
                     // A worker that is already gone is found below.
                     let _ = process.channel.send(&ToWorker::Assign(job));
                     self.members[id] = Some(Member { process, last_words: None });
@@ -127,7 +130,7 @@ impl ProcTeam {
                     failure.get_or_insert(Error::runtime_from(
                         format!(
                             "cannot start worker {id} of {} (the system refused another process); lower --procs",
-                            self.cfg.procs
+                            self.cfg.procs()
                         ),
                         e,
                     ));
@@ -202,7 +205,8 @@ impl ProcTeam {
                 } else if member.process.exited().is_some() {
                     finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
                 } else if patience.tick() {
-                    finished.push((*id, Some(Lost { id: *id, cause: Cause::Timeout { seconds: self.cfg.timeout_s } })));
+                    finished
+                        .push((*id, Some(Lost { id: *id, cause: Cause::Timeout { seconds: self.cfg.timeout_s() } })));
                 }
             }
             for (id, outcome) in finished {
@@ -241,11 +245,15 @@ impl ProcTeam {
         let live = self.live_ids();
         let segment = Arc::clone(&self.segment);
         let control = segment.control();
-        let spin = self.cfg.placement.coordinator_spin;
-        let (seq, lost) = ring_and_wait(&control, step, &live, spin, patience, &mut Watcher(self))?;
-        let mut outcome = StepOutcome { lost, ..StepOutcome::default() };
+        let spin = self.cfg.placement().coordinator_spin;
+        let rung = ring_and_wait(&control, step, &live, (spin, POLL), patience, &mut Watcher(self))?;
+        let seq = rung.seq;
+        let mut outcome = StepOutcome { lost: rung.lost, ..StepOutcome::default() };
         match *step {
-            Step::Run { count, .. } => outcome.rounds = completed_rounds(&control, seq, &live, count),
+            Step::Run { count, .. } => {
+                outcome.rounds =
+                    completed_rounds(&control, seq, &live, count).into_iter().map(RoundTimes::from).collect()
+            }
             Step::Shutdown => {}
             _ => {
                 outcome.results = vec![None; self.members.len()];
@@ -365,25 +373,25 @@ impl Team for ProcTeam {
     }
 
     fn batch_limit(&self) -> u32 {
-        match self.cfg.sync {
+        match self.cfg.sync() {
             RoundSync::Doorbell => crate::shm::BATCH as u32,
             RoundSync::Ipc => 1, // one message round trip per round: that is the point of --sync ipc
         }
     }
 
     fn step(&mut self, step: &Step, patience: Duration) -> Result<StepOutcome, Interrupted> {
-        match self.cfg.sync {
+        match self.cfg.sync() {
             RoundSync::Doorbell => self.step_doorbell(step, patience),
             RoundSync::Ipc => self.step_channel(step, patience),
         }
     }
 
-    fn replace(&mut self, id: usize, restore: Restore) -> Result<(), ReplaceError> {
+    fn replace(&mut self, id: usize, at: Option<Position>) -> Result<(), ReplaceError> {
         if self.members[id].is_some() {
             let _ = self.retire(id, Cause::Disconnected);
         }
         self.facts[id].attempt += 1;
-        match self.launch(&[id], restore) {
+        match self.launch(&[id], at) {
             Ok(mut lost) => match lost.pop() {
                 None => Ok(()),
                 Some(l) => Err(ReplaceError::Lost(l)),
@@ -396,7 +404,7 @@ impl Team for ProcTeam {
         if self.live_ids().is_empty() {
             return;
         }
-        match self.cfg.sync {
+        match self.cfg.sync() {
             RoundSync::Doorbell => {
                 let n = self.live_ids().len() as u32;
                 self.segment.control().ring(&Step::Shutdown, n, 0);

@@ -25,6 +25,9 @@ use crate::report::Provenance;
 
 /// Runs `vecpar-coord` with this process's arguments.
 pub(crate) fn coordinator_main() -> ExitCode {
+    // Signals first: until our handlers are in place, a SIGSEGV or SIGBUS
+    // another process sends is swallowed by std's stack-overflow handler.
+    let signals = crate::signals::install(crate::shm::catch_fault_signals);
     // One of several MPI ranks: each names itself; only rank 0 shows what
     // every rank would show alike (help, a bad flag).
     let rank = crate::launcher::launched().and_then(|_| crate::launcher::rank_from_environment());
@@ -35,17 +38,64 @@ pub(crate) fn coordinator_main() -> ExitCode {
         _ => diag::set_program("vecpar-coord"),
     }
     let echo = rank.unwrap_or(0) == 0;
-    if let Err(e) = crate::signals::install() {
+    if let Err(e) = signals {
         diag::error(format!("cannot set up signal handling: {e}"));
         return ExitCode::from(EXIT_RUNTIME);
     }
     if !crate::signals::die_with_parent_if_asked() {
         return ExitCode::from(EXIT_RUNTIME);
     }
-    if let Err(e) = crate::shm::catch_bus_errors() {
-        diag::error(format!("cannot set up the SIGBUS handler: {e}"));
+    crate::signals::adopt_orphans();
+    on_own_stack(move || coordinator_body(echo))
+}
+
+/// An address-space limit (`ulimit -v`) below what this process needs to
+/// start at all — its code, its thread stacks, a heap — makes the first
+/// allocation that does not fit abort the process with a message of the
+/// allocator's. Said first, in one line.
+pub(crate) fn too_small_to_start() -> Option<String> {
+    let limit = crate::machine::Machine::address_space_limit_now()?;
+    let needed = crate::machine::Machine::mapped_bytes_now() + STACK_BYTES as u64 + (8 << 20);
+    (limit < needed).then(|| {
+        format!(
+            "ulimit -v {} kB is too small for {} to start: it needs at least {} kB (its code, stacks and heap, before \
+             any array); raise ulimit -v",
+            limit / 1024,
+            diag::program(),
+            needed / 1024
+        )
+    })
+}
+
+/// The stack vecpar's own work runs on: the main thread's is whatever
+/// `ulimit -s` left (32 KiB is enough to start, not to parse and run).
+const STACK_BYTES: usize = 4 << 20;
+
+/// Runs `body` on a thread with a stack of [`STACK_BYTES`] (on this one if
+/// the system refuses a thread).
+pub(crate) fn on_own_stack(body: impl FnOnce() -> ExitCode + Send + 'static) -> ExitCode {
+    if let Some(e) = too_small_to_start() {
+        diag::error(e);
         return ExitCode::from(EXIT_RUNTIME);
     }
+    let body = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
+    let theirs = std::sync::Arc::clone(&body);
+    let spawned = std::thread::Builder::new().name("vecpar-main".into()).stack_size(STACK_BYTES).spawn(move || {
+        let f = crate::locks::lock(&theirs).take();
+        f.map(|f| f())
+    });
+    match spawned.map(|h| h.join()) {
+        Ok(Ok(Some(code))) => code,
+        // It panicked: the hook said so.
+        Ok(Err(_)) | Ok(Ok(None)) => ExitCode::from(101),
+        Err(_) => match crate::locks::lock(&body).take() {
+            Some(f) => f(),
+            None => ExitCode::from(EXIT_RUNTIME),
+        },
+    }
+}
+
+fn coordinator_body(echo: bool) -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -64,14 +114,29 @@ pub(crate) fn coordinator_main() -> ExitCode {
 /// Shows clap's help or version (exit 0), or its error (exit 2) as clap
 /// renders it, after the program's name.
 pub(crate) fn clap_exit(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
+    use clap::error::{ContextValue, ErrorKind};
+    // A value holding a newline (or any control character) must not split
+    // the one line that names the flag: wherever it shows (clap's context
+    // and a value parser's own message), it is shown escaped.
+    let mut raw: Vec<String> = e
+        .context()
+        .filter_map(|(_, value)| match value {
+            ContextValue::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    raw.extend(std::error::Error::source(&e).map(|why| why.to_string()));
+    raw.retain(|s| s.chars().any(char::is_control));
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = std::io::stdout().lock().write_all(e.render().to_string().as_bytes());
             ExitCode::from(EXIT_OK)
         }
         _ => {
-            let text = e.render().to_string();
+            let mut text = e.render().to_string();
+            for value in &raw {
+                text = text.replace(value.as_str(), &diag::escape_controls(value));
+            }
             let text = text.strip_prefix("error: ").unwrap_or(&text);
             diag::raw(&format!("{}: error: {}", diag::program(), text.trim_end()));
             diag::raw("\n");
@@ -83,8 +148,15 @@ pub(crate) fn clap_exit(e: clap::Error) -> ExitCode {
 fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
     match cli.command {
         Some(Command::Completions { shell }) => {
-            Destination::open(std::path::Path::new("-"), "completions")?.write(&completions(shell))?;
-            Ok(EXIT_OK)
+            // Like the table, and unlike an export: a reader that stops
+            // early (`| head`) took what it wanted.
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&completions(shell)).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::runtime_from("completions: cannot write to stdout", e))
+                }
+                _ => Ok(EXIT_OK),
+            }
         }
         Some(Command::Sweep(args)) => {
             crate::launcher::refuse_for("sweep")?;

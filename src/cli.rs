@@ -100,7 +100,7 @@ pub(crate) const MAX_REPEAT: usize = 1000;
 pub(crate) struct SweepArgs {
     /// Worker counts, comma separated [default: 1, 2, 4, … up to 4 × the CPUs this process may use (after any
     /// cgroup CPU quota), at most 64]
-    #[arg(short = 'n', long, value_name = "LIST", value_delimiter = ',', help_heading = "Grid")]
+    #[arg(short = 'n', long, value_name = "LIST", value_delimiter = ',', allow_hyphen_values = true, value_parser = Parsed(number::<usize>), help_heading = "Grid")]
     pub(crate) procs: Vec<usize>,
     /// Modes, comma separated (serial runs once per length, kernel, type and SIMD level, as the baseline)
     #[arg(
@@ -113,7 +113,7 @@ pub(crate) struct SweepArgs {
     )]
     pub(crate) modes: Vec<Mode>,
     /// Lengths, comma separated: 1e4,1e5,1e6 (more than one draws GB/s against length)
-    #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1e7", value_parser = parse_len, help_heading = "Grid")]
+    #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1e7", allow_hyphen_values = true, value_parser = Parsed(parse_len), help_heading = "Grid")]
     pub(crate) len: Vec<usize>,
     /// Kernels, comma separated, or all
     #[arg(long, value_name = "LIST", default_value = "add", value_parser = OpListParser, help_heading = "Grid")]
@@ -129,7 +129,7 @@ pub(crate) struct SweepArgs {
     pub(crate) measure: MeasureArgs,
     /// Run the whole grid R times (at most 1000), each time starting one point later, and report each point's
     /// median over them with its spread: a steadier answer on a noisy machine
-    #[arg(long, value_name = "R", default_value_t = 1, help_heading = "Grid")]
+    #[arg(long, value_name = "R", default_value_t = 1, allow_hyphen_values = true, value_parser = Parsed(number::<usize>), help_heading = "Grid")]
     pub(crate) repeat: usize,
     /// Draw the sweep to FILE (.svg or .png): GB/s against workers, or against length when several are given
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -159,13 +159,13 @@ pub(crate) struct IsolationArgs {
     )]
     pub(crate) modes: Vec<IsolationMode>,
     /// Workers per run (2 to 64: an oob-write needs a neighbour)
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 2, help_heading = "Experiment")]
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 2, allow_hyphen_values = true, value_parser = Parsed(number::<usize>), help_heading = "Experiment")]
     pub(crate) procs: usize,
     /// Elements per array
-    #[arg(short, long, value_name = "N", default_value = "1000000", value_parser = parse_len, help_heading = "Experiment")]
+    #[arg(short, long, value_name = "N", default_value = "1000000", allow_hyphen_values = true, value_parser = Parsed(parse_len), help_heading = "Experiment")]
     pub(crate) len: usize,
     /// Seconds without progress before a worker counts as hung
-    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_timeout, help_heading = "Experiment")]
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, allow_hyphen_values = true, value_parser = Parsed(parse_timeout), help_heading = "Experiment")]
     pub(crate) timeout: f64,
 }
 
@@ -407,7 +407,7 @@ impl clap::builder::TypedValueParser for OpListParser {
         text.parse::<OpList>().map_err(|e| {
             clap::Error::raw(
                 clap::error::ErrorKind::InvalidValue,
-                format!("invalid value '{text}' for '{flag}': {e}\n"),
+                format!("{}\n", crate::diag::escape_controls(&format!("invalid value '{text}' for '{flag}': {e}"))),
             )
             .with_cmd(cmd)
         })
@@ -441,11 +441,11 @@ pub(crate) const MAX_ROUNDS: u32 = 1_000_000;
 pub(crate) struct RunArgs {
     /// Number of workers, 1 to 4096 [default: the CPUs this process may use, counting the affinity mask and any
     /// cgroup CPU quota]
-    #[arg(short = 'n', long, allow_negative_numbers = true, value_name = "N", help_heading = "Workload")]
+    #[arg(short = 'n', long, allow_hyphen_values = true, value_name = "N", value_parser = Parsed(number::<usize>), help_heading = "Workload")]
     pub(crate) procs: Option<usize>,
 
     /// Elements per array: 1000000, 1e6, 10M, 2^20 or 1_000_000
-    #[arg(short, long, value_name = "N", allow_negative_numbers = true, default_value = "1000000", value_parser = parse_len, help_heading = "Workload")]
+    #[arg(short, long, value_name = "N", allow_hyphen_values = true, default_value = "1000000", value_parser = Parsed(parse_len), help_heading = "Workload")]
     pub(crate) len: usize,
 
     /// The kernels, run one after another on the same arrays: one of those below (add is the seed's), a
@@ -480,7 +480,7 @@ pub(crate) struct RunArgs {
 
     /// Seconds a worker may go without any sign of progress before it counts as hung (time the coordinator
     /// itself was stopped does not count)
-    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout, help_heading = "Faults")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SECS", default_value_t = 60.0, value_parser = Parsed(parse_timeout), help_heading = "Faults")]
     pub(crate) timeout: f64,
 }
 
@@ -491,9 +491,10 @@ pub(crate) struct MeasureArgs {
     #[arg(
         short,
         long,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
         value_name = "K",
         default_value_t = 10,
+        value_parser = Parsed(number::<u32>),
         help_heading = "Workload"
     )]
     pub(crate) runs: u32,
@@ -502,15 +503,16 @@ pub(crate) struct MeasureArgs {
     #[arg(
         short,
         long,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
         value_name = "K",
         default_value_t = 1,
+        value_parser = Parsed(number::<u32>),
         help_heading = "Workload"
     )]
     pub(crate) warmup: u32,
 
     /// Seed of the pseudo-random contents of the arrays (same values for any mode or worker count)
-    #[arg(long, allow_negative_numbers = true, value_name = "S", default_value_t = 1, help_heading = "Workload")]
+    #[arg(long, allow_hyphen_values = true, value_name = "S", default_value_t = 1, value_parser = Parsed(number::<u64>), help_heading = "Workload")]
     pub(crate) seed: u64,
 
     /// How results are written: auto picks non-temporal stores when the arrays do not fit in the last-level cache
@@ -563,6 +565,41 @@ pub(crate) struct OutputArgs {
     /// Print no warnings and no progress bar
     #[arg(short, long, global = true, help_heading = "Output")]
     pub(crate) quiet: bool,
+}
+
+/// A value parsed from its text by a function, with every error — a value
+/// that is not a number, that is not UTF-8, that holds a newline — one line
+/// naming the flag (clap's own parsers say only "invalid UTF-8 was
+/// detected" for the second, and take `-inf` for three flags).
+#[derive(Clone, Copy)]
+pub(crate) struct Parsed<T>(pub(crate) fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Parsed<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let flag = arg.map_or_else(|| "the value".to_string(), |a| format!("'{a}'"));
+        let shown = crate::diag::escape_controls(&value.to_string_lossy());
+        let fail = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{shown}' for {flag}: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| fail("it is not UTF-8 text".into()))?;
+        (self.0)(text).map_err(fail)
+    }
+}
+
+/// Parses a whole number.
+pub(crate) fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim().parse().map_err(|_| format!("'{}' is not a whole number in range", crate::diag::escape_controls(text)))
 }
 
 /// Parses an element count: `1000000`, `1_000_000`, `1e6`, `1.5e6`, `10M`,

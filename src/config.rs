@@ -908,9 +908,12 @@ pub fn find_worker(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     }
 }
 
-/// Room for the binaries, stacks and heap of a process, beside its
-/// mappings of the segment, when checking `ulimit -v`.
-const PROCESS_SLACK: u64 = 256 << 20;
+/// Room for a process's heap to grow and its own threads' stacks, beside
+/// what it maps already, when checking `ulimit -v`.
+const PROCESS_MARGIN: u64 = 4 << 20;
+
+/// A thread's stack and guard page (Rust's default).
+const THREAD_STACK: u64 = (2 << 20) + 4096;
 
 /// Refuses runs the machine cannot hold, before anything is allocated.
 ///
@@ -960,18 +963,43 @@ fn check_capacity(
         )));
     }
     if let Some(limit) = machine.address_space_limit {
+        // What a process needs: what this one maps already (its code, its
+        // stacks; not the address space malloc reserves and gives up under
+        // a limit), the threads it will start, its share of the segment,
+        // and a margin. A worker is assumed to need what this process does.
+        let base = machine.mapped_bytes + PROCESS_MARGIN;
+        let meta = (layout.control_offset + layout.control_bytes) as u64;
         let largest = partition.chunks().iter().map(|c| layout.chunk_bytes(c).len()).max().unwrap_or(0) as u64;
-        let (who, maps) = match args.mode {
-            Mode::Procs => ("each worker process maps", 2 * layout.array_bytes as u64 + largest),
-            _ => ("this process maps", 3 * layout.array_bytes as u64),
-        };
-        let maps = maps + (layout.control_offset + layout.control_bytes) as u64;
-        if maps + PROCESS_SLACK > limit {
+        let checkers = machine.cpu_room().min(partition.active()).max(1) as u64;
+        let array = layout.array_bytes as u64;
+        // Its threads: the checkers, and the worker threads or the threads
+        // that spawn worker processes (one per CPU, at most 16).
+        let workers = match args.mode {
+            Mode::Threads => procs,
+            Mode::Procs => procs.min(machine.allowed_cpus.len().max(1)).min(16),
+            _ => 0,
+        } as u64;
+        let mut needs =
+            vec![("this process", base + meta + 3 * array + THREAD_STACK * (checkers + workers), 3 * array)];
+        if args.mode == Mode::Procs {
+            needs.push(("each worker process", base + meta + 2 * array + largest, 2 * array + largest));
+        }
+        for (who, need, arrays) in needs {
+            if need <= limit {
+                continue;
+            }
+            let fix = if need - arrays < limit {
+                format!("lower --len (the arrays take {} of it) or raise ulimit -v", human_bytes(arrays))
+            } else {
+                "lower --len cannot help: raise ulimit -v".to_string()
+            };
             return Err(Error::runtime(format!(
-                "--len {}: {who} {} of the segment, more than the address-space limit leaves (ulimit -v {} kB); \
-                 lower --len or raise ulimit -v",
+                "--len {}: {who} needs about {} of address space ({} for its share of the arrays, {} for its code, \
+                 stacks and heap), more than ulimit -v allows ({} kB); {fix}",
                 args.len,
-                human_bytes(maps),
+                human_bytes(need),
+                human_bytes(arrays),
+                human_bytes(need - arrays),
                 limit / 1024
             )));
         }

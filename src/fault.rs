@@ -282,6 +282,10 @@ pub enum Cause {
         name: String,
         /// Its number.
         number: i32,
+        /// The process that sent it, when the worker could tell (a SIGSEGV
+        /// or SIGBUS sent with `kill` rather than raised by a fault).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        sent_by: Option<u32>,
     },
     /// A store the MMU refused: the read-only mapping did its job.
     BlockedWrite {
@@ -342,13 +346,14 @@ pub enum Cause {
 impl Cause {
     /// A signal death, named.
     pub fn signal(number: i32) -> Cause {
-        Cause::Signal { name: signal_name(number), number }
+        Cause::Signal { name: signal_name(number), number, sent_by: None }
     }
 
     /// The short form, for a table cell: "killed by SIGABRT", "panicked".
     pub fn short(&self) -> String {
         match self {
-            Cause::Signal { name, .. } => format!("killed by {name}"),
+            Cause::Signal { name, sent_by: None, .. } => format!("killed by {name}"),
+            Cause::Signal { name, sent_by: Some(pid), .. } => format!("killed by {name} from pid {pid}"),
             Cause::BlockedWrite { array, index, .. } => {
                 format!("write to {array}[{index}] blocked by the MMU (SIGSEGV)")
             }
@@ -368,7 +373,10 @@ impl Cause {
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Cause::Signal { name, number } => write!(f, "killed by {name} (signal {number})"),
+            Cause::Signal { name, number, sent_by: None } => write!(f, "killed by {name} (signal {number})"),
+            Cause::Signal { name, number, sent_by: Some(pid) } => {
+                write!(f, "killed by {name} (signal {number}) sent by another process (pid {pid})")
+            }
             Cause::BlockedWrite { array, index, owner } => {
                 write!(f, "SIGSEGV: write to {array}[{index}]")?;
                 if let Some(o) = owner {

@@ -111,8 +111,12 @@ pub fn coordinator_main() -> std::process::ExitCode {
 
 /// `vecpar-worker`'s `main`.
 pub fn worker_main() -> std::process::ExitCode {
-    use clap::Parser;
     diag::set_program("vecpar-worker");
+    app::on_own_stack(worker_body)
+}
+
+fn worker_body() -> std::process::ExitCode {
+    use clap::Parser;
     let args = match worker::WorkerArgs::try_parse() {
         Ok(args) => args,
         // Help and version as clap prints them; anything else is someone

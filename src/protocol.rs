@@ -85,6 +85,10 @@ pub(crate) enum Step {
 /// Words of a [`Step`] in the doorbell's order.
 pub(crate) const STEP_WORDS: usize = 5;
 
+/// Rounds in one `Run` step at most (the size of the doorbell's per-round
+/// tables).
+pub(crate) const BATCH: usize = 32;
+
 const TAG_INIT: u32 = 1;
 const TAG_RUN: u32 = 2;
 const TAG_REBUILD: u32 = 3;
@@ -110,7 +114,7 @@ impl Step {
             TAG_INIT => Step::Init { fill_c: w[1] != 0 },
             TAG_RUN => {
                 let count = w[3];
-                if count == 0 || count as usize > crate::shm::BATCH {
+                if count == 0 || count as usize > BATCH {
                     return None;
                 }
                 Step::Run { op: Op::from_code(w[1])?, first: w[2], count, op_round: w[4] }
@@ -554,7 +558,7 @@ mod tests {
             assert_eq!(Step::decode(&step.encode()), Some(step));
         }
         let mut bad = Step::Run { op: Op::Add, first: 0, count: 1, op_round: 0 }.encode();
-        bad[3] = crate::shm::BATCH as u32 + 1;
+        bad[3] = BATCH as u32 + 1;
         assert_eq!(Step::decode(&bad), None, "a batch larger than the tables");
         assert_eq!(Step::decode(&[99; STEP_WORDS]), None);
         assert_eq!(Step::decode(&[TAG_REPORT, 99, 0, 0, 0]), None, "no such kernel");

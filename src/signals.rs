@@ -3,6 +3,11 @@
 //! [`install`] blocks every signal whose default action would end the
 //! process (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, …) before any
 //! other thread exists, so they all reach one thread that waits for them.
+//! The fault signals (SIGSEGV, SIGBUS, SIGABRT, …) cannot be blocked — the
+//! kernel raises them on the faulting thread — but when another process
+//! *sends* one, its handler forwards it here ([`forward`]) and it takes the
+//! same path. SIGXFSZ is blocked and never taken: a write past `ulimit -f`
+//! fails with EFBIG, reported as an error naming the limit.
 //! That thread only raises a flag: the coordinator checks it in every wait
 //! (at least every few tens of milliseconds), stops and reaps its workers on
 //! the ordinary path, releases the segment, and exits with 128 + the signal
@@ -34,7 +39,7 @@ pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
 /// Every signal whose default action terminates the process and that can be
 /// caught; the synchronous faults (SIGSEGV, SIGBUS, …) are not among them.
-const TERMINATING: [Signal; 14] = [
+const TERMINATING: [Signal; 13] = [
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -46,12 +51,41 @@ const TERMINATING: [Signal; 14] = [
     Signal::SIGPROF,
     Signal::SIGVTALRM,
     Signal::SIGXCPU,
-    Signal::SIGXFSZ,
     Signal::SIGPWR,
     Signal::SIGSTKFLT,
 ];
 
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// A fault signal another process sent, handed from its handler to the
+/// signal thread (which SIGURG wakes: a signal nobody else sends us).
+static FORWARDED: AtomicI32 = AtomicI32::new(0);
+
+/// The signal that wakes the signal thread for a forwarded one.
+const DOORBELL: Signal = Signal::SIGURG;
+
+/// From a fault signal's handler: the signal `sig` was sent by another
+/// process, so it is a terminating signal like SIGTERM — the signal thread
+/// stops the run in order. Only an atomic store and `kill(2)`, which are
+/// async-signal-safe.
+pub(crate) fn forward(sig: i32) {
+    FORWARDED.store(sig, Ordering::SeqCst);
+    let _ = kill(nix::unistd::getpid(), DOORBELL);
+}
+
+/// The next terminating signal: one in the set, or one forwarded through
+/// the doorbell (a stray SIGURG is ignored).
+fn next(set: &SigSet) -> Option<Signal> {
+    loop {
+        let sig = set.wait().ok()?;
+        if sig != DOORBELL {
+            return Some(sig);
+        }
+        if let Ok(forwarded) = Signal::try_from(FORWARDED.swap(0, Ordering::SeqCst)) {
+            return Some(forwarded);
+        }
+    }
+}
 
 /// The coordinator was interrupted by a signal; it exits with 128 + N.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -65,17 +99,27 @@ impl Interrupted {
     }
 }
 
-/// Blocks the terminating signals here and handles them on a thread of their
-/// own. Call first thing in `main`, before any other thread is started
-/// (threads inherit the mask; spawned processes do not: std resets it).
-pub(crate) fn install() -> std::io::Result<()> {
+/// Blocks the terminating signals here, installs the fault signals'
+/// handlers (`handlers`, which may [`forward`] from now on), and handles
+/// them all on a thread of their own. Call first thing in `main`, before
+/// any other thread is started (threads inherit the mask; spawned processes
+/// do not: std resets it).
+pub(crate) fn install(handlers: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
     let mut set = SigSet::empty();
     for s in TERMINATING {
         set.add(s);
     }
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(std::io::Error::from)?;
+    set.add(DOORBELL);
+    // SIGXFSZ stays blocked and is never waited for: a write beyond the
+    // file size limit (ulimit -f) then fails with EFBIG, which is reported
+    // naming the limit, instead of ending the process.
+    let mut blocked = set;
+    blocked.add(Signal::SIGXFSZ);
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).map_err(std::io::Error::from)?;
+    // With the doorbell blocked, a forwarded signal waits for the thread.
+    handlers()?;
     std::thread::Builder::new().name("vecpar-signals".into()).spawn(move || {
-        let Ok(first) = set.wait() else { return };
+        let Some(first) = next(&set) else { return };
         INTERRUPTED.store(first as i32, Ordering::SeqCst);
         // The ordinary path now has GRACE to finish; a second signal or the
         // end of the grace forces it.
@@ -86,7 +130,7 @@ pub(crate) fn install() -> std::io::Result<()> {
         if grace.is_err() {
             force_exit(first);
         }
-        let _ = set.wait();
+        let _ = next(&set);
         force_exit(first);
     })?;
     Ok(())
@@ -186,7 +230,8 @@ fn registered() -> Vec<(i32, u8)> {
         .collect()
 }
 
-/// Stops and reaps every registered child; returns how many there were.
+/// Stops and reaps every registered child, then every stray; returns how
+/// many there were.
 pub(crate) fn stop_children() -> usize {
     let children = registered();
     for &(pid, kind) in &children {
@@ -211,7 +256,57 @@ pub(crate) fn stop_children() -> usize {
             let _ = kind;
         }
     }
-    children.len()
+    children.len() + reap_strays()
+}
+
+/// Makes this process the reaper of its orphaned descendants
+/// (`PR_SET_CHILD_SUBREAPER`): whatever a worker starts and leaves behind —
+/// even in a session of its own, out of reach of its process group — comes
+/// to this process when the worker dies, and [`reap_strays`] ends it.
+pub(crate) fn adopt_orphans() {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+}
+
+/// Kills and reaps every child of this process that it did not register
+/// ([`ChildGuard`]): the descendants its workers left when they ended,
+/// which came to it as their subreaper. Call once the workers are reaped.
+/// Returns how many there were.
+pub(crate) fn reap_strays() -> usize {
+    let me = std::process::id() as i32;
+    let mut count = 0;
+    // A stray that forked meanwhile leaves its own child to us: go on
+    // until none is left (SIGKILL stops them forking).
+    for _ in 0..1000 {
+        let ours: Vec<i32> = registered().into_iter().map(|(pid, _)| pid).collect();
+        let strays: Vec<i32> = children_of(me).into_iter().filter(|pid| !ours.contains(pid)).collect();
+        if strays.is_empty() {
+            break;
+        }
+        for &pid in &strays {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        for &pid in &strays {
+            let _ = waitpid(Pid::from_raw(pid), None);
+            count += 1;
+        }
+    }
+    count
+}
+
+/// The processes whose parent is `parent` (zombies included).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<i32>().ok())
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// From a signal handler: SIGKILL to every registered child's process group.
@@ -229,13 +324,14 @@ pub(crate) fn kill_children_now() {
 /// isolation experiment) asks its child runs to die with it.
 pub(crate) const PARENT_ENV: &str = "VECPAR_DIE_WITH_PARENT";
 
-/// If the parent asked (see [`PARENT_ENV`]), arranges for SIGTERM when it
-/// dies, and returns `false` when it is already gone.
+/// If the parent asked (see [`PARENT_ENV`]), arranges to die at once with
+/// it (SIGKILL: its workers die with it in turn, and its memfd with the
+/// last of them), and returns `false` when it is already gone.
 pub(crate) fn die_with_parent_if_asked() -> bool {
     let Some(parent) = std::env::var_os(PARENT_ENV).and_then(|v| v.to_str()?.parse::<i32>().ok()) else {
         return true;
     };
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() {
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return true;
     }
     nix::unistd::getppid().as_raw() == parent

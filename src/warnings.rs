@@ -78,6 +78,9 @@ pub enum Warning {
     },
     /// The cgroup's CPU quota throttled the run.
     Throttled {
+        /// The run's workers (one cannot be fewer).
+        #[serde(default)]
+        workers: usize,
         /// Periods throttled during the run.
         periods: u64,
         /// Time throttled, microseconds.
@@ -179,12 +182,17 @@ impl fmt::Display for Warning {
                 plural(names.len() as u64),
                 names.join(", ")
             ),
-            Warning::Throttled { periods, throttled_us, file } => write!(
+            Warning::Throttled { workers, periods, throttled_us, file } => write!(
                 f,
                 "the cgroup CPU quota throttled this run in {periods} period{} ({} in all, {file}): the numbers \
-                 measure the quota, not the machine; lower --procs to fit the quota",
+                 measure the quota, not the machine; {}",
                 plural(*periods),
-                human_time(*throttled_us as f64 * 1e-6)
+                human_time(*throttled_us as f64 * 1e-6),
+                if *workers > 1 {
+                    "lower --procs to fit the quota"
+                } else {
+                    "one worker cannot be fewer: raise the quota (cpu.max or cpu.cfs_quota_us of that cgroup)"
+                }
             ),
             Warning::Repeated { flag, value } => write!(f, "{flag} names {value} more than once; it runs once"),
             Warning::SweepInCache { lens, llc } => write!(
@@ -286,6 +294,10 @@ mod tests {
         let w = Warning::Oversubscribed { workers: 8, cpus: 2, quota: None };
         assert!(w.to_string().starts_with("8 workers on 2 CPUs allowed") && w.to_string().contains("--procs"));
         assert!(Warning::SharedCpu { cpu: 1, workers: vec![0, 1] }.to_string().contains("same CPU 1"));
+        let throttled = |workers| Warning::Throttled { workers, periods: 3, throttled_us: 10, file: "cpu.stat".into() };
+        assert!(throttled(2).to_string().contains("lower --procs"));
+        let one = throttled(1).to_string();
+        assert!(!one.contains("lower --procs") && one.contains("raise the quota"), "one worker cannot be fewer: {one}");
     }
 
     #[test]

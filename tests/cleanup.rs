@@ -30,12 +30,23 @@ fn eventually(what: &str, mut holds: impl FnMut() -> bool) {
 /// checks the orderly exit 128+N and that every worker was reaped *before*
 /// the coordinator exited (not a moment later, by the kernel).
 fn interrupt(signal: Signal, mode: &str, shm: &str) {
-    let mut run = Background::start(&[&LONG[..], &["2", "--mode", mode, "--shm", shm]].concat());
-    let workers = if mode == "procs" {
-        run.wait_for_workers(2)
-    } else {
-        run.wait_for_threads(3);
-        Vec::new()
+    let procs = if mode == "serial" { "1" } else { "2" };
+    let mut args = [&LONG[..], &[procs, "--mode", mode, "--shm", shm]].concat();
+    if mode == "serial" {
+        args.retain(|a| *a != "--procs" && *a != "1");
+    }
+    let mut run = Background::start(&args);
+    let workers = match mode {
+        "procs" => run.wait_for_workers(2),
+        "threads" => {
+            run.wait_for_threads(3);
+            Vec::new()
+        }
+        _ => {
+            // The coordinator and its one worker thread.
+            run.wait_for_threads(2);
+            Vec::new()
+        }
     };
     run.signal(signal);
     let started = Instant::now();
@@ -77,6 +88,22 @@ fn every_other_terminating_signal_takes_the_same_orderly_path() {
         Signal::SIGVTALRM,
     ] {
         interrupt(signal, "procs", "memfd");
+    }
+    // The signals a fault raises, sent by another process (si_code <= 0):
+    // an interruption like any other, not a worker's fault or a lost
+    // segment, in every mode.
+    for signal in [
+        Signal::SIGBUS,
+        Signal::SIGSEGV,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGABRT,
+        Signal::SIGTRAP,
+        Signal::SIGSYS,
+    ] {
+        for mode in ["procs", "threads", "serial"] {
+            interrupt(signal, mode, "memfd");
+        }
     }
 }
 
@@ -247,6 +274,13 @@ fn an_interrupted_isolation_experiment_takes_its_children_with_it() {
         run.signal(signal);
         if signal == Signal::SIGKILL {
             let _ = run.child.wait();
+            // At once: the kernel's SIGKILL on the parent's death, not a
+            // SIGTERM whose orderly stop waits seconds for the hung worker.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while is_alive(child) {
+                assert!(Instant::now() < deadline, "the child run outlived the killed experiment by 3 s");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         } else {
             let out = run.finish(LIMIT);
             assert_eq!(out.code, Some(128 + signal as i32), "{signal}: {}", out.stderr);
@@ -286,6 +320,7 @@ fn segment_header(dir: &TempDir) -> String {
 fn the_stale_sweep_removes_only_this_users_dead_segments() {
     let dir = TempDir::new("sweep");
     let header = segment_header(&dir);
+    let holder = dir.str("holder.pid");
     // Dead run of ours; another user's; a header-less file; a FIFO; a
     // symlink to a file elsewhere; a directory; an unrelated name.
     let script = format!(
@@ -297,7 +332,13 @@ fn the_stale_sweep_removes_only_this_users_dead_segments() {
         cp {header} /dev/shm/target; ln -s /dev/shm/target vecpar-1-00000000000000ee
         mkdir vecpar-1-00000000000000ff
         cp {header} vecpar-results
+        cp {header} vecpar-1-00000000000000AA
+        cp {header} vecpar-01-00000000000000ab
+        cp {header} vecpar-1-00000000000000ac
+        flock vecpar-1-00000000000000ac sh -c 'echo $$ > {holder}; exec sleep 600' >/dev/null 2>&1 &
+        while flock -n -x vecpar-1-00000000000000ac true; do sleep 0.01; done
         "$VECPAR" --shm posix --procs 2 --len 1e4 -q
+        kill $(cat {holder}); wait
         echo left: $(ls /dev/shm)
         "#
     );
@@ -306,11 +347,15 @@ fn the_stale_sweep_removes_only_this_users_dead_segments() {
     };
     out.expect_code(0);
     let left = out.stdout.lines().find_map(|l| l.strip_prefix("left: ")).unwrap_or_default();
-    let left: Vec<&str> = left.split_whitespace().collect();
+    let mut left: Vec<&str> = left.split_whitespace().collect();
+    left.sort_unstable();
     assert_eq!(
         left,
         [
             "target",
+            "vecpar-01-00000000000000ab",
+            "vecpar-1-00000000000000AA",
+            "vecpar-1-00000000000000ac",
             "vecpar-1-00000000000000bb",
             "vecpar-1-00000000000000cc",
             "vecpar-1-00000000000000dd",
@@ -318,7 +363,8 @@ fn the_stale_sweep_removes_only_this_users_dead_segments() {
             "vecpar-1-00000000000000ff",
             "vecpar-results"
         ],
-        "only the dead run's own segment went: {}",
+        "only the dead run's own segment went (not one with a name vecpar would not give, nor one a live \
+         process holds a flock() lock on): {}",
         out.stderr
     );
     // Said even under -q, naming what went.

@@ -43,6 +43,44 @@ fn bad_values_found_by_vecpar_are_one_line_naming_the_flag() {
 }
 
 #[test]
+fn hostile_values_still_name_the_flag_on_one_line() {
+    use std::os::unix::ffi::OsStrExt;
+    // A leading minus on a number, bytes that are not UTF-8, a newline or
+    // an escape sequence inside a value: the first line names the flag and
+    // the value cannot split it or reach the terminal raw.
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"1e\xff");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (vec!["--procs".as_ref(), "-inf".as_ref()], "--procs"),
+        (vec!["--runs".as_ref(), "-inf".as_ref()], "--runs"),
+        (vec!["sweep".as_ref(), "--procs".as_ref(), "-inf".as_ref()], "--procs"),
+        (vec!["--len".as_ref(), not_utf8], "--len"),
+        (vec!["--procs".as_ref(), not_utf8], "--procs"),
+        (vec!["--op".as_ref(), not_utf8], "--op"),
+        (vec!["--op".as_ref(), "add\nfoo".as_ref()], "--op"),
+        (vec!["--inject-fault".as_ref(), "1:x\ny".as_ref()], "--inject-fault"),
+        (vec!["--simd".as_ref(), "avx\nfoo".as_ref()], "--simd"),
+        (vec!["--procs".as_ref(), "\u{1b}[31m".as_ref()], "--procs"),
+    ];
+    for (args, flag) in cases {
+        let mut cmd = std::process::Command::new(coord_bin());
+        cmd.args(&args);
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(2);
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with("vecpar-coord: error: ") && first.contains(flag), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains('\u{1b}'), "{args:?}: no raw escape reaches the terminal");
+        // The rest is clap's usual hint block, never a piece of the value.
+        for line in out.stderr.lines().skip(1) {
+            assert!(
+                line.is_empty() || line.starts_with("  ") || line.starts_with("For more") || line.starts_with("Usage"),
+                "{args:?}: a value split the line: {}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
 fn bad_values_found_by_clap_keep_claps_hints() {
     let cases: &[(&[&str], &str)] = &[
         (&["--procs", "abc"], "--procs"),

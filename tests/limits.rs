@@ -463,4 +463,10 @@ fn a_cpu_quota_is_honoured_by_runs_and_sweeps_and_throttling_is_reported() {
     let t = &r["throttling"];
     assert!(t["periods"].as_u64().unwrap_or(0) > 0, "throttling is read from cpu.stat: {t}");
     assert!(out.stderr.contains("throttled"), "{}", out.stderr);
+    assert!(out.stderr.contains("lower --procs"), "two workers can be fewer: {}", out.stderr);
+    // One worker cannot be fewer: the advice is the quota itself.
+    let out = cg.run(r#"exec "$VECPAR" --procs 1 --len 4e6 --runs 40"#);
+    out.expect_code(0);
+    let line = out.stderr.lines().find(|l| l.contains("throttled")).unwrap_or_else(|| panic!("{}", out.stderr));
+    assert!(line.contains("raise the quota") && !line.contains("lower --procs"), "{line}");
 }

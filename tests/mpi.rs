@@ -276,7 +276,15 @@ mod with_mpi {
         let Some(_one_job) = have_mpirun("a_rank_killed_from_outside_ends_the_job_promptly") else {
             return;
         };
-        let s = seed(5);
+        // SIGKILL, and a fault signal sent from outside (which a rank takes
+        // as an interruption: it stops its workers and exits 128 + 11).
+        for (signal, n) in [(nix::sys::signal::Signal::SIGKILL, 5), (nix::sys::signal::Signal::SIGSEGV, 15)] {
+            kill_rank_1(signal, &seed(n));
+        }
+    }
+
+    fn kill_rank_1(signal: nix::sys::signal::Signal, s: &str) {
+        let s = s.to_string();
         let cmd = mpirun(2, &[], &["--len", "100003", "--procs", "2", "--runs", "1000000", "--seed", &s, "-q"]);
         let before = mpi_debris();
         let started = SystemTime::now();
@@ -298,10 +306,21 @@ mod with_mpi {
             std::thread::sleep(Duration::from_millis(20));
         };
         std::thread::sleep(Duration::from_millis(300));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(rank1 as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(rank1 as i32), signal).unwrap();
         let out = job.finish(LIMIT);
         assert_ne!(out.code, Some(0));
-        assert!(out.stderr.contains(&format!("the job lost rank 1 (pid {rank1}")), "{}", out.stderr);
+        if signal == nix::sys::signal::Signal::SIGKILL {
+            assert!(out.stderr.contains(&format!("the job lost rank 1 (pid {rank1}")), "{}", out.stderr);
+        } else {
+            // Rank 1 stops in order; rank 0 learns of it from the lost rank
+            // or from mpirun's SIGTERM, whichever comes first.
+            assert!(out.stderr.contains("(rank 1): interrupted by SIGSEGV"), "{}", out.stderr);
+            assert!(
+                out.stderr.contains("the job lost rank 1") || out.stderr.contains("(rank 0): error: SIGTERM arrived"),
+                "{}",
+                out.stderr
+            );
+        }
         // Its workers die with it; rank 0 stops its own.
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -323,9 +342,18 @@ mod with_mpi {
             return;
         };
         let s = seed(6);
-        let out =
-            failing(2, &["--len", "100003", "--mode", "serial", "--seed", &s, "--inject-fault", "rank:1:panic@2"], &s);
+        // Under RUST_BACKTRACE=1 too, a rank's panic is one line, as a
+        // worker's is.
+        let mut cmd = mpirun(
+            2,
+            &["-x", "RUST_BACKTRACE"],
+            &["--len", "100003", "--mode", "serial", "--seed", &s, "--inject-fault", "rank:1:panic@2"],
+        );
+        cmd.env("RUST_BACKTRACE", "1");
+        let out = job(cmd, &s);
         assert!(out.stderr.contains("injected panic in rank 1"), "{}", out.stderr);
+        assert_eq!(out.stderr.matches("injected panic in rank 1").count(), 1, "{}", out.stderr);
+        assert!(!out.stderr.contains("stack backtrace"), "{}", out.stderr);
         // The panic hook's MPI_Abort ends the job with its code, 101, which
         // mpirun passes on (its banner saying so is not always printed).
         assert_eq!(out.code, Some(101), "{}", out.stderr);

@@ -1,8 +1,9 @@
 //! Soak: a few hundred runs over random modes, kernels, lengths, worker
-//! counts, backends and faults, and runs interrupted by a signal at a random
-//! moment of start-up, work or teardown. Each must end with the exit code
-//! its configuration implies, validated where it should be, leaving nothing
-//! behind.
+//! counts, backends and faults, with slow-starting and lying workers among
+//! the real ones, and runs interrupted by a signal (fault signals sent from
+//! outside among them) at a random moment of start-up, work or teardown.
+//! Each must end with the exit code its configuration implies, validated
+//! where it should be, leaving nothing behind.
 //!
 //! Reproducible: the seed is printed; `VECPAR_SOAK_SEED` replays one and
 //! `VECPAR_SOAK_RUNS` changes the count (default 300).
@@ -81,8 +82,18 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
     let mut rng = Rng(seed);
     let started = Instant::now();
     let mut tally = std::collections::BTreeMap::<String, usize>::new();
+    // Workers other than the real one: a slow starter (a wrapper that
+    // sleeps first) and a liar that speaks the protocol and computes
+    // nothing (the coordinator's own check must catch it every time).
+    let dir = TempDir::new("soak");
+    let slow = dir.join("slow-worker");
+    std::fs::write(&slow, format!("#!/bin/sh\nsleep 0.2\nexec \"{}\" \"$@\"\n", worker_bin())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let liar = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/lying-worker.py");
     for i in 0..runs {
         let mode = rng.pick(&["procs", "procs", "threads"]);
+        let worker = if mode == "procs" { rng.pick(&["real", "real", "real", "real", "slow", "liar"]) } else { "real" };
         let op = rng.pick(&["add", "copy", "scale", "triad", "dot", "nstream", "all", "dot,copy", "triad,nstream"]);
         let dtype = rng.pick(&["f64", "f32"]);
         let len = rng.pick(&["1", "7", "513", "4097", "65537", "300001"]);
@@ -90,7 +101,11 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
         let rounds = 1 + rng.below(4);
         let warmup = rng.below(3);
         let shm = rng.pick(&["memfd", "memfd", "posix"]);
-        let sync = if mode == "procs" { rng.pick(&["doorbell", "doorbell", "ipc"]) } else { "doorbell" };
+        let sync = match (mode, worker) {
+            (_, "liar") => "ipc", // the script speaks the message protocol only
+            ("procs", _) => rng.pick(&["doorbell", "doorbell", "ipc"]),
+            _ => "doorbell",
+        };
         let (procs_s, runs_s, warmup_s) = (procs.to_string(), rounds.to_string(), warmup.to_string());
         let mut args: Vec<String> = [
             "--mode",
@@ -117,7 +132,9 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
             "--huge-pages",
             "never",
             "--timeout",
-            "2",
+            // A Python interpreter per worker starts slowly on a busy
+            // machine: the timeout bounds silence, so give the liar room.
+            if worker == "liar" { "60" } else { "2" },
             "--export-json",
             "-",
             "--quiet",
@@ -125,7 +142,14 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let fault = if rng.below(2) == 0 {
+        match worker {
+            "slow" => args.extend(["--worker-bin".into(), slow.to_string_lossy().into_owned()]),
+            "liar" => {
+                args.extend(["--worker-bin".into(), liar.to_string_lossy().into_owned()]);
+            }
+            _ => {}
+        }
+        let fault = if worker == "liar" || rng.below(2) == 0 {
             None
         } else {
             // Hangs cost a timeout each: keep them rare.
@@ -144,9 +168,12 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
             Some((kind, retry, worker))
         };
         let oob_ok = fault.is_none_or(|(_, _, w)| has_oob_target(len.parse().unwrap(), dtype, procs, w));
-        let want = expected(mode, fault.map(|(k, r, _)| (k, r)), oob_ok);
+        let want =
+            if worker == "liar" { Expect::Code(3) } else { expected(mode, fault.map(|(k, r, _)| (k, r)), oob_ok) };
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = coord(&argv); // checks for leftovers after every run
+        let mut cmd = std::process::Command::new(coord_bin());
+        cmd.args(&argv).env("LIE", rng.pick(&["nothing", "fill"])).env("LIE_VERSION", env!("CARGO_PKG_VERSION"));
+        let out = run_cmd(cmd, LIMIT); // checks for leftovers after every run
         let got = match (out.code, out.signal) {
             (Some(c), _) => Expect::Code(c),
             (None, Some(s)) => Expect::Signal(s),
@@ -158,7 +185,7 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
             assert_eq!(r["validated"], code == 0, "run {i}: {argv:?}");
             assert_eq!(r["exit_code"], code);
         }
-        *tally.entry(format!("{want:?}")).or_default() += 1;
+        *tally.entry(format!("{want:?}{}", if worker == "real" { "" } else { worker })).or_default() += 1;
     }
     use std::io::Write;
     let _ =
@@ -176,7 +203,18 @@ fn signals_at_random_moments_of_start_up_work_and_teardown_leave_nothing() {
         let procs = (1 + rng.below(8)).to_string();
         let len = rng.pick(&["1e4", "1e5", "1e6"]);
         let rounds = (1 + rng.below(200)).to_string();
-        let signal = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGKILL][rng.below(4) as usize];
+        // Besides the usual ones, the signals a fault raises, sent from
+        // outside: an interruption like any other.
+        let signal = [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGKILL,
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGABRT,
+            Signal::SIGFPE,
+        ][rng.below(8) as usize];
         // From the first instruction to past the end: half the signals
         // within the first 5 ms (start-up and spawning), the rest up to
         // 60 ms (the rounds, validation and teardown of these runs).

@@ -9,7 +9,7 @@ use crate::util::*;
 const RUN_CSV: &str = "mode,procs,len,op,dtype,simd,stores,runs,best_gbps,median_gbps,\
 min_s,median_s,mean_s,max_s,stddev_s,validated,exit_code,iqr_s,noise";
 const SWEEP_CSV: &str = "mode,procs,len,op,dtype,simd,stores,page_bytes,repeats,best_gbps,\
-median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code";
+median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code,partial";
 const ISOLATION_CSV: &str = "mode,fault,survived,correct,detected,lost,retry,recovered";
 /// The plot's first two series colours (its palette starts with these).
 const FIRST_SERIES: (u8, u8, u8) = (0x1f, 0x77, 0xb4);
@@ -396,6 +396,7 @@ fn an_interrupted_sweep_keeps_its_finished_points() {
     let dir = TempDir::new("partial");
     let json = dir.join("partial.json");
     let md = dir.join("partial.md");
+    let csv = dir.join("partial.csv");
     // Two points of several seconds each: procs × 1, then procs × 2.
     let mut run = Background::start(&[
         "sweep",
@@ -411,6 +412,8 @@ fn an_interrupted_sweep_keeps_its_finished_points() {
         json.to_str().unwrap(),
         "--export-markdown",
         md.to_str().unwrap(),
+        "--export-csv",
+        csv.to_str().unwrap(),
         "-q",
     ]);
     // The second point has started once two workers run at once.
@@ -429,7 +432,17 @@ fn an_interrupted_sweep_keeps_its_finished_points() {
     let points = r["points"].as_array().unwrap();
     assert_eq!(points.len(), 1, "the finished point, not the interrupted one: {points:?}");
     assert_eq!(points[0]["procs"], 1);
-    assert!(std::fs::read_to_string(&md).unwrap().contains("| procs | 1 |"));
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("| procs | 1 |"), "{md}");
+    assert!(md.contains("**Partial:**"), "the Markdown says it is partial too: {md}");
+    // Every CSV row says so, in its own column.
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "partial").expect("a partial column");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!(rows[0].split(',').nth(col), Some("true"), "{csv}");
 }
 
 #[test]

@@ -59,3 +59,158 @@ fn a_recovered_update_in_place_ends_exactly_as_a_fault_free_run() {
         }
     }
 }
+
+/// Writes an executable shell script `name` in `dir`.
+fn script(dir: &TempDir, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A run long enough to be signalled while its workers compute.
+const LONG: [&str; 4] = ["--len", "1e6", "--runs", "1000000"];
+
+#[test]
+fn a_fault_signal_sent_to_a_worker_names_the_process_that_sent_it() {
+    let mut run = Background::start(&[&LONG[..], &["--procs", "2", "--export-json", "-", "-q"]].concat());
+    let workers = run.wait_for_workers(2);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(workers[0] as i32), nix::sys::signal::Signal::SIGSEGV).unwrap();
+    let out = run.finish(LIMIT);
+    out.expect_code(4);
+    let fault = &out.json()["faults"][0];
+    assert_eq!(fault["cause"]["kind"], "signal", "{fault}");
+    assert_eq!(fault["cause"]["number"], 11, "{fault}");
+    assert_eq!(fault["cause"]["sent_by"], std::process::id(), "the sender, not a fault of the worker's own: {fault}");
+    let line = out.stderr.lines().find(|l| l.contains("worker lost")).unwrap_or_default();
+    assert!(line.contains(&format!("sent by another process (pid {})", std::process::id())), "{}", out.stderr);
+}
+
+#[test]
+fn a_fault_signal_sent_to_a_worker_thread_is_an_interruption_not_a_dead_thread() {
+    // tgkill from another process to one of the coordinator's worker
+    // threads: si_code SI_TKILL, a signal someone sent, not a fault.
+    for signal in [libc::SIGSEGV, libc::SIGFPE, libc::SIGABRT] {
+        let mut run = Background::start(&[&LONG[..], &["--procs", "2", "--mode", "threads", "-q"]].concat());
+        run.wait_for_threads(3);
+        let pid = run.pid() as i32;
+        let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|&t| t != pid)
+            .expect("a worker thread");
+        // SAFETY: a plain system call with integer arguments.
+        let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) };
+        assert_eq!(sent, 0, "tgkill");
+        let out = run.finish(LIMIT);
+        assert_eq!(out.code, Some(128 + signal), "{}", out.stderr);
+        assert!(out.stderr.contains("interrupted by SIG"), "{}", out.stderr);
+        assert!(!out.stderr.contains("worker thread died"), "nothing died: {}", out.stderr);
+    }
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_one_line_exit_1_and_never_retried() {
+    let dir = TempDir::new("nostart");
+    let version = env!("CARGO_PKG_VERSION");
+    let cases = [
+        (PathBuf::from("/bin/false"), "exited with code 1"),
+        (script(&dir, "garbage", "printf 'this is not a hello'; sleep 100"), "sent an unreadable message"),
+        (
+            script(
+                &dir,
+                "forged",
+                &format!(r#"printf '{{"type":"hello","id":7,"pid":1,"version":"{version}"}}'; sleep 100"#),
+            ),
+            "said hello as worker 7 with pid 1",
+        ),
+    ];
+    for (bin, says) in cases {
+        let mut cmd = Command::new(coord_bin());
+        cmd.args(["--procs", "2", "--len", "1e4", "--on-fault", "retry", "-q", "--worker-bin"]).arg(&bin);
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(1);
+        let lines = out.error_lines();
+        assert_eq!(lines.len(), 1, "{bin:?}: one line, not one per worker or a child's stderr: {}", out.stderr);
+        assert!(lines[0].contains("could not start") && lines[0].contains(says), "{bin:?}: {}", lines[0]);
+        assert!(!lines[0].contains("SIGKILL"), "why vecpar killed it, not how: {}", lines[0]);
+        assert!(!out.stderr.contains("retry"), "{bin:?}: not retried: {}", out.stderr);
+    }
+}
+
+#[test]
+fn descendants_that_leave_the_session_are_ended_too() {
+    let dir = TempDir::new("setsid");
+    let marker = format!("vecpar-escapee-{}", std::process::id());
+    let wrapper = script(
+        &dir,
+        "worker-wrapper",
+        &format!("setsid sh -c 'exec -a {marker} sleep 300' &\nexec \"{}\" \"$@\"", worker_bin()),
+    );
+    let escapees = || processes().into_iter().filter(|(_, cmd)| cmd.starts_with(&marker)).count();
+    for (fault, code) in [("none", 0), ("segv", 4), ("hang", 4)] {
+        let mut args = vec!["--worker-bin", wrapper.to_str().unwrap(), "--procs", "2", "--len", "1e4", "-q"];
+        let inject = format!("1:{fault}@1");
+        if fault != "none" {
+            args.extend(["--inject-fault", &inject, "--timeout", "2"]);
+        }
+        coord(&args).expect_code(code);
+        assert_eq!(escapees(), 0, "{fault}: a descendant in its own session outlived the run");
+    }
+    // Interrupted with the workers running: the same.
+    let mut run =
+        Background::start(&[&LONG[..], &["--procs", "2", "-q", "--worker-bin", wrapper.to_str().unwrap()]].concat());
+    run.wait_for_workers(2);
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    run.finish(LIMIT).expect_code(143);
+    assert_eq!(escapees(), 0, "SIGTERM: a descendant in its own session outlived the run");
+}
+
+#[test]
+fn a_small_stack_limit_is_no_overflow() {
+    // The main thread's stack is the rlimit's; vecpar runs on one of its own.
+    for mode in ["procs", "threads", "serial"] {
+        let mut cmd = Command::new("prlimit");
+        cmd.args(["--stack=32768", coord_bin(), "--mode", mode, "--len", "1e5", "-q"]);
+        if mode != "serial" {
+            cmd.args(["--procs", "2"]);
+        }
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(0);
+        assert!(out.stdout.contains("Solution validates"), "{mode}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn limits_are_named_for_what_they_forbid() {
+    // An address-space limit far below 256 MiB still runs a small run…
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--as=100000000", coord_bin(), "--procs", "2", "--len", "1e4", "-q"]);
+    run_cmd(cmd, LIMIT).expect_code(0);
+    // …and a file size limit is named as such.
+    for shm in ["memfd", "posix"] {
+        let mut cmd = Command::new("prlimit");
+        cmd.args(["--fsize=1000", coord_bin(), "--procs", "2", "--len", "1e5", "--shm", shm, "-q"]);
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(1);
+        let lines = out.error_lines();
+        assert_eq!(lines.len(), 1, "{}", out.stderr);
+        assert!(lines[0].contains("ulimit -f"), "{shm}: names the limit: {}", lines[0]);
+        assert!(!lines[0].contains("EFBIG"), "{}", lines[0]);
+    }
+}
+
+#[test]
+fn isolation_uses_the_worker_vecpar_worker_names() {
+    let dir = TempDir::new("isoworker");
+    let seen = dir.join("seen");
+    let wrapper =
+        script(&dir, "worker-wrapper", &format!("touch '{}'\nexec \"{}\" \"$@\"", seen.display(), worker_bin()));
+    let mut cmd = Command::new(coord_bin());
+    cmd.args(["isolation", "--faults", "exit", "--modes", "procs", "--len", "1e4", "-q"])
+        .env("VECPAR_WORKER", &wrapper);
+    run_cmd(cmd, LIMIT).expect_code(0);
+    assert!(seen.exists(), "the child runs started the worker VECPAR_WORKER names");
+}

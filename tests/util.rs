@@ -60,6 +60,7 @@ impl Outcome {
 /// Runs a command to completion (killing it after `limit`), then checks it
 /// left no worker process, no segment and nothing in $TMPDIR behind.
 pub(crate) fn run_cmd(mut cmd: Command, limit: Duration) -> Outcome {
+    no_core_dumps(&mut cmd);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
     let started = Instant::now();
     let since = SystemTime::now();
@@ -212,6 +213,20 @@ pub(crate) fn assert_partition(report: &Value) {
     assert_eq!(next, len, "chunks cover [0, len)");
 }
 
+/// Runs die of SIGSEGV or SIGABRT on purpose here (threads mode's faults,
+/// signals sent before the handlers): no core file in the checkout.
+fn no_core_dumps(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and makes only the
+    // async-signal-safe setrlimit system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+            Ok(())
+        });
+    }
+}
+
 fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
@@ -238,6 +253,7 @@ impl Background {
 
     /// Starts `cmd`, output captured.
     pub(crate) fn spawn(mut cmd: Command) -> Background {
+        no_core_dumps(&mut cmd);
         let since = SystemTime::now();
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
         let readers = Some((drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap())));

@@ -71,9 +71,10 @@ pub(crate) fn main(cli: Cli, plan: OutputPlan, arguments: Vec<String>, launcher:
     // (FUNNELED). A panic on another thread (a worker thread in threads
     // mode) is its owner's to catch and report, as on one machine.
     let mpi_thread = std::thread::current().id();
-    let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        default(info);
+        // One line, as a worker's panic is (no backtrace, whatever
+        // RUST_BACKTRACE says): the job's end is what matters.
+        crate::diag::line("panicked", crate::diag::panic_message(info));
         if std::thread::current().id() == mpi_thread {
             crate::signals::stop_children();
             crate::shm::window::abort_job(EXIT_PANIC);

@@ -170,8 +170,43 @@ impl OutputPlan {
                 return Err(Error::usage(format!("--plot {}: the file must end in .svg or .png", plot.display())));
             }
         }
+        // Every file once: two flags naming one file would leave only the
+        // last one's output, silently.
+        let mut files: Vec<(&Path, &'static str)> =
+            exports.iter().filter(|(p, _)| !is_stdout(p)).map(|(p, f)| (p.as_path(), f.flag())).collect();
+        files.extend(plot.map(|p| (p, "--plot")));
+        for (i, (a, flag_a)) in files.iter().enumerate() {
+            for (b, flag_b) in &files[i + 1..] {
+                if same_file(a, b) {
+                    return Err(Error::usage(format!(
+                        "{flag_a} {} and {flag_b} {} name the same file: give each output its own",
+                        crate::diag::shown(a),
+                        crate::diag::shown(b)
+                    )));
+                }
+            }
+        }
         Ok(OutputPlan { exports, table: to_stdout == 0 })
     }
+}
+
+/// Whether two destinations are one file: the same file name in the same
+/// directory (however each path spells it), or the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
+        && (x.dev(), x.ino()) == (y.dev(), y.ino())
+    {
+        return true;
+    }
+    let place = |p: &Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some((std::fs::canonicalize(dir).ok()?, p.file_name()?.to_owned()))
+    };
+    matches!((place(a), place(b)), (Some(x), Some(y)) if x == y) || a == b
 }
 
 /// Where an export or a plot goes: stdout, or a file replaced whole.
@@ -231,7 +266,13 @@ impl Destination {
         if is_stdout(path) {
             return Ok(Destination { path: path.into(), flag, target: Target::Stdout });
         }
-        let shown = path.display();
+        let shown = crate::diag::shown(path);
+        // "out.json/" names a directory, not the file out.json.
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.ends_with(b"/") || bytes.ends_with(b"/.") || bytes.ends_with(b"/..") || bytes == b"." || bytes == b".."
+        {
+            return Err(Error::usage(format!("{flag} {shown}: names a directory; give a file name, or - for stdout")));
+        }
         let name = path.file_name().ok_or_else(|| Error::usage(format!("{flag} {shown}: not a file name")))?.to_owned();
         if let Ok(meta) = std::fs::symlink_metadata(path)
             && !meta.file_type().is_file()
@@ -269,11 +310,17 @@ impl Destination {
         &self.path
     }
 
-    /// Writes `bytes`, whole. A closed stdout (a reader that went away) is
-    /// not an error.
+    /// Writes `bytes`, whole. On stdout, a reader that went away before
+    /// all of it was written is an error: the export is lost.
     pub(crate) fn write(mut self, bytes: &[u8]) -> Result<(), Error> {
-        let (flag, shown) = (self.flag, self.path.display().to_string());
-        let failed = |e: std::io::Error| Error::runtime_from(format!("{flag} {shown}: cannot write"), e);
+        let (flag, shown) = (self.flag, crate::diag::shown(&self.path));
+        let failed = |e: std::io::Error| match (e.raw_os_error(), crate::machine::file_size_limit()) {
+            (Some(libc::EFBIG), Some(limit)) => Error::runtime(format!(
+                "{flag} {shown}: cannot write {} bytes: the file size limit (ulimit -f) is {limit} bytes; raise it",
+                bytes.len()
+            )),
+            _ => Error::runtime_from(format!("{flag} {shown}: cannot write"), e),
+        };
         let synced = |tmp: &OwnedFd| -> Result<(), Error> {
             let mut file = std::fs::File::from(tmp.try_clone().map_err(failed)?);
             file.write_all(bytes).and_then(|_| file.sync_all()).map_err(failed)
@@ -282,8 +329,12 @@ impl Destination {
             Target::Stdout => {
                 let mut out = std::io::stdout().lock();
                 match out.write_all(bytes).and_then(|_| out.flush()) {
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(failed(e)),
-                    _ => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Error::runtime(format!(
+                        "{flag} -: the export was lost: whatever read stdout went away before it was written \
+                         (broken pipe); write it to a file instead"
+                    ))),
+                    Err(e) => Err(failed(e)),
+                    Ok(()) => Ok(()),
                 }
             }
             Target::Named { dir, tmp, temp, name, done } => {

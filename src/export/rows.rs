@@ -113,7 +113,7 @@ fn with_ranks(table: Table, m: &crate::report::MpiRecord, c: &crate::config::Con
     Table { columns, rows, notes: Vec::new() }
 }
 
-const SWEEP_COLUMNS: [Column; 18] = [
+const SWEEP_COLUMNS: [Column; 19] = [
     both("mode", "mode", false),
     both("procs", "workers", true),
     both("len", "len", true),
@@ -132,6 +132,7 @@ const SWEEP_COLUMNS: [Column; 18] = [
     both("startup_s", "start-up", true),
     csv_only("validated"),
     csv_only("exit_code"),
+    csv_only("partial"),
 ];
 
 impl Exportable for SweepReport {
@@ -167,10 +168,16 @@ impl Exportable for SweepReport {
                     ),
                     Cell::text(p.validated.to_string()),
                     Cell::text(p.exit_code.to_string()),
+                    Cell::text(self.partial.to_string()),
                 ]
             })
             .collect();
-        Table { columns: SWEEP_COLUMNS.to_vec(), rows, notes: Vec::new() }
+        let notes = if self.partial {
+            vec!["**Partial:** a signal stopped the sweep; the table holds only the points that finished.".to_string()]
+        } else {
+            Vec::new()
+        };
+        Table { columns: SWEEP_COLUMNS.to_vec(), rows, notes }
     }
 }
 

@@ -63,6 +63,10 @@ pub struct Machine {
     pub descriptor_limit: Option<(u64, u64)>,
     /// `RLIMIT_AS` (`ulimit -v`), bytes, if finite.
     pub address_space_limit: Option<u64>,
+    /// Bytes this process maps now that it can use (its code, data, heap
+    /// and stacks; not address space reserved inaccessible, as malloc's
+    /// arenas are, which a limit makes it give up).
+    pub mapped_bytes: u64,
 }
 
 impl Machine {
@@ -87,7 +91,18 @@ impl Machine {
             process_limit: process_limit(),
             descriptor_limit: descriptor_limit(),
             address_space_limit: address_space_limit(),
+            mapped_bytes: mapped_bytes(),
         }
+    }
+
+    /// `RLIMIT_AS` (`ulimit -v`) now, bytes, if finite.
+    pub(crate) fn address_space_limit_now() -> Option<u64> {
+        address_space_limit()
+    }
+
+    /// What this process maps now, as [`Machine::mapped_bytes`] counts it.
+    pub(crate) fn mapped_bytes_now() -> u64 {
+        mapped_bytes()
     }
 
     /// How many workers can each have a CPU to themselves: the allowed CPUs,
@@ -166,6 +181,28 @@ fn descriptor_limit() -> Option<(u64, u64)> {
     Some((soft.saturating_sub(open), soft))
 }
 
+/// Bytes of this process's mappings that are not inaccessible (`---p`).
+fn mapped_bytes() -> u64 {
+    let Some(maps) = host::read_small("/proc/self/maps") else { return 0 };
+    maps.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (range, perms) = (f.next()?, f.next()?);
+            if perms.starts_with("---") {
+                return None;
+            }
+            let (lo, hi) = range.split_once('-')?;
+            Some(u64::from_str_radix(hi, 16).ok()? - u64::from_str_radix(lo, 16).ok()?)
+        })
+        .sum()
+}
+
+/// `RLIMIT_FSIZE` (`ulimit -f`), bytes, if finite.
+pub(crate) fn file_size_limit() -> Option<u64> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    getrlimit(Resource::RLIMIT_FSIZE).ok().map(|(soft, _)| soft).filter(|&l| l != RLIM_INFINITY)
+}
+
 fn address_space_limit() -> Option<u64> {
     use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
     let (soft, _) = getrlimit(Resource::RLIMIT_AS).ok()?;
@@ -234,6 +271,7 @@ pub(crate) mod testing {
             process_limit: None,
             descriptor_limit: Some((1000, 1024)),
             address_space_limit: None,
+            mapped_bytes: 12 << 20,
         }
     }
 }

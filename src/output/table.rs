@@ -137,8 +137,8 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         None if r.validated() => {
             let last = r.kernels.last().and_then(|k| k.validation.as_ref());
             let digests = last.map_or(String::new(), |v| match &v.a_digest {
-                Some(a) => format!("c digest {}, a digest {a}", v.c_digest),
-                None => format!("c digest {}", v.c_digest),
+                Some(a) => format!("c digest {}, a digest {a}; {}", v.c_digest, v.checked_by),
+                None => format!("c digest {}; {}", v.c_digest, v.checked_by),
             });
             writeln!(
                 out,

@@ -225,13 +225,13 @@ impl std::fmt::Display for CheckedBy {
             CheckedBy::Coordinator { pid, threads } => {
                 write!(
                     f,
-                    "checked by the coordinator (pid {pid}, {threads} thread{})",
+                    "checked by the coordinator, pid {pid}, on {threads} thread{}",
                     crate::units::plural(*threads as u64)
                 )
             }
             CheckedBy::SameProcess { pid, threads } => write!(
                 f,
-                "checked by {threads} thread{} of the coordinator (pid {pid}), the workers' own process",
+                "checked by {threads} thread{} of its own in the workers' process, pid {pid}",
                 crate::units::plural(*threads as u64)
             ),
             CheckedBy::NeighbourRank => f.write_str("each rank's chunk checked by the next rank on its node"),

@@ -226,6 +226,7 @@ fn conduct(
     };
     if let Some(t) = throttling.as_ref().filter(|t| t.periods > 0) {
         conductor.warnings.push(Warning::Throttled {
+            workers: cfg.procs(),
             periods: t.periods,
             throttled_us: t.throttled_us,
             file: t.file.clone(),

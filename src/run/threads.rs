@@ -176,6 +176,8 @@ fn serve_thread<T: Element>(
         }
     };
     let pin = pin_current_thread(job.pin.map(|c| c as usize));
+    // A fault of this thread is a worker thread's (see announce_fatal_signals).
+    let _worker = crate::shm::WorkerThread::register();
     let seen = control.bell();
     let tid = nix::unistd::gettid().as_raw() as u32;
     if ready.send(Ok((pin, tid))).is_err() {

@@ -27,7 +27,8 @@ pub(crate) struct Slot {
     pub(super) fault_signal: AtomicU32,
     /// Set by the fault handler: `si_code`.
     pub(super) fault_code: AtomicU32,
-    /// Set by the fault handler: the faulting address.
+    /// Set by the fault handler: the faulting address (for a signal another
+    /// process sent, that process's pid).
     pub(super) fault_addr: AtomicU64,
     /// Set by the fault handler: what the address is (see [`FaultSite`]).
     pub(super) fault_site: AtomicU32,
@@ -64,6 +65,8 @@ pub(crate) struct FaultNote {
     pub(crate) code: i32,
     /// Where it struck.
     pub(crate) site: FaultSite,
+    /// The process that sent it, when another process did (`si_code` ≤ 0).
+    pub(crate) sender: Option<u32>,
 }
 
 impl FaultSite {
@@ -126,10 +129,12 @@ impl<'m> Control<'m> {
     pub(crate) fn fault_note(&self, id: usize) -> Option<FaultNote> {
         let s = &self.slots[id];
         let signal = s.fault_signal.load(Ordering::Acquire) as i32;
+        let code = s.fault_code.load(Ordering::Acquire) as i32;
         (signal != 0).then(|| FaultNote {
             signal,
-            code: s.fault_code.load(Ordering::Acquire) as i32,
+            code,
             site: FaultSite::decode(s.fault_site.load(Ordering::Acquire), s.fault_index.load(Ordering::Acquire)),
+            sender: (code <= 0).then(|| s.fault_addr.load(Ordering::Acquire) as u32),
         })
     }
 

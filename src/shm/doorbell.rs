@@ -36,11 +36,9 @@ use std::time::{Duration, Instant};
 use super::control::Control;
 use crate::clock::Patience;
 use crate::fault::Lost;
+pub(crate) use crate::protocol::BATCH;
 use crate::protocol::{STEP_WORDS, Step, Timing};
 use crate::signals::{self, Interrupted};
-
-/// Rounds in one batch at most (the size of the per-round tables).
-pub(crate) const BATCH: usize = 32;
 
 /// How often a waiting coordinator looks at its workers when nothing wakes
 /// it: to see processes that died and workers that hung.

@@ -9,11 +9,18 @@
 //! SIGSEGV) but the coordinator can say *what* happened: "write to a[1048576]
 //! (worker 0's chunk) blocked by the read-only mapping", "stack overflow".
 //!
-//! **In the coordinator**, [`catch_bus_errors`] turns a SIGBUS — the
-//! segment's pages taken away under the run by a process that truncated it —
-//! into one error line and exit 1, after killing every worker. In threads
-//! mode, [`announce_fatal_signals`] and [`announce_exit_from_workers`] print
-//! a last word when a worker thread's crash takes the whole process down.
+//! **In the coordinator**, [`catch_fault_signals`] handles the signals that
+//! are faults when the kernel raises them (SIGBUS, SIGSEGV, SIGILL, SIGFPE,
+//! SIGABRT, SIGTRAP, SIGSYS). One *sent* by another process (`si_code` ≤ 0,
+//! another sender's pid) is a terminating signal like SIGTERM: it is handed
+//! to the signal thread, and the run stops in order and exits 128 + N. A
+//! real SIGBUS — the segment's pages taken away under the run by a process
+//! that truncated it — is one error line and exit 1, after killing every
+//! worker. In threads mode, while [`announce_fatal_signals`]'s guard lives,
+//! a fault of a worker thread prints a last word before the whole process
+//! dies of it (and [`announce_exit_from_workers`] does for `exit`).
+//! Anything else goes to the handler that was there before (Rust's, which
+//! names a stack overflow), or to the default action.
 //!
 //! **Deliberate faults** are stores the hardware refuses: [`wild_store`] to
 //! the never-mapped first page, and a store into a read-only mapping
@@ -27,7 +34,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 use super::control::{Control, FaultSite, Slot};
 use super::mapping::MapRW;
@@ -181,14 +188,6 @@ fn install(sig: libc::c_int, handler: Handler) -> std::io::Result<libc::sigactio
     }
 }
 
-/// Puts back an action [`install`] replaced.
-fn restore(sig: libc::c_int, old: &libc::sigaction) {
-    // SAFETY: `old` is an action the kernel gave us for `sig`.
-    unsafe {
-        libc::sigaction(sig, old, std::ptr::null_mut());
-    }
-}
-
 /// What the address `addr` is, from the recorded map.
 fn site_of(addr: usize) -> FaultSite {
     let m: [usize; 12] = std::array::from_fn(|i| MAP[i].load(Ordering::SeqCst));
@@ -210,6 +209,8 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler
     // of SIGSEGV/SIGBUS, whose si_addr is the faulting address.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
+    // SAFETY: as above; si_pid is meaningful for the user-sent codes (≤ 0).
+    let sender = unsafe { if code <= 0 { (*info).si_pid() as usize } else { 0 } };
     let slot = SLOT.load(Ordering::SeqCst);
     if !slot.is_null() {
         // SAFETY: `SLOT` is set only while a FaultRecorder lives (or was
@@ -217,8 +218,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         // mapped as long as that. Only atomic stores follow, which are
         // async-signal-safe.
         let slot = unsafe { &*slot };
-        let (site, index) = site_of(addr).encode();
-        slot.fault_addr.store(addr as u64, Ordering::SeqCst);
+        // A signal another process sent has no address: record its sender.
+        let (site, index) = if code <= 0 { (0, 0) } else { site_of(addr).encode() };
+        slot.fault_addr.store(if code <= 0 { sender } else { addr } as u64, Ordering::SeqCst);
         slot.fault_code.store(code as u32, Ordering::SeqCst);
         slot.fault_index.store(index, Ordering::SeqCst);
         slot.fault_site.store(site, Ordering::SeqCst);
@@ -298,41 +300,58 @@ static LAST_WORDS_LEN: AtomicUsize = AtomicUsize::new(0);
 /// Whether the fatal-signal handler also writes its typed ending.
 static ENDING_WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// In threads mode, while the guard lives: on a fatal signal of a crashing
-/// thread (SIGSEGV, SIGABRT, SIGILL, SIGFPE), prints one line naming the
-/// signal and `context`, then dies of it. Dropping the guard puts the
-/// previous handlers back, so that a later run in the same process (a
-/// sweep's next point) is not described as a threads run.
+/// In threads mode, while the guard lives: when a worker thread dies of a
+/// fault (SIGSEGV, SIGABRT, SIGILL, SIGFPE, SIGBUS), the process prints one
+/// line naming the signal and `context` before it dies of it. Dropping the
+/// guard ends that, so that a later run in the same process (a sweep's next
+/// point) is not described as a threads run.
 pub(crate) fn announce_fatal_signals(context: &'static str) -> FatalSignals {
     ENDING_WANTED.store(crate::fault::Ending::wanted(), Ordering::SeqCst);
-    LAST_WORDS.store(context.as_ptr() as *mut u8, Ordering::SeqCst);
     LAST_WORDS_LEN.store(context.len(), Ordering::SeqCst);
-    let replaced = [libc::SIGSEGV, libc::SIGABRT, libc::SIGILL, libc::SIGFPE]
-        .into_iter()
-        .filter_map(|sig| install(sig, on_fatal).ok().map(|old| (sig, old)))
-        .collect();
-    FatalSignals { replaced }
+    LAST_WORDS.store(context.as_ptr() as *mut u8, Ordering::SeqCst);
+    FatalSignals(())
 }
 
 /// The fatal-signal announcement of a threads run; see
 /// [`announce_fatal_signals`].
-pub(crate) struct FatalSignals {
-    replaced: Vec<(libc::c_int, libc::sigaction)>,
-}
-
-impl std::fmt::Debug for FatalSignals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FatalSignals").field("signals", &self.replaced.len()).finish()
-    }
-}
+#[derive(Debug)]
+pub(crate) struct FatalSignals(());
 
 impl Drop for FatalSignals {
     fn drop(&mut self) {
-        for (sig, old) in &self.replaced {
-            restore(*sig, old);
-        }
         LAST_WORDS.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
+}
+
+/// The worker threads of this process (their kernel thread ids), so that a
+/// fault handler can tell a worker thread's fault from another thread's.
+static WORKER_TIDS: [AtomicI32; 4096] = [const { AtomicI32::new(0) }; 4096];
+
+/// Marks the calling thread as a worker thread while the guard lives.
+#[derive(Debug)]
+pub(crate) struct WorkerThread(Option<usize>);
+
+impl WorkerThread {
+    /// Registers the calling thread.
+    pub(crate) fn register() -> WorkerThread {
+        let tid = nix::unistd::gettid().as_raw();
+        let slot =
+            WORKER_TIDS.iter().position(|c| c.compare_exchange(0, tid, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+        WorkerThread(slot)
+    }
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        if let Some(i) = self.0 {
+            WORKER_TIDS[i].store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Whether thread `tid` is a registered worker thread (async-signal-safe).
+fn is_worker_thread(tid: i32) -> bool {
+    WORKER_TIDS.iter().any(|c| c.load(Ordering::SeqCst) == tid)
 }
 
 /// Appends bytes to a fixed buffer (async-signal-safe formatting).
@@ -399,7 +418,8 @@ fn ending_line(sig: libc::c_int) -> Line {
     line
 }
 
-extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+/// A worker thread's last word: the signal, where, and the lesson.
+fn announce_worker_thread_death(sig: libc::c_int, info: *mut libc::siginfo_t) {
     let mut line = Line::new();
     line.put(b"vecpar-coord: a worker thread died of ");
     line.put(match sig {
@@ -407,6 +427,7 @@ extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         libc::SIGABRT => b"SIGABRT (abort)",
         libc::SIGILL => b"SIGILL",
         libc::SIGFPE => b"SIGFPE",
+        libc::SIGBUS => b"SIGBUS",
         _ => b"a fatal signal",
     });
     if sig == libc::SIGSEGV {
@@ -426,23 +447,105 @@ extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     if ENDING_WANTED.load(Ordering::SeqCst) {
         ending_line(sig).write();
     }
-    // SAFETY: raise is async-signal-safe; SA_RESETHAND restored the default
-    // action, so this ends the process with `sig`.
+}
+
+/// The signals that are faults when the kernel raises them, and that a
+/// coordinator handles ([`catch_fault_signals`]).
+const FAULT_SIGNALS: [libc::c_int; 7] =
+    [libc::SIGBUS, libc::SIGSEGV, libc::SIGILL, libc::SIGFPE, libc::SIGABRT, libc::SIGTRAP, libc::SIGSYS];
+
+/// The handler each of [`FAULT_SIGNALS`] had before (its address and
+/// flags), to hand what is not ours to.
+static PREVIOUS: [AtomicUsize; 7] = [const { AtomicUsize::new(0) }; 7];
+static PREVIOUS_FLAGS: [AtomicI32; 7] = [const { AtomicI32::new(0) }; 7];
+
+/// In the coordinator: handles [`FAULT_SIGNALS`] (see the module docs).
+pub(crate) fn catch_fault_signals() -> std::io::Result<()> {
+    ensure_alternate_stack()?;
+    for (i, &sig) in FAULT_SIGNALS.iter().enumerate() {
+        // SAFETY: as in `install`, without SA_RESETHAND (a second signal
+        // sent from outside is handled as the first was) and without
+        // SA_NODEFER (a fault inside the handler ends the process).
+        let old = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            let mut old: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_coordinator_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(sig, &action, &mut old) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            old
+        };
+        PREVIOUS_FLAGS[i].store(old.sa_flags, Ordering::SeqCst);
+        PREVIOUS[i].store(old.sa_sigaction, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+/// Whether a signal was sent by another process (`kill`, `sigqueue`,
+/// `tgkill` from elsewhere) rather than raised by the kernel for a fault or
+/// by this process itself (`abort`).
+fn sent_from_outside(info: *mut libc::siginfo_t) -> bool {
+    // SAFETY: a valid siginfo for an SA_SIGINFO handler; si_pid is
+    // meaningful for the user-sent codes (≤ 0) it is read for.
+    unsafe { (*info).si_code <= 0 && (*info).si_pid() != libc::getpid() }
+}
+
+extern "C" fn on_coordinator_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    if sent_from_outside(info) {
+        // Like SIGTERM: the signal thread stops the run in order.
+        crate::signals::forward(sig);
+        return;
+    }
+    // SAFETY: valid siginfo for an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    if sig == libc::SIGBUS && code > 0 {
+        segment_lost(info);
+    }
+    let threads_run = !LAST_WORDS.load(Ordering::SeqCst).is_null();
+    if threads_run && sig != libc::SIGTRAP && sig != libc::SIGSYS && is_worker_thread(nix::unistd::gettid().as_raw()) {
+        announce_worker_thread_death(sig, info);
+    }
+    hand_on(sig, info, ctx);
+}
+
+/// What the coordinator does with a fault that is not a sent signal and
+/// not a lost segment: what the handler before did (Rust's names a stack
+/// overflow), else the default action — the process dies of the signal.
+fn hand_on(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let i = FAULT_SIGNALS.iter().position(|&s| s == sig).unwrap_or(0);
+    let (old, flags) = (PREVIOUS[i].load(Ordering::SeqCst), PREVIOUS_FLAGS[i].load(Ordering::SeqCst));
+    if old != libc::SIG_DFL && old != libc::SIG_IGN {
+        // SAFETY: `old` is the handler the kernel had for `sig`, installed
+        // with `flags`: a three-argument one with SA_SIGINFO, else a
+        // one-argument one; called as the kernel would call it.
+        unsafe {
+            if flags & libc::SA_SIGINFO != 0 {
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(old);
+                f(sig, info, ctx);
+            } else {
+                let f: extern "C" fn(libc::c_int) = std::mem::transmute(old);
+                f(sig);
+            }
+        }
+        return;
+    }
+    // SAFETY: restoring the default action, then (for a raised signal,
+    // which returning would not repeat) raising it again: the process ends
+    // with `sig`. A hardware fault repeats on return and ends it the same.
     unsafe {
-        libc::raise(sig);
+        libc::signal(sig, libc::SIG_DFL);
+        if (*info).si_code <= 0 {
+            libc::raise(sig);
+        }
     }
 }
 
-/// In the coordinator: a SIGBUS becomes one error line and exit 1, after
-/// every worker is killed. Only the shared segment can cause one: its pages
-/// are reserved before they are touched, so a SIGBUS means another process
-/// truncated it under the run.
-pub(crate) fn catch_bus_errors() -> std::io::Result<()> {
-    ensure_alternate_stack()?;
-    install(libc::SIGBUS, on_bus_error).map(drop)
-}
-
-extern "C" fn on_bus_error(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+/// A SIGBUS raised by the kernel on a page of the segment: another process
+/// truncated it under the run (a memfd is sealed against that; a POSIX
+/// object cannot be). One line, every worker killed, exit 1.
+fn segment_lost(info: *mut libc::siginfo_t) -> ! {
     crate::signals::kill_children_now();
     // SAFETY: valid siginfo for an SA_SIGINFO handler of SIGBUS.
     let addr = unsafe { (*info).si_addr() as usize };

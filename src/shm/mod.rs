@@ -65,7 +65,8 @@ pub(crate) use chunk::{ArraysView, ChunkAccess, Claim, ReadArrays, SharedArrays,
 pub(crate) use control::{Control, FaultSite};
 pub(crate) use doorbell::{BATCH, Pulse};
 pub(crate) use guard::{
-    FatalSignals, FaultRecorder, announce_exit_from_workers, announce_fatal_signals, catch_bus_errors, wild_store,
+    FatalSignals, FaultRecorder, WorkerThread, announce_exit_from_workers, announce_fatal_signals, catch_fault_signals,
+    wild_store,
 };
 pub(crate) use layout::{Layout, MAX_SLOTS};
 pub(crate) use stale::Swept;
@@ -103,6 +104,17 @@ pub(crate) enum ShmError {
         found: u32,
         /// Version this build speaks.
         expected: u32,
+    },
+    /// The file size limit (`ulimit -f`) is below the segment's size.
+    #[error(
+        "the segment needs {needed} bytes but the file size limit allows {} (ulimit -f); raise ulimit -f or lower --len",
+        limit.map_or_else(|| "less".to_string(), |l| format!("{l} bytes"))
+    )]
+    FileSizeLimit {
+        /// Bytes the segment needs.
+        needed: u64,
+        /// `RLIMIT_FSIZE`, bytes.
+        limit: Option<u64>,
     },
     /// The hugetlb pool cannot hold the segment (it ran out since it was checked).
     #[error("the hugetlb pool has too few free pages for the segment")]
@@ -249,7 +261,12 @@ impl Segment {
                 fd
             }
         };
-        nix::unistd::ftruncate(&fd, layout.total_bytes as libc::off_t).map_err(|e| ShmError::sys("ftruncate", e))?;
+        nix::unistd::ftruncate(&fd, layout.total_bytes as libc::off_t).map_err(|e| match e {
+            Errno::EFBIG => {
+                ShmError::FileSizeLimit { needed: layout.total_bytes as u64, limit: crate::machine::file_size_limit() }
+            }
+            e => ShmError::sys("ftruncate", e),
+        })?;
         if layout.is_huge() {
             // A shared mapping of a hugetlb file reserves its pages from the
             // pool (without allocating them), and the reservation outlives the

@@ -55,15 +55,18 @@ pub(crate) struct Swept {
     pub(crate) kept: Vec<(String, &'static str)>,
 }
 
-/// Whether `name` is one [`super::Segment`] would give.
+/// Whether `name` is one [`super::Segment`] would give, exactly: the
+/// prefix, a pid as `format!` writes it (no sign, no leading zero, at most
+/// the largest pid), a dash, and 16 lower-case hex digits.
 pub(crate) fn is_segment_name(name: &[u8]) -> bool {
     let Some(rest) = name.strip_prefix(NAME_PREFIX.as_bytes()) else { return false };
     let mut parts = rest.splitn(2, |&b| b == b'-');
     let (Some(pid), Some(random)) = (parts.next(), parts.next()) else { return false };
-    !pid.is_empty()
+    let canonical_pid = !pid.is_empty()
+        && pid[0] != b'0'
         && pid.iter().all(u8::is_ascii_digit)
-        && random.len() == 16
-        && random.iter().all(u8::is_ascii_hexdigit)
+        && std::str::from_utf8(pid).ok().and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| p > 0);
+    canonical_pid && random.len() == 16 && random.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn same_file(a: &FileStat, b: &FileStat) -> bool {
@@ -131,11 +134,25 @@ fn judge(dirfd: &OwnedFd, name: &OsStr, uid: u32) -> Result<(), &'static str> {
     unlinkat(dirfd, name, UnlinkatFlags::NoRemoveDir).map_err(|_| "cannot be removed")
 }
 
-/// Whether anyone holds a lock on the file (`None`: cannot tell).
+/// Whether anyone holds a lock on the file, of any kind a live process
+/// can hold: an open-file-description or a POSIX record lock (one probe
+/// sees both), or a BSD `flock()` lock (which Linux keeps apart, so it is
+/// probed on its own). `None`: cannot tell.
 fn locked(fd: std::os::fd::BorrowedFd<'_>) -> Option<bool> {
     let mut probe = whole_file_lock(libc::F_WRLCK);
     fcntl(fd, FcntlArg::F_OFD_GETLK(&mut probe)).ok()?;
-    Some(probe.l_type != libc::F_UNLCK as i16)
+    if probe.l_type != libc::F_UNLCK as i16 {
+        return Some(true);
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a descriptor we own for the call; a lock we get
+    // is ours, held by our open file description until it is closed (we
+    // drop it just after), and keeps a racing run from taking one meanwhile.
+    match unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } {
+        0 => Some(false),
+        _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK) => Some(true),
+        _ => None,
+    }
 }
 
 /// A lock description covering the whole file.
@@ -158,9 +175,19 @@ mod tests {
     #[test]
     fn names_are_recognised_exactly() {
         assert!(is_segment_name(b"vecpar-123-0123456789abcdef"));
-        for bad in
-            ["vecpar-x-0123456789abcdef", "vecpar-123-0123", "other-123-0123456789abcdef", "vecpar--0123456789abcdef"]
-        {
+        assert!(is_segment_name(format!("vecpar-{}-0123456789abcdef", i32::MAX).as_bytes()));
+        for bad in [
+            "vecpar-x-0123456789abcdef",
+            "vecpar-123-0123",
+            "other-123-0123456789abcdef",
+            "vecpar--0123456789abcdef",
+            "vecpar-123-0123456789ABCDEF",
+            "vecpar-0123-0123456789abcdef",
+            "vecpar-0-0123456789abcdef",
+            "vecpar-+12-0123456789abcdef",
+            "vecpar-99999999999-0123456789abcdef",
+            "vecpar-123-0123456789abcdef0",
+        ] {
             assert!(!is_segment_name(bad.as_bytes()), "{bad}");
         }
     }
@@ -184,6 +211,17 @@ mod tests {
         let holder = std::fs::OpenOptions::new().read(true).write(true).open(path(live)).unwrap();
         let lock = whole_file_lock(libc::F_WRLCK);
         fcntl(&holder, FcntlArg::F_OFD_SETLK(&lock)).unwrap();
+        // Every kind of lock a live process may hold counts: a POSIX record
+        // lock and a BSD flock() too.
+        let posix = "vecpar-1-00000000000000f1";
+        std::fs::write(path(posix), header()).unwrap();
+        let posix_holder = std::fs::OpenOptions::new().read(true).write(true).open(path(posix)).unwrap();
+        fcntl(&posix_holder, FcntlArg::F_SETLK(&lock)).unwrap();
+        let bsd = "vecpar-1-00000000000000f2";
+        std::fs::write(path(bsd), header()).unwrap();
+        let bsd_holder = std::fs::File::open(path(bsd)).unwrap();
+        // SAFETY: flock(2) on a descriptor this test owns.
+        assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&bsd_holder), libc::LOCK_SH) }, 0);
         let unrelated = "vecpar-notes.txt";
         std::fs::write(path(unrelated), header()).unwrap();
 
@@ -194,12 +232,16 @@ mod tests {
         assert_eq!(kept.get(fifo), Some(&"not a regular file"));
         assert_eq!(kept.get(link), Some(&"not a regular file"));
         assert_eq!(kept.get(live), Some(&"in use by a live run"));
-        for n in [headerless, fifo, link, live, unrelated] {
+        assert_eq!(kept.get(posix), Some(&"in use by a live run"));
+        assert_eq!(kept.get(bsd), Some(&"in use by a live run"));
+        for n in [headerless, fifo, link, live, unrelated, posix, bsd] {
             assert!(std::fs::symlink_metadata(path(n)).is_ok(), "{n} is left alone");
         }
         assert!(target.exists(), "a symlink's target is never touched");
-        drop(holder);
-        assert_eq!(sweep(dir.path()).removed, [live], "once the lock is gone, so is the segment");
+        drop((holder, posix_holder, bsd_holder));
+        let mut removed = sweep(dir.path()).removed;
+        removed.sort();
+        assert_eq!(removed, [live, posix, bsd], "once the lock is gone, so is the segment");
     }
 
     #[test]

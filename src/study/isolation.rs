@@ -32,8 +32,10 @@ pub(crate) fn run(
 ) -> Result<IsolationReport, Error> {
     crate::config::check_isolation(args)?;
     let exe = std::env::current_exe().map_err(|e| Error::runtime_from("cannot locate vecpar-coord", e))?;
-    // The worker binary the children use: the one this run would use.
-    let worker = crate::config::find_worker(None).ok();
+    // The worker binary the children use: the one this run would use
+    // (VECPAR_WORKER included).
+    let worker =
+        crate::config::find_worker(std::env::var_os("VECPAR_WORKER").as_deref().map(std::path::Path::new)).ok();
     let layouts: Vec<Layout> = args
         .modes
         .iter()
@@ -206,6 +208,8 @@ fn run_child(
         }
     };
     let (out, err) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    // Whatever the child run left (its orphans came to this process).
+    signals::reap_strays();
     let report: Option<RunReport> = serde_json::from_slice(&out).ok();
     let stderr = String::from_utf8_lossy(&err);
     // Of an MPI job, what a rank of vecpar said (mpirun's own banner follows).

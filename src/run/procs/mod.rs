@@ -172,11 +172,16 @@ impl ProcTeam {
                                 )));
                             }
                             if hello_id as usize != *id || pid != member.process.pid() {
-                                member.last_words =
-                                    Some(Cause::Failed { message: "said hello with the wrong id or pid".into() });
+                                member.last_words = Some(Cause::Failed {
+                                    message: format!(
+                                        "said hello as worker {hello_id} with pid {pid} (it is worker {id}, pid {})",
+                                        member.process.pid()
+                                    ),
+                                });
                                 finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
+                            } else {
+                                *greeted = true;
                             }
-                            *greeted = true;
                         }
                         Ok(FromWorker::Ready { pin }) if *greeted => {
                             self.facts[*id].pin = pin;
@@ -210,13 +215,45 @@ impl ProcTeam {
                 }
             }
             for (id, outcome) in finished {
+                let greeted = waiting.iter().any(|w| w.0 == id && w.2);
                 waiting.retain(|w| w.0 != id);
-                if let Some(l) = outcome {
-                    lost.push(self.retire(l.id, l.cause));
+                let Some(l) = outcome else { continue };
+                if !greeted {
+                    // Not a worker that can run here: no retry will help.
+                    let (words, exit) = self.retire_quietly(id);
+                    return Err(self.could_not_start(id, words, exit, &l.cause));
                 }
+                lost.push(self.retire(l.id, l.cause));
             }
         }
         Ok(lost)
+    }
+
+    /// Reaps worker `id` (killing its group); its last words and its end.
+    fn retire_quietly(&mut self, id: usize) -> (Option<Cause>, Option<Exit>) {
+        let Some(mut member) = self.members[id].take() else { return (None, None) };
+        drain(&mut member);
+        let exit = member.process.finish(Duration::from_secs(1));
+        (member.last_words.take(), exit)
+    }
+
+    /// The error for worker `id`, which ended (or was given up) before it
+    /// said hello: one line naming the binary and what it did.
+    fn could_not_start(&self, id: usize, words: Option<Cause>, exit: Option<Exit>, cause: &Cause) -> Error {
+        let what = match (words, exit, cause) {
+            (Some(Cause::Failed { message }), _, _) => message,
+            (Some(Cause::Panic { message }), _, _) => format!("panicked: {message}"),
+            (_, _, Cause::Timeout { seconds }) => format!("did not say hello within --timeout {seconds}s"),
+            (_, Some(Exit::Code(code)), _) => format!("exited with code {code} (is it vecpar-worker?)"),
+            (_, Some(Exit::Signal(sig)), _) => {
+                format!("was killed by {} (is it vecpar-worker?)", crate::fault::signal_name(sig))
+            }
+            _ => "closed its channel (is it vecpar-worker?)".into(),
+        };
+        Error::runtime(format!(
+            "worker {id} ({}) could not start: {what}, before it said hello",
+            crate::diag::shown(&self.worker_bin)
+        ))
     }
 
     fn live_ids(&self) -> Vec<usize> {
@@ -230,13 +267,16 @@ impl ProcTeam {
     fn retire(&mut self, id: usize, given: Cause) -> Lost {
         let mut member = self.members[id].take().expect("retiring a live member");
         drain(&mut member);
-        let exit = match given {
-            Cause::Timeout { .. } => member.process.kill(),
-            _ => member.process.finish(Duration::from_secs(1)),
+        let (exit, forced) = match given {
+            Cause::Timeout { .. } => (member.process.kill(), true),
+            _ => member.process.finish_forced(Duration::from_secs(1)),
         };
-        let cause = match given {
-            Cause::Timeout { .. } => given,
-            _ => cause_of(exit, member.last_words.take(), self.segment.control(), id, &self.partition, &self.oom),
+        let cause = match (given, member.last_words.take()) {
+            (given @ Cause::Timeout { .. }, _) => given,
+            // Killed by vecpar after it sent something it should not have:
+            // that is why, not the SIGKILL.
+            (_, Some(words)) if forced => words,
+            (_, words) => cause_of(exit, words, self.segment.control(), id, &self.partition, &self.oom),
         };
         Lost { id, cause }
     }
@@ -420,6 +460,16 @@ impl Team for ProcTeam {
     }
 }
 
+impl Drop for ProcTeam {
+    fn drop(&mut self) {
+        // Every worker killed and reaped first; then what they left behind
+        // (a wrapper's descendants in sessions of their own), which came to
+        // this process as their subreaper.
+        self.members.iter_mut().for_each(|m| *m = None);
+        crate::signals::reap_strays();
+    }
+}
+
 /// Reads what a dead worker sent last (a panic message, a failure).
 fn drain(member: &mut Member) {
     while let Ok(msg) = member.process.channel.try_recv::<FromWorker>() {
@@ -459,6 +509,11 @@ fn cause_of(
             }
             FaultSite::StackGuard if note.signal == libc::SIGSEGV => return Cause::StackOverflow,
             _ => {}
+        }
+        if let (Some(pid), Some(Exit::Signal(sig))) = (note.sender, exit)
+            && sig == note.signal
+        {
+            return Cause::Signal { name: crate::fault::signal_name(sig), number: sig, sent_by: Some(pid) };
         }
     }
     match exit {

@@ -87,11 +87,18 @@ impl WorkerProcess {
     /// Gives it `grace` to exit on its own (it was told to shut down), then
     /// kills what is left of its group and reaps it.
     pub(crate) fn finish(&mut self, grace: Duration) -> Option<Exit> {
+        self.finish_forced(grace).0
+    }
+
+    /// [`WorkerProcess::finish`], saying too whether it had to be killed
+    /// (then its end is vecpar's doing, not its own).
+    pub(crate) fn finish_forced(&mut self, grace: Duration) -> (Option<Exit>, bool) {
         let deadline = Instant::now() + grace;
         while self.reaped.is_none() && self.exited().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_micros(200));
         }
-        self.kill()
+        let forced = self.reaped.is_none() && self.exited().is_none();
+        (self.kill(), forced)
     }
 }
 

@@ -65,6 +65,8 @@ pub enum ProcsSource {
     AffinityMask {
         /// The allowed CPUs, in taskset's list form.
         cpus: String,
+        /// What narrowed them, if anything did.
+        set_by: crate::machine::CpusSetBy,
     },
     /// A cgroup CPU quota lower than the affinity mask.
     CgroupQuota {
@@ -82,7 +84,12 @@ impl std::fmt::Display for ProcsSource {
             ProcsSource::Serial => f.write_str("serial mode"),
             #[cfg(feature = "mpi")]
             ProcsSource::Rank => f.write_str("the rank itself"),
-            ProcsSource::AffinityMask { cpus } => write!(f, "the CPUs this process may use: {cpus}"),
+            ProcsSource::AffinityMask { cpus, set_by: crate::machine::CpusSetBy::Nothing } => {
+                write!(f, "the CPUs this process may use: {cpus}")
+            }
+            ProcsSource::AffinityMask { cpus, set_by } => {
+                write!(f, "the CPUs this process may use: {cpus}, from {set_by}")
+            }
             ProcsSource::CgroupQuota { cpus, file } => write!(f, "cgroup CPU quota of {cpus:.2} CPUs ({file})"),
         }
     }
@@ -272,7 +279,10 @@ impl RunConfig {
                 Some(q) if room < allowed.len() => {
                     (room, ProcsSource::CgroupQuota { cpus: q.cpus(), file: q.file.display().to_string() })
                 }
-                _ => (allowed.len().max(1), ProcsSource::AffinityMask { cpus: format_cpu_list(allowed) }),
+                _ => (
+                    allowed.len().max(1),
+                    ProcsSource::AffinityMask { cpus: format_cpu_list(allowed), set_by: machine.cpus_set_by.clone() },
+                ),
             },
         };
         if procs > room && !args.mode.is_single() {
@@ -1202,7 +1212,10 @@ mod tests {
     fn the_default_follows_the_mask_and_the_quota() {
         let mut m = two_cpus();
         let (c, _) = resolve(&["--mode", "threads"], &m).unwrap();
-        assert_eq!((c.procs(), c.procs_source.clone()), (2, ProcsSource::AffinityMask { cpus: "0-1".into() }));
+        assert_eq!(
+            (c.procs(), c.procs_source.clone()),
+            (2, ProcsSource::AffinityMask { cpus: "0-1".into(), set_by: crate::machine::CpusSetBy::Nothing })
+        );
         m.cpu_quota = Some(crate::machine::CpuQuota { quota_us: 10_000, period_us: 100_000, file: "cpu.max".into() });
         let (c, w) = resolve(&["--mode", "threads"], &m).unwrap();
         assert_eq!(c.procs(), 1);

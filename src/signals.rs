@@ -15,7 +15,8 @@
 //! back.
 //!
 //! Should the ordinary path not finish within [`GRACE`] (or a second signal
-//! arrive), the signal thread stops every registered child itself — worker
+//! arrive — not the same one again within [`ECHO`], which is how Slurm's
+//! time limit signals), the signal thread stops every registered child itself — worker
 //! process groups with SIGKILL, child coordinators with SIGTERM and then
 //! SIGKILL — reaps them and exits. Children are registered in a lock-free
 //! table ([`ChildGuard`]) that a signal handler may read too
@@ -123,15 +124,24 @@ pub(crate) fn install(handlers: impl FnOnce() -> std::io::Result<()>) -> std::io
         INTERRUPTED.store(first as i32, Ordering::SeqCst);
         // The ordinary path now has GRACE to finish; a second signal or the
         // end of the grace forces it.
+        let at = Instant::now();
         let grace = std::thread::Builder::new().name("vecpar-grace".into()).spawn(move || {
             std::thread::sleep(GRACE);
-            force_exit(first);
+            force_exit(first, format!("the run did not wind down within {} s", GRACE.as_secs()));
         });
         if grace.is_err() {
-            force_exit(first);
+            force_exit(first, "no thread could time the orderly stop".into());
         }
-        let _ = next(&set);
-        force_exit(first);
+        loop {
+            let Some(second) = next(&set) else { return };
+            // A copy of the first sent in the same instant is the same
+            // request (Slurm's time limit sends SIGTERM twice within a
+            // couple of milliseconds), not a second one.
+            if second == first && at.elapsed() < ECHO {
+                continue;
+            }
+            force_exit(first, format!("{} arrived during the orderly stop", second.as_str()));
+        }
     })?;
     Ok(())
 }
@@ -149,16 +159,20 @@ pub(crate) fn check() -> Result<(), Interrupted> {
     interrupted().map_or(Ok(()), Err)
 }
 
-/// Stops every registered child, reaps them, and exits 128 + N.
-fn force_exit(signal: Signal) -> ! {
+/// The same signal again within this time is an echo of the first.
+const ECHO: Duration = Duration::from_millis(100);
+
+/// Stops every registered child, reaps them, and exits 128 + N, saying
+/// `why` the orderly path was cut short.
+fn force_exit(signal: Signal, why: String) -> ! {
     let stopped = stop_children();
+    let meaning = crate::launcher::signal_meaning(signal).map(|m| format!(" ({m})")).unwrap_or_default();
     crate::diag::line(
         "",
         format!(
-            "interrupted by {}; stopped {stopped} child process{} forcibly (the run did not wind down within {} s)",
+            "interrupted by {}{meaning}; stopped {stopped} child process{} forcibly ({why})",
             signal.as_str(),
             if stopped == 1 { "" } else { "es" },
-            GRACE.as_secs()
         ),
     );
     std::process::exit(Interrupted(signal).exit_code().into());

@@ -103,6 +103,20 @@ fn a_restricted_cpu_set_is_respected() {
     assert_eq!(r["config"]["procs"], 1, "the default is what the mask allows");
     assert_eq!(r["config"]["procs_source"]["kind"], "affinity_mask");
     assert_eq!(r["config"]["procs_source"]["cpus"], "0");
+    if allowed_cpus() > 1 {
+        // Narrower than this process's cpuset: said to be an affinity mask
+        // its starter set, in the JSON and the header.
+        let set_by = &r["config"]["procs_source"]["set_by"];
+        assert_eq!(set_by["kind"], "affinity_mask", "{set_by}");
+        assert!(set_by["by"].as_str().unwrap().contains("taskset"), "{set_by}");
+        assert_eq!(r["host"]["cpus_set_by"], *set_by);
+        let out = taskset("0", &["--len", "100000", "--runs", "1"]);
+        assert!(
+            out.stdout.contains("the CPUs this process may use: 0, from an affinity mask set by"),
+            "{}",
+            out.stdout
+        );
+    }
     for pin in ["compact", "spread", "auto"] {
         let out = taskset("0", &["--procs", "3", "--pin", pin, "--len", "100000", "--export-json", "-", "-q"]);
         out.expect_code(0);

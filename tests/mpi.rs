@@ -20,10 +20,16 @@ use crate::util::*;
 /// another's when they do not overlap (and two CPUs are busy enough).
 static ONE_JOB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// This machine's MPI jobs (and Slurm clusters) to the caller while it
+/// holds the guard.
+pub(crate) fn one_job() -> std::sync::MutexGuard<'static, ()> {
+    ONE_JOB.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether `mpirun` is here (says why a test skips otherwise), and the
 /// machine's MPI jobs to this test while it holds the guard.
 fn have_mpirun(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = one_job();
     let ok = Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
         skip(test, "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev; .ci/run does)");

@@ -11,6 +11,7 @@ mod hostile;
 mod limits;
 mod mpi;
 mod runs;
+mod slurm;
 mod soak;
 mod study;
 mod trust;

@@ -268,7 +268,10 @@ fn alive(pid: u32) -> bool {
 }
 
 fn signal_reason(s: Signal) -> String {
-    format!("{} arrived (mpirun sends it when the job lost a rank or was interrupted)", s.as_str())
+    match crate::launcher::signal_meaning(s) {
+        Some(meaning) => format!("{} arrived ({meaning})", s.as_str()),
+        None => format!("{} arrived", s.as_str()),
+    }
 }
 
 impl Lockstep for MpiLockstep<'_> {

@@ -61,6 +61,16 @@ pub(crate) struct Peer {
 
 /// Runs `vecpar-coord` as one rank of the MPI job `launcher` describes.
 pub(crate) fn main(cli: Cli, plan: OutputPlan, arguments: Vec<String>, launcher: (&'static str, u64)) -> u8 {
+    // A step this MPI cannot join would end in MPI_Init's own banner.
+    let library = mpi::environment::library_version().unwrap_or_default();
+    if let Some(message) =
+        crate::launcher::pmi_mismatch(|n| std::env::var(n).ok(), &library, open_mpi_speaks_pmi(&library))
+    {
+        if crate::launcher::rank_from_environment().unwrap_or(0) == 0 {
+            crate::diag::error(message);
+        }
+        return crate::error::EXIT_USAGE;
+    }
     let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Funneled) else {
         crate::diag::error("MPI was initialised already");
         return EXIT_RUNTIME;
@@ -206,7 +216,7 @@ fn job(
                     view: w.view(),
                     range: w.chunks()[next].clone(),
                     base: node_start as u64,
-                    by: CheckedBy::NeighbourRank,
+                    by: CheckedBy::NeighbourRank { alone: ranks_per_node.iter().filter(|&&n| n == 1).count() },
                 };
                 let pages = Pages { bytes: 4096, reason: "the node's MPI shared window, page-aligned".into() };
                 Some((Box::new(t) as Box<dyn crate::run::Team>, checked, pages))
@@ -265,6 +275,40 @@ fn job(
         Ok(()) => code,
         Err(e) => crate::output::present::report_error(e).max(code),
     }
+}
+
+/// Whether this process's Open MPI can join a Slurm step through PMI-1 or
+/// PMI-2 (its `pmix` framework has an `s1` or `s2` component next to the
+/// loaded `libmpi`), or only through PMIx (Open MPI 5 always; 4.x as
+/// Debian builds it). `None` when it cannot be told.
+fn open_mpi_speaks_pmi(library: &str) -> Option<bool> {
+    if library.trim_start().starts_with("Open MPI v5") {
+        return Some(false);
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let lib = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("/libmpi.so"))?;
+    let dir = std::path::Path::new(lib).parent()?;
+    // Components live in `openmpi*` below the library's directory: right
+    // there, or (Debian) in `openmpi/lib/openmpi3`.
+    let mut components = Vec::new();
+    let mut dirs = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("mca_pmix_") {
+                components.push(name);
+            } else if depth < 3
+                && (name.starts_with("openmpi") || (depth > 0 && name == "lib"))
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+            {
+                dirs.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    if components.is_empty() {
+        return None;
+    }
+    Some(components.iter().any(|c| c.starts_with("mca_pmix_s1.") || c.starts_with("mca_pmix_s2.")))
 }
 
 /// The MPI library's name as it gives it: its first line, without the NUL

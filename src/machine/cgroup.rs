@@ -149,6 +149,22 @@ impl Cgroups {
         best
     }
 
+    /// This process's cpuset cgroup and the CPUs it allows (v1
+    /// `cpuset.effective_cpus`, v2 `cpuset.cpus.effective`), if readable.
+    pub(crate) fn cpuset(&self) -> Option<(PathBuf, Vec<usize>)> {
+        for (chain, v2) in self.chains("cpuset") {
+            let dir = chain.first()?;
+            let names: &[&str] =
+                if v2 { &["cpuset.cpus.effective"] } else { &["cpuset.effective_cpus", "cpuset.cpus"] };
+            for name in names {
+                if let Some(cpus) = read_small(dir.join(name)).and_then(|t| super::cpus::parse_cpu_list(&t).ok()) {
+                    return Some((dir.clone(), cpus));
+                }
+            }
+        }
+        None
+    }
+
     /// The tightest memory limit on the way to the root: the smallest
     /// limit-minus-usage over this cgroup and every ancestor.
     pub(crate) fn memory_limit(&self) -> Option<MemoryLimit> {

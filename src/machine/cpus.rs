@@ -298,6 +298,103 @@ pub(crate) fn current_cpu() -> Option<u32> {
     nix::sched::sched_getcpu().ok().map(|c| c as u32)
 }
 
+/// What narrowed the CPUs this process may use to fewer than the
+/// machine's: where its affinity mask came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CpusSetBy {
+    /// Nothing: every online CPU.
+    Nothing,
+    /// A Slurm job step's cgroup cpuset (`task/cgroup` with
+    /// `ConstrainCores=yes`).
+    SlurmStep {
+        /// The job id.
+        job: String,
+        /// The step (`0`, `batch`, …).
+        step: String,
+        /// Its cgroup directory.
+        cgroup: std::path::PathBuf,
+    },
+    /// A container's cgroup cpuset (`docker --cpuset-cpus`, a Kubernetes
+    /// CPU manager, …).
+    Container {
+        /// Its cgroup directory.
+        cgroup: std::path::PathBuf,
+    },
+    /// Another cgroup's cpuset.
+    Cpuset {
+        /// Its cgroup directory.
+        cgroup: std::path::PathBuf,
+    },
+    /// An affinity mask narrower than the cpuset, set by what started this
+    /// process.
+    AffinityMask {
+        /// Who set it, as far as the environment tells.
+        by: String,
+    },
+}
+
+impl CpusSetBy {
+    /// Judges where `allowed` (the affinity mask) came from, given the
+    /// number of online CPUs, this process's cpuset cgroup (its directory
+    /// and CPUs), and the environment (`get`).
+    pub(crate) fn judge(
+        allowed: &[usize],
+        online: usize,
+        cpuset: Option<&(std::path::PathBuf, Vec<usize>)>,
+        container: bool,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> CpusSetBy {
+        let narrower_than_cpuset = cpuset.is_some_and(|(_, cpus)| allowed.len() < cpus.len());
+        let mask = || {
+            let by = if get("SLURM_STEP_ID").is_some() {
+                "Slurm's CPU binding (srun --cpu-bind)"
+            } else if get("OMPI_COMM_WORLD_RANK").is_some() {
+                "mpirun's binding (--bind-to)"
+            } else {
+                "the process that started vecpar (taskset, numactl, a launcher's binding)"
+            };
+            CpusSetBy::AffinityMask { by: by.into() }
+        };
+        if narrower_than_cpuset {
+            return mask();
+        }
+        match cpuset {
+            Some((dir, cpus)) if cpus.len() < online => {
+                let cgroup = dir.clone();
+                let parts: Vec<String> = dir.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+                let find = |prefix: &str| parts.iter().find_map(|p| p.strip_prefix(prefix).map(str::to_string));
+                if let (Some(job), Some(step)) = (find("job_"), find("step_")) {
+                    return CpusSetBy::SlurmStep { job, step, cgroup };
+                }
+                let text = dir.to_string_lossy();
+                let known = ["docker", "kubepods", "containerd", "libpod", "lxc", "crio"];
+                if container || known.iter().any(|k| text.contains(k)) {
+                    CpusSetBy::Container { cgroup }
+                } else {
+                    CpusSetBy::Cpuset { cgroup }
+                }
+            }
+            _ if allowed.len() < online => mask(),
+            _ => CpusSetBy::Nothing,
+        }
+    }
+}
+
+impl fmt::Display for CpusSetBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CpusSetBy::Nothing => f.write_str("every online CPU"),
+            CpusSetBy::SlurmStep { job, step, cgroup } => {
+                write!(f, "Slurm job {job} step {step}'s cpuset, {}", cgroup.display())
+            }
+            CpusSetBy::Container { cgroup } => write!(f, "the container's cpuset, {}", cgroup.display()),
+            CpusSetBy::Cpuset { cgroup } => write!(f, "the cgroup cpuset {}", cgroup.display()),
+            CpusSetBy::AffinityMask { by } => write!(f, "an affinity mask set by {by}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +439,36 @@ mod tests {
         let err = pin_plan(&PinSpec::List(vec![9]), &allowed, 4, 2).unwrap_err();
         assert_eq!(err.cpu, 9);
         assert_eq!(err.to_string(), "--pin 9: CPU 9 is outside the CPUs this process may use (0-3)");
+    }
+
+    #[test]
+    fn where_the_cpus_came_from_is_named() {
+        use std::path::PathBuf;
+        let none = |_: &str| None;
+        let slurm = |n: &str| (n == "SLURM_STEP_ID").then(|| "0".to_string());
+        let step = (PathBuf::from("/sys/fs/cgroup/cpuset/slurm_vpn1/uid_0/job_12/step_0"), vec![1]);
+        assert_eq!(
+            CpusSetBy::judge(&[1], 2, Some(&step), false, slurm),
+            CpusSetBy::SlurmStep { job: "12".into(), step: "0".into(), cgroup: step.0.clone() }
+        );
+        let batch = (PathBuf::from("/sys/fs/cgroup/cpuset/slurm_vpn1/uid_0/job_3/step_batch"), vec![0, 1]);
+        assert!(matches!(CpusSetBy::judge(&[0, 1], 4, Some(&batch), false, none), CpusSetBy::SlurmStep { .. }));
+        // Narrower than the step's cpuset: srun's binding.
+        let two = (step.0.clone(), vec![0, 1]);
+        let by = CpusSetBy::judge(&[1], 4, Some(&two), false, slurm);
+        assert!(matches!(&by, CpusSetBy::AffinityMask { by } if by.contains("srun")), "{by:?}");
+        // taskset on an unrestricted machine.
+        let root = (PathBuf::from("/sys/fs/cgroup/cpuset"), vec![0, 1]);
+        let by = CpusSetBy::judge(&[0], 2, Some(&root), false, none);
+        assert!(matches!(&by, CpusSetBy::AffinityMask { by } if by.contains("taskset")), "{by:?}");
+        assert_eq!(CpusSetBy::judge(&[0, 1], 2, Some(&root), false, none), CpusSetBy::Nothing);
+        // Containers, by their cgroup or by what the runtime left.
+        let docker = (PathBuf::from("/sys/fs/cgroup/cpuset/docker/abc"), vec![2, 3]);
+        assert!(matches!(CpusSetBy::judge(&[2, 3], 8, Some(&docker), false, none), CpusSetBy::Container { .. }));
+        let plain = (PathBuf::from("/sys/fs/cgroup/cpuset/bench"), vec![2, 3]);
+        assert!(matches!(CpusSetBy::judge(&[2, 3], 8, Some(&plain), true, none), CpusSetBy::Container { .. }));
+        assert!(matches!(CpusSetBy::judge(&[2, 3], 8, Some(&plain), false, none), CpusSetBy::Cpuset { .. }));
+        // No cpuset to read: a mask narrower than the machine is a mask.
+        assert!(matches!(CpusSetBy::judge(&[0], 2, None, false, none), CpusSetBy::AffinityMask { .. }));
     }
 }

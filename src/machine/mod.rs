@@ -13,7 +13,7 @@ pub(crate) mod host;
 use serde::{Deserialize, Serialize};
 
 pub use cgroup::{CpuQuota, MemoryLimit, Throttling};
-pub use cpus::{PinOutcome, PinSpec};
+pub use cpus::{CpusSetBy, PinOutcome, PinSpec};
 pub use host::Cache;
 
 use crate::kernel::Simd;
@@ -35,6 +35,8 @@ pub struct ProcessLimit {
 pub struct Machine {
     /// CPUs in the affinity mask, ascending.
     pub allowed_cpus: Vec<usize>,
+    /// What narrowed them (a Slurm step's cpuset, a container's, taskset).
+    pub cpus_set_by: CpusSetBy,
     /// The tightest cgroup CPU quota, if any.
     pub cpu_quota: Option<CpuQuota>,
     /// Logical CPUs online.
@@ -73,10 +75,17 @@ impl Machine {
     /// Reads this machine.
     pub fn detect() -> Machine {
         let cgroups = cgroup::Cgroups::detect();
+        let allowed_cpus = cpus::allowed_cpus();
+        let online_cpus = host::online_cpus();
+        let container = ["/.dockerenv", "/run/.containerenv"].iter().any(|f| std::path::Path::new(f).exists());
+        let cpus_set_by = CpusSetBy::judge(&allowed_cpus, online_cpus, cgroups.cpuset().as_ref(), container, |n| {
+            std::env::var(n).ok()
+        });
         Machine {
-            allowed_cpus: cpus::allowed_cpus(),
+            allowed_cpus,
+            cpus_set_by,
             cpu_quota: cgroups.cpu_quota(),
-            online_cpus: host::online_cpus(),
+            online_cpus,
             simd: Simd::supported(),
             page_size: page_size(),
             huge_page_size: huge_page_size(),
@@ -224,6 +233,8 @@ pub struct HostInfo {
     pub caches: Vec<Cache>,
     /// CPUs this process may run on, taskset list form.
     pub allowed_cpus: String,
+    /// What narrowed them.
+    pub cpus_set_by: CpusSetBy,
     /// Logical CPUs online.
     pub online_cpus: usize,
 }
@@ -238,6 +249,7 @@ impl HostInfo {
             kernel: host::kernel(),
             caches: machine.caches.clone(),
             allowed_cpus: cpus::format_cpu_list(&machine.allowed_cpus),
+            cpus_set_by: machine.cpus_set_by.clone(),
             online_cpus: machine.online_cpus,
         }
     }
@@ -257,6 +269,7 @@ pub(crate) mod testing {
     pub(crate) fn two_cpus() -> Machine {
         Machine {
             allowed_cpus: vec![0, 1],
+            cpus_set_by: CpusSetBy::Nothing,
             cpu_quota: None,
             online_cpus: 2,
             simd: vec![Simd::Scalar, Simd::Sse2, Simd::Avx2],

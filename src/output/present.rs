@@ -17,7 +17,10 @@ use crate::warnings::Warning;
 pub(crate) fn report_error(e: Error) -> u8 {
     let code = e.exit_code();
     match &e {
-        Error::Interrupted(i) => diag::line("", format!("{i}; workers stopped and reaped, shared memory released")),
+        Error::Interrupted(i) => {
+            let meaning = crate::launcher::signal_meaning(i.0).map(|m| format!(" ({m})")).unwrap_or_default();
+            diag::line("", format!("{i}{meaning}; workers stopped and reaped, shared memory released"))
+        }
         _ => diag::error(format!("{:#}", anyhow::Error::from(e))),
     }
     code

@@ -16,7 +16,7 @@ pub(crate) struct Progress {
 impl Progress {
     /// A bar over `total` steps (hidden when `quiet` or stderr is not a terminal).
     pub(crate) fn new(total: usize, quiet: bool) -> Progress {
-        if quiet || !std::io::stderr().is_terminal() {
+        if quiet || !std::io::stderr().is_terminal() || crate::launcher::under_a_launcher() {
             return Progress { bar: ProgressBar::hidden() };
         }
         let bar = ProgressBar::new(total as u64);

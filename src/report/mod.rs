@@ -215,8 +215,13 @@ pub enum CheckedBy {
         threads: usize,
     },
     /// MPI ranks sharing a window: each checked the chunk of the next rank
-    /// on its node (a rank alone on its node, its own).
-    NeighbourRank,
+    /// on its node — except a rank alone on its node, which has no
+    /// neighbour that maps its chunk and checked its own.
+    NeighbourRank {
+        /// How many ranks were alone on their node (and so checked their
+        /// own chunk); 0 when no rank vouched for itself.
+        alone: usize,
+    },
 }
 
 impl std::fmt::Display for CheckedBy {
@@ -234,7 +239,15 @@ impl std::fmt::Display for CheckedBy {
                 "checked by {threads} thread{} of its own in the workers' process, pid {pid}",
                 crate::units::plural(*threads as u64)
             ),
-            CheckedBy::NeighbourRank => f.write_str("each rank's chunk checked by the next rank on its node"),
+            CheckedBy::NeighbourRank { alone: 0 } => {
+                f.write_str("each rank's chunk checked by the next rank on its node")
+            }
+            CheckedBy::NeighbourRank { alone } => write!(
+                f,
+                "each rank's chunk checked by the next rank on its node, but {alone} rank{} alone on a node checked \
+                 its own: run two or more ranks per node for a check by another process",
+                crate::units::plural(*alone as u64)
+            ),
         }
     }
 }

@@ -27,7 +27,10 @@ use crate::report::Provenance;
 pub(crate) fn coordinator_main() -> ExitCode {
     // Signals first: until our handlers are in place, a SIGSEGV or SIGBUS
     // another process sends is swallowed by std's stack-overflow handler.
-    let signals = crate::signals::install(crate::shm::catch_fault_signals);
+    let signals = crate::signals::install(|terminating| {
+        crate::shm::catch_fault_signals()?;
+        crate::shm::catch_terminating_signals(terminating)
+    });
     // One of several MPI ranks: each names itself; only rank 0 shows what
     // every rank would show alike (help, a bad flag).
     let rank = crate::launcher::launched().and_then(|_| crate::launcher::rank_from_environment());
@@ -46,6 +49,7 @@ pub(crate) fn coordinator_main() -> ExitCode {
         return ExitCode::from(EXIT_RUNTIME);
     }
     crate::signals::adopt_orphans();
+    crate::signals::explain_with(crate::launcher::signal_meaning);
     on_own_stack(move || coordinator_body(echo))
 }
 
@@ -185,6 +189,18 @@ fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
                 return Ok(i.exit_code());
             }
             Ok(report.points.iter().map(|p| p.exit_code).max().unwrap_or(EXIT_OK))
+        }
+        Some(Command::Topology) => {
+            let plan = OutputPlan::resolve(&cli.output, None)?;
+            let exports = plan.open_exports()?;
+            let machine = Machine::detect();
+            let about = Provenance::new("topology", arguments, HostInfo::of(&machine));
+            let report =
+                crate::report::topology::TopologyReport::of(&machine, about, crate::shm::numa::process_policy());
+            present::present(&report, &[], &cli.output, &plan, exports, |out, s| {
+                table::write_topology(out, &report, s)
+            })?;
+            Ok(EXIT_OK)
         }
         Some(Command::Isolation(args)) => {
             crate::launcher::refuse_for("isolation")?;

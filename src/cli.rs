@@ -62,11 +62,15 @@ pub(crate) enum Command {
     /// Measure a grid (worker counts × modes × lengths × kernels × types × SIMD levels) and show one
     /// table: GB/s, speed-up and parallel efficiency, start-up cost; --plot draws it.
     #[command(after_long_help = SWEEP_EXAMPLES)]
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Inject every fault into processes and into threads, each in a child run, and show what survived,
     /// what was detected, what was lost and what --on-fault retry recovered.
     #[command(after_long_help = ISOLATION_EXAMPLES)]
     Isolation(IsolationArgs),
+    /// Show what vecpar detects about this machine, without running anything: the CPUs it may use and why
+    /// (affinity mask, cpuset, quota), NUMA nodes and their distances, caches, SIMD levels, huge pages, the room
+    /// in /dev/shm and the memory limits — what likwid-topology and numactl -H show, in one place.
+    Topology,
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell.
@@ -124,6 +128,11 @@ pub(crate) struct SweepArgs {
     /// SIMD levels, comma separated, or all that this CPU has
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "auto", value_parser = ChoiceParser::<Simd, true>::new(), help_heading = "Grid")]
     pub(crate) simd: Vec<Every<Simd>>,
+    /// NUMA node counts, comma separated: each point's workers go on that many nodes (--pin M0:k,M1:k,…), and
+    /// --procs counts workers per node; one line per node count. Several nodes' rates against one's show what
+    /// each memory domain adds
+    #[arg(long, value_name = "LIST", value_delimiter = ',', allow_hyphen_values = true, value_parser = Parsed(number::<usize>), help_heading = "Grid")]
+    pub(crate) numa_nodes: Vec<usize>,
     /// How each run measures, as for a single run.
     #[command(flatten)]
     pub(crate) measure: MeasureArgs,
@@ -519,11 +528,19 @@ pub(crate) struct MeasureArgs {
     #[arg(long, default_value = "auto", value_parser = ChoiceParser::<Stores, false>::new(), help_heading = "Tuning")]
     pub(crate) stores: Auto<Stores>,
 
-    /// Pin workers to CPUs: auto (compact when each worker can have its own CPU, else none), none, compact,
-    /// spread, or a list like 3,1 or 0-3,8: worker i goes to the i-th CPU listed (always inside the CPUs this
-    /// process may use)
+    /// Pin workers to CPUs: auto (compact when each worker can have its own CPU, else none), none, compact (fill
+    /// a NUMA node, then the next), spread (every node, then every core, first), a list like 3,1 or 0-3,8: worker
+    /// i goes to the i-th CPU listed (always inside the CPUs this process may use), or NUMA nodes like M0:2,M1:2
+    /// (two workers on node 0, two on node 1)
     #[arg(long, value_name = "HOW", default_value = "auto", help_heading = "Tuning")]
     pub(crate) pin: PinSpec,
+
+    /// Where the arrays' pages go on a NUMA machine: local (each worker's chunks on its own node, bound before
+    /// they are reserved), interleave (page by page over the allowed nodes), node:N (all on node N), or inherit
+    /// (the policy vecpar was started with) [default: local, or inherit when started under a policy, e.g. by
+    /// numactl]
+    #[arg(long, value_name = "POLICY", help_heading = "Tuning")]
+    pub(crate) mem_policy: Option<crate::machine::numa::MemPolicy>,
 
     /// How rounds are started and reported: a futex doorbell in shared memory, or IPC messages
     #[arg(long, value_enum, default_value_t = RoundSync::Doorbell, help_heading = "Tuning")]
@@ -636,7 +653,8 @@ pub(crate) fn parse_len(text: &str) -> Result<usize, String> {
 fn parse_timeout(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
-        _ => Err(format!("'{text}' is not a number of seconds between 0 and 86400")),
+        Ok(v) if v <= 0.0 => Err(format!("'{text}' seconds: the time must be greater than 0")),
+        _ => Err(format!("'{text}' is not a number of seconds from just above 0 to 86400")),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::fault::{FaultKind, FaultSpec, OnFault};
 use crate::kernel::{Dtype, Op, Simd, Stores};
 use crate::machine::cpus::{format_cpu_list, pin_plan};
+use crate::machine::numa::{Binding, MemPolicy};
 use crate::machine::{Machine, PinSpec};
 use crate::partition::Partition;
 use crate::shm::Layout;
@@ -61,11 +62,17 @@ pub enum ProcsSource {
     /// `--mode ranks`: each MPI rank computes its own chunk.
     #[cfg(feature = "mpi")]
     Rank,
+    /// Given by `--pin M0:2,M1:2` (workers per NUMA node).
+    Pin {
+        /// The pin spec.
+        pin: String,
+    },
     /// The CPUs in the affinity mask.
     AffinityMask {
         /// The allowed CPUs, in taskset's list form.
         cpus: String,
         /// What narrowed them, if anything did.
+        #[serde(default)]
         set_by: crate::machine::CpusSetBy,
     },
     /// A cgroup CPU quota lower than the affinity mask.
@@ -81,6 +88,7 @@ impl std::fmt::Display for ProcsSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ProcsSource::Flag => f.write_str("from --procs"),
+            ProcsSource::Pin { pin } => write!(f, "from --pin {pin}"),
             ProcsSource::Serial => f.write_str("serial mode"),
             #[cfg(feature = "mpi")]
             ProcsSource::Rank => f.write_str("the rank itself"),
@@ -107,6 +115,47 @@ pub struct Placement {
     /// How long the coordinator spins for reports before sleeping.
     #[serde(rename = "coordinator_spin_us", with = "micros")]
     pub coordinator_spin: Duration,
+}
+
+/// Where the arrays' pages go (`--mem-policy`), as resolved for this
+/// machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// The policy applied.
+    pub policy: MemPolicy,
+    /// Why that one, and what it means here.
+    pub reason: String,
+    /// The node each worker's chunks are meant for (local with a pin,
+    /// node:N; `null`: none, or an unpinned worker's, known once it ran).
+    pub intended: Vec<Option<usize>>,
+    /// The nodes this process may allocate on.
+    pub nodes: Vec<usize>,
+    /// Whether there is more than one node (else nothing is bound).
+    pub numa: bool,
+}
+
+impl Memory {
+    /// What worker `id` binds its chunks to.
+    pub(crate) fn binding(&self, id: usize) -> Binding {
+        if !self.numa {
+            return Binding::Inherit;
+        }
+        match self.policy {
+            MemPolicy::Inherit => Binding::Inherit,
+            MemPolicy::Interleave => Binding::Interleave { nodes: self.nodes.iter().map(|&n| n as u32).collect() },
+            MemPolicy::Node(n) => Binding::Local { node: Some(n as u32) },
+            MemPolicy::Local => Binding::Local { node: self.intended.get(id).copied().flatten().map(|n| n as u32) },
+        }
+    }
+
+    /// What the header and control block bind to: the coordinator's own
+    /// node under `local` (it rings the doorbell), else the arrays' policy.
+    pub(crate) fn control_binding(&self) -> Binding {
+        match self.policy {
+            MemPolicy::Local if self.numa => Binding::Local { node: None },
+            _ => self.binding(usize::MAX),
+        }
+    }
 }
 
 /// A duration as whole microseconds.
@@ -156,6 +205,7 @@ pub struct RunConfig {
     on_fault: OnFault,
     faults: Vec<FaultSpec>,
     placement: Placement,
+    memory: Memory,
     worker_bin: Option<PathBuf>,
     check_threads: usize,
     warnings: Vec<Warning>,
@@ -227,6 +277,8 @@ pub struct ConfigRecord {
     /// Threads of the coordinator that check the arrays after each kernel.
     #[serde(default)]
     pub check_threads: usize,
+    /// Where the arrays' pages go.
+    pub memory: Memory,
 }
 
 /// The pages a run's segment really got (huge pages may run out between
@@ -275,6 +327,13 @@ impl RunConfig {
             (_, Some(0)) => return usage("--procs 0: a run needs at least one worker".into()),
             (_, Some(n)) if n > MAX_WORKERS => return usage(format!("--procs {n}: at most {MAX_WORKERS} workers")),
             (_, Some(n)) => (n, ProcsSource::Flag),
+            (_, None) if matches!(args.measure.pin, PinSpec::Domains(_)) => {
+                let PinSpec::Domains(d) = &args.measure.pin else { unreachable!() };
+                (
+                    d.iter().map(|(_, k)| k).sum::<usize>().min(MAX_WORKERS),
+                    ProcsSource::Pin { pin: args.measure.pin.to_string() },
+                )
+            }
             (_, None) => match &machine.cpu_quota {
                 Some(q) if room < allowed.len() => {
                     (room, ProcsSource::CgroupQuota { cpus: q.cpus(), file: q.file.display().to_string() })
@@ -353,7 +412,19 @@ impl RunConfig {
         };
         let stores_auto = m.stores.value().is_none();
 
-        let plan = pin_plan(&m.pin, allowed, room, procs).map_err(|e| Error::usage(e.to_string()))?;
+        if let PinSpec::Domains(d) = &m.pin {
+            let total: usize = d.iter().map(|(_, k)| k).sum();
+            if total != procs {
+                return usage(format!(
+                    "--pin {}: places {total} worker{} but --procs is {procs}; drop --procs or make them agree",
+                    m.pin,
+                    crate::units::plural(total as u64)
+                ));
+            }
+        }
+        let places = crate::machine::cpus::places(allowed, &machine.topology);
+        let plan = pin_plan(&m.pin, &places, room, procs).map_err(|e| Error::usage(e.to_string()))?;
+        let memory = resolve_memory(m.mem_policy, machine, &plan, args.mode, &mut warnings)?;
 
         if args.mode.is_single() && args.inject_fault.iter().any(|f| f.rank.is_none()) {
             return usage(format!(
@@ -430,6 +501,7 @@ impl RunConfig {
             on_fault: args.on_fault,
             faults: args.inject_fault.clone(),
             placement,
+            memory,
             worker_bin,
             check_threads,
             warnings,
@@ -542,6 +614,11 @@ impl RunConfig {
         &self.placement
     }
 
+    /// Where the arrays' pages go.
+    pub(crate) fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
     pub(crate) fn worker_bin(&self) -> Option<&Path> {
         self.worker_bin.as_deref()
     }
@@ -614,6 +691,7 @@ impl RunConfig {
             footprint_bytes: 3 * global * self.dtype.size() as u64,
             placement: self.placement.clone(),
             check_threads: self.check_threads,
+            memory: self.memory.clone(),
         }
     }
 }
@@ -768,6 +846,58 @@ impl RunBuilder {
 /// can take hundreds of µs); one that spins pays nothing while it has a
 /// CPU to itself. The CPUs that count are the ones each worker can really
 /// run on: its pin, else the affinity mask, both lowered by a CPU quota.
+/// Resolves `--mem-policy` for `machine` and the pin plan: the node each
+/// worker's chunks are meant for, the policy a process started under one
+/// inherits, and a usage error for a node it may not allocate on.
+fn resolve_memory(
+    asked: Option<MemPolicy>,
+    machine: &Machine,
+    plan: &[Option<usize>],
+    mode: Mode,
+    warnings: &mut Vec<Warning>,
+) -> Result<Memory, Error> {
+    let topology = &machine.topology;
+    let nodes = topology.memory_nodes();
+    let numa = topology.is_numa();
+    let inherited = crate::shm::numa::process_policy();
+    let (policy, reason) = match (asked, inherited) {
+        (Some(MemPolicy::Node(n)), _) if !nodes.contains(&n) => {
+            return Err(Error::usage(format!(
+                "--mem-policy node:{n}: this process may allocate on NUMA node{} {} only",
+                crate::units::plural(nodes.len() as u64),
+                format_cpu_list(&nodes)
+            )));
+        }
+        (Some(p), _) => (p, "requested".to_string()),
+        (None, Some(mode)) => {
+            warnings.push(Warning::InheritedMemPolicy { policy: mode.to_string() });
+            (
+                MemPolicy::Inherit,
+                format!("the process runs under a memory policy of its own ({mode}, numactl?): inherited"),
+            )
+        }
+        (None, None) => (MemPolicy::Local, "the default".to_string()),
+    };
+    let reason = if !topology.is_numa() {
+        format!("{reason}; one NUMA node, so nothing to place")
+    } else if mode.is_rank() {
+        format!(
+            "{reason}; in --mode ranks each rank's part of the MPI window is bound, but its placement is not checked"
+        )
+    } else {
+        reason
+    };
+    let intended = plan
+        .iter()
+        .map(|cpu| match policy {
+            MemPolicy::Node(n) => Some(n),
+            MemPolicy::Local => cpu.and_then(|c| topology.node_of_cpu(c)),
+            _ => None,
+        })
+        .collect();
+    Ok(Memory { policy, reason, intended, nodes, numa })
+}
+
 fn placement(
     plan: &[Option<usize>],
     allowed: &[usize],
@@ -1112,29 +1242,66 @@ impl SweepPlan {
             }
             out
         };
+        // Workers spread over the first k NUMA nodes that have CPUs here, --procs
+        // of them on each.
+        let numa_nodes = dedup(&args.numa_nodes, "--numa-nodes", &mut notes);
+        let domains = machine.topology.cpus_by_node(&machine.allowed_cpus);
+        if let Some(&bad) = numa_nodes.iter().find(|&&k| k == 0 || k > domains.len()) {
+            return Err(Error::usage(format!(
+                "--numa-nodes {bad}: this process may use CPUs of {} NUMA node{} (vecpar-coord topology shows them)",
+                domains.len(),
+                crate::units::plural(domains.len() as u64)
+            )));
+        }
+        if !numa_nodes.is_empty() && !matches!(args.measure.pin, PinSpec::Auto) {
+            return Err(Error::usage(format!(
+                "--pin {} and --numa-nodes both place workers; drop one",
+                args.measure.pin
+            )));
+        }
+        let layouts: Vec<(Option<PinSpec>, usize)> = if numa_nodes.is_empty() {
+            procs.iter().map(|&p| (None, p)).collect()
+        } else {
+            numa_nodes
+                .iter()
+                .flat_map(|&k| {
+                    let domains = &domains;
+                    procs.iter().map(move |&p| {
+                        let pin = PinSpec::Domains(domains[..k].iter().map(|(node, _)| (*node, p)).collect());
+                        (Some(pin), p * k)
+                    })
+                })
+                .collect()
+        };
         let mut runs = Vec::new();
         for &len in &lens {
             for &op in &ops {
                 for &dtype in &dtypes {
                     for &simd in &simds {
-                        let point = |mode: Mode, procs: Option<usize>| RunArgs {
-                            procs,
-                            len,
-                            op: crate::cli::OpList(vec![op]),
-                            dtype,
-                            mode,
-                            simd,
-                            measure: args.measure.clone(),
-                            inject_fault: Vec::new(),
-                            on_fault: OnFault::Fail,
-                            timeout: 60.0,
+                        let point = |mode: Mode, procs: Option<usize>, pin: Option<&PinSpec>| {
+                            let mut measure = args.measure.clone();
+                            if let Some(pin) = pin {
+                                measure.pin = pin.clone();
+                            }
+                            RunArgs {
+                                procs,
+                                len,
+                                op: crate::cli::OpList(vec![op]),
+                                dtype,
+                                mode,
+                                simd,
+                                measure,
+                                inject_fault: Vec::new(),
+                                on_fault: OnFault::Fail,
+                                timeout: 60.0,
+                            }
                         };
                         if modes.contains(&Mode::Serial) {
-                            runs.push(point(Mode::Serial, None));
+                            runs.push(point(Mode::Serial, None, None));
                         }
-                        for &p in &procs {
+                        for (pin, p) in &layouts {
                             for &mode in modes.iter().filter(|m| **m != Mode::Serial) {
-                                runs.push(point(mode, Some(p)));
+                                runs.push(point(mode, Some(*p), pin.as_ref()));
                             }
                         }
                     }

@@ -79,7 +79,9 @@ pub(crate) fn under_mpi() -> bool {
 /// included): its output goes to a launcher's files or pipes, so colour
 /// and progress bars are off unless asked for.
 pub(crate) fn under_a_launcher() -> bool {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "SLURM_STEP_ID", "SLURM_JOB_ID"]
+    // A job step (srun), not a job: an salloc shell at a terminal keeps
+    // its colour.
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "SLURM_STEP_ID"]
         .iter()
         .any(|n| std::env::var_os(n).is_some())
 }
@@ -200,10 +202,14 @@ fn meaning_in(signal: nix::sys::signal::Signal, get: impl Fn(&str) -> Option<Str
 pub(crate) fn refuse_for(what: &str) -> Result<(), Error> {
     match ranks_from_environment(environment) {
         Some((_, n)) => Err(Error::usage(format!(
-            "vecpar-coord {what} measures one machine and was started by {} as one of {n} tasks; {} (in a build \
-             with --features mpi, `isolation --modes mpi` starts its MPI jobs itself)",
+            "vecpar-coord {what} measures one machine and was started by {} as one of {n} tasks; run it as one \
+             task ({}) (in a build with --features mpi, `isolation --modes mpi` starts its MPI jobs itself)",
             Launcher::of(&environment).name(),
-            Launcher::of(&environment).one_task()
+            match Launcher::of(&environment) {
+                Launcher::Srun => format!("srun -n 1 -c N vecpar-coord {what} …"),
+                Launcher::Mpirun => format!("without mpirun: vecpar-coord {what} …"),
+                Launcher::Other => format!("vecpar-coord {what} … without the launcher"),
+            }
         ))),
         None => Ok(()),
     }

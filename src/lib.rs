@@ -112,6 +112,7 @@ pub fn coordinator_main() -> std::process::ExitCode {
 /// `vecpar-worker`'s `main`.
 pub fn worker_main() -> std::process::ExitCode {
     diag::set_program("vecpar-worker");
+    signals::block_terminating();
     app::on_own_stack(worker_body)
 }
 

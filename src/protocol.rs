@@ -43,6 +43,7 @@ use crate::fault::FaultKind;
 use crate::kernel::reduce::Node;
 use crate::kernel::{Dtype, Op, Position, Simd, Stores};
 use crate::machine::PinOutcome;
+use crate::machine::numa::Binding;
 use crate::vocab::RoundSync;
 
 /// One step of a run, as every team receives it.
@@ -172,6 +173,9 @@ pub(crate) enum StepResult {
     Init {
         /// The failure, if any.
         error: Option<InitError>,
+        /// What became of the chunk's binding.
+        #[serde(default)]
+        bound: Bound,
     },
     /// One round (with `--sync ipc`; doorbell rounds stamp the slots).
     Round {
@@ -185,6 +189,17 @@ pub(crate) enum StepResult {
         /// The chunk's part of the sum's tree.
         partial: DotPartial,
     },
+}
+
+/// What became of a worker's [`Binding`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Bound {
+    /// The node its chunk was bound to (a local binding).
+    pub(crate) node: Option<u32>,
+    /// The kernel refused the binding (errno): the chunk went where the
+    /// process's policy put it.
+    pub(crate) refused: Option<i32>,
 }
 
 /// A fault the worker must inject into itself.
@@ -245,6 +260,9 @@ pub(crate) struct Assignment {
     /// brought to (re-filled, then the kernels replayed) before it is
     /// ready; `None` before the arrays are filled.
     pub(crate) rebuild: Option<Position>,
+    /// Where its chunk's pages go (`--mem-policy`), bound before they are
+    /// reserved.
+    pub(crate) memory: Binding,
 }
 
 /// What the worker knows of its segment, to check an assignment against.
@@ -517,6 +535,7 @@ mod tests {
             faults: vec![],
             oob_target: Some(0),
             rebuild: None,
+            memory: Binding::Inherit,
         }
     }
 

@@ -74,6 +74,37 @@ pub(crate) fn forward(sig: i32) {
     let _ = kill(nix::unistd::getpid(), DOORBELL);
 }
 
+/// For a worker: blocks the terminating signals, which its coordinator
+/// receives for it (a Slurm step or a terminal signals every process at
+/// once); a worker is stopped by its coordinator, and dies with it.
+pub(crate) fn block_terminating() {
+    let mut set = SigSet::empty();
+    for s in TERMINATING {
+        set.add(s);
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
+/// Runs `spawn` (the start of a child process) with no signal blocked in
+/// this thread, so that the child starts with none blocked — std's spawn
+/// passes the thread's mask on, and a program started with SIGTERM blocked
+/// could not be stopped by it. A terminating signal that arrives meanwhile
+/// finds this thread and the handler [`install`]'s caller put in place,
+/// which forwards it; a forwarded one whose doorbell this thread swallowed
+/// is rung again.
+pub(crate) fn with_no_signal_blocked<R>(spawn: impl FnOnce() -> R) -> R {
+    let mut old = SigSet::empty();
+    let changed = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), Some(&mut old)).is_ok();
+    let out = spawn();
+    if changed {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        if FORWARDED.load(Ordering::SeqCst) != 0 {
+            let _ = kill(nix::unistd::getpid(), DOORBELL);
+        }
+    }
+    out
+}
+
 /// The next terminating signal: one in the set, or one forwarded through
 /// the doorbell (a stray SIGURG is ignored).
 fn next(set: &SigSet) -> Option<Signal> {
@@ -100,12 +131,14 @@ impl Interrupted {
     }
 }
 
-/// Blocks the terminating signals here, installs the fault signals'
-/// handlers (`handlers`, which may [`forward`] from now on), and handles
-/// them all on a thread of their own. Call first thing in `main`, before
-/// any other thread is started (threads inherit the mask; spawned processes
-/// do not: std resets it).
-pub(crate) fn install(handlers: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+/// Blocks the terminating signals here, installs the handlers
+/// (`handlers`, given the terminating signals: for the fault signals, and
+/// for a terminating one that finds a thread spawning a child; they may
+/// [`forward`] from now on), and handles them all on a thread of their
+/// own. Call first thing in `main`, before any other thread is started
+/// (threads inherit the mask; so would spawned processes, which start
+/// through [`with_no_signal_blocked`] instead).
+pub(crate) fn install(handlers: impl FnOnce(&[i32]) -> std::io::Result<()>) -> std::io::Result<()> {
     let mut set = SigSet::empty();
     for s in TERMINATING {
         set.add(s);
@@ -118,7 +151,7 @@ pub(crate) fn install(handlers: impl FnOnce() -> std::io::Result<()>) -> std::io
     blocked.add(Signal::SIGXFSZ);
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).map_err(std::io::Error::from)?;
     // With the doorbell blocked, a forwarded signal waits for the thread.
-    handlers()?;
+    handlers(&TERMINATING.map(|s| s as i32))?;
     std::thread::Builder::new().name("vecpar-signals".into()).spawn(move || {
         let Some(first) = next(&set) else { return };
         INTERRUPTED.store(first as i32, Ordering::SeqCst);
@@ -134,10 +167,12 @@ pub(crate) fn install(handlers: impl FnOnce() -> std::io::Result<()>) -> std::io
         }
         loop {
             let Some(second) = next(&set) else { return };
-            // A copy of the first sent in the same instant is the same
-            // request (Slurm's time limit sends SIGTERM twice within a
-            // couple of milliseconds), not a second one.
-            if second == first && at.elapsed() < ECHO {
+            // The same signal again is a second request only from a
+            // person: Ctrl-C pressed again (after ECHO, so not a copy the
+            // terminal sent at once). Launchers repeat SIGTERM (Slurm's
+            // time limit sends it twice) and follow it with SIGKILL; the
+            // orderly stop is bounded by GRACE anyway.
+            if second == first && (first != Signal::SIGINT || at.elapsed() < ECHO) {
                 continue;
             }
             force_exit(first, format!("{} arrived during the orderly stop", second.as_str()));
@@ -159,6 +194,16 @@ pub(crate) fn check() -> Result<(), Interrupted> {
     interrupted().map_or(Ok(()), Err)
 }
 
+/// What a signal means where this process runs (the launcher's reasons
+/// for sending it), for the forced stop's line; set by [`explain_with`].
+static EXPLAIN: std::sync::OnceLock<fn(Signal) -> Option<&'static str>> = std::sync::OnceLock::new();
+
+/// Says what a signal means where this process runs, in the line of a
+/// forced stop.
+pub(crate) fn explain_with(explain: fn(Signal) -> Option<&'static str>) {
+    let _ = EXPLAIN.set(explain);
+}
+
 /// The same signal again within this time is an echo of the first.
 const ECHO: Duration = Duration::from_millis(100);
 
@@ -166,7 +211,7 @@ const ECHO: Duration = Duration::from_millis(100);
 /// `why` the orderly path was cut short.
 fn force_exit(signal: Signal, why: String) -> ! {
     let stopped = stop_children();
-    let meaning = crate::launcher::signal_meaning(signal).map(|m| format!(" ({m})")).unwrap_or_default();
+    let meaning = EXPLAIN.get().and_then(|explain| explain(signal)).map(|m| format!(" ({m})")).unwrap_or_default();
     crate::diag::line(
         "",
         format!(

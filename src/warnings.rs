@@ -120,6 +120,37 @@ pub enum Warning {
         /// This rank's share, in taskset's list form.
         share: String,
     },
+    /// vecpar was started under a memory policy of its own (numactl) and
+    /// keeps it (a note).
+    InheritedMemPolicy {
+        /// The policy's mode (interleave, bind, preferred).
+        policy: String,
+    },
+    /// The kernel moves pages between nodes while the run measures.
+    NumaBalancing,
+    /// Workers' pages are not on the node the policy meant.
+    PolicyNotHonoured {
+        /// The workers, each with its node and the share of its pages there.
+        workers: Vec<(usize, usize, f64)>,
+        /// After what: the arrays' filling, or the last round.
+        when: String,
+    },
+    /// Workers computed on another node than their pages'.
+    RanOffNode {
+        /// The workers, each with its pages' node and the nodes it ran on.
+        workers: Vec<(usize, usize, Vec<usize>)>,
+    },
+    /// Pages moved between nodes during the rounds.
+    PagesMigrated {
+        /// Pages that were on another node after the last round than
+        /// after the filling.
+        pages: u64,
+    },
+    /// Placement could not be bound or checked here (a note).
+    PlacementUnknown {
+        /// Why.
+        why: String,
+    },
     /// Another MPI rank's warning, which rank 0 did not have itself.
     OfRank {
         /// The rank.
@@ -222,6 +253,48 @@ impl fmt::Display for Warning {
                 "the {ranks} ranks on this node may all use the same CPUs, so each takes its share for its workers and \
                  pins (this rank: CPUs {share}); bind ranks apart with mpirun --map-by/--bind-to to choose otherwise"
             ),
+            Warning::InheritedMemPolicy { policy } => write!(
+                f,
+                "vecpar was started under a memory policy of its own ({policy}; numactl?), so it keeps it (--mem-policy inherit); \
+                 --mem-policy local, interleave or node:N places the pages itself"
+            ),
+            Warning::NumaBalancing => f.write_str(
+                "automatic NUMA balancing is on (/proc/sys/kernel/numa_balancing): the kernel moves pages while the \
+                 run measures; turn it off (sysctl kernel.numa_balancing=0) for placement you choose",
+            ),
+            Warning::PolicyNotHonoured { workers, when } => {
+                let parts: Vec<String> = workers
+                    .iter()
+                    .map(|(w, node, share)| format!("worker {w}: {:.0}% on node {node}", share * 100.0))
+                    .collect();
+                write!(
+                    f,
+                    "pages are not where the memory policy put them {when} ({}): a node may have run out of free \
+                     memory, or pages migrated",
+                    parts.join(", ")
+                )
+            }
+            Warning::RanOffNode { workers } => {
+                let parts: Vec<String> = workers
+                    .iter()
+                    .map(|(w, node, ran)| {
+                        let ran: Vec<String> = ran.iter().map(|n| n.to_string()).collect();
+                        format!("worker {w} (pages on node {node}) ran on node {}", ran.join(", "))
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "{}: its memory was remote for those rounds; pin workers (--pin) to keep them",
+                    parts.join("; ")
+                )
+            }
+            Warning::PagesMigrated { pages } => write!(
+                f,
+                "{pages} page{} moved to another NUMA node during the rounds (automatic NUMA balancing, or memory \
+                 pressure): the rates mix local and remote access",
+                plural(*pages)
+            ),
+            Warning::PlacementUnknown { why } => write!(f, "NUMA placement unknown: {why}"),
             Warning::OfRank { rank, warning } => write!(f, "rank {rank}: {warning}"),
         }
     }
@@ -237,6 +310,8 @@ impl Warning {
             w => matches!(
                 w,
                 Warning::StaleSegmentsRemoved { .. }
+                    | Warning::InheritedMemPolicy { .. }
+                    | Warning::PlacementUnknown { .. }
                     | Warning::Repeated { .. }
                     | Warning::SweepInCache { .. }
                     | Warning::RanksShareCpus { .. }

@@ -32,9 +32,10 @@ use crate::kernel::data::fill;
 use crate::kernel::reduce::nodes_of;
 use crate::kernel::{Element, History, Kernel, Op, Position, block_elems};
 use crate::machine::cpus::{current_cpu, pin_current_thread};
+use crate::machine::numa::Binding;
 use crate::protocol::{
-    Assignment, Channel, DotPartial, FromWorker, InitError, InjectedFault, RecvError, SegmentFacts, Step, StepResult,
-    Timing, ToWorker,
+    Assignment, Bound, Channel, DotPartial, FromWorker, InitError, InjectedFault, RecvError, SegmentFacts, Step,
+    StepResult, Timing, ToWorker,
 };
 use crate::shm::doorbell::{Serve, serve};
 use crate::shm::{Attachment, ChunkAccess, Control, Pulse};
@@ -68,6 +69,8 @@ pub(crate) struct Executor<'c, T: Element, C: ChunkAccess> {
     a_open: bool,
     /// The global index of the segment's element 0.
     base: u64,
+    /// Where the chunk's pages go.
+    binding: Binding,
 }
 
 impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
@@ -97,6 +100,7 @@ impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
             blocks_of: None,
             a_open: false,
             base: job.base,
+            binding: job.memory.clone(),
         })
     }
 
@@ -113,14 +117,24 @@ impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
     /// batch.
     pub(crate) fn step(&mut self, step: &Step, k: u32) -> StepResult {
         match *step {
-            Step::Init { fill_c } => StepResult::Init { error: self.init(fill_c).err() },
+            Step::Init { fill_c } => {
+                // Bound before the pages are reserved, so that where they
+                // go does not depend on where the worker runs when it
+                // touches them. A refusal (no NUMA, a seccomp filter) is
+                // reported, not fatal.
+                let bound = match self.chunk.bind(&self.binding) {
+                    Ok(node) => Bound { node, refused: None },
+                    Err(e) => Bound { node: None, refused: Some(e as i32) },
+                };
+                StepResult::Init { error: self.init(fill_c).err(), bound }
+            }
             Step::Run { op, first, .. } => StepResult::Round { timing: self.round(op, Some(first + k)) },
             Step::Rebuild { to } => {
                 self.rebuild(to);
                 StepResult::Rebuilt
             }
             Step::Report { op } => StepResult::Report { partial: self.report(op) },
-            Step::Shutdown => StepResult::Init { error: None },
+            Step::Shutdown => StepResult::Init { error: None, bound: Bound::default() },
         }
     }
 
@@ -617,6 +631,7 @@ mod tests {
             faults: vec![],
             oob_target: None,
             rebuild: None,
+            memory: Binding::Inherit,
         }
     }
 
@@ -713,7 +728,7 @@ mod tests {
         {
             let arrays = seg.share_arrays().unwrap();
             let mut exec = Executor::<f64, _>::new(&job, arrays.claim(0..len).unwrap(), Pulse::default()).unwrap();
-            assert_eq!(exec.step(&Step::Init { fill_c }, 0), StepResult::Init { error: None });
+            assert_eq!(exec.step(&Step::Init { fill_c }, 0), StepResult::Init { error: None, bound: Bound::default() });
             for (k, &op) in ops.iter().enumerate() {
                 for r in 0..3 {
                     exec.step(&Step::Run { op, first: 0, count: 3, op_round: 0 }, r);

@@ -108,18 +108,78 @@ fn every_other_terminating_signal_takes_the_same_orderly_path() {
 }
 
 #[test]
-fn a_second_signal_forces_the_stop() {
-    // The first signal starts the orderly stop; a second one during it
-    // ends it at once, still killing and reaping the workers. (The same
-    // signal again in the same instant is an echo, as Slurm sends them:
-    // see the slurm tests.)
-    let mut run = Background::start(&[&LONG[..], &["2"]].concat());
-    let workers = run.wait_for_workers(2);
+fn a_second_signal_forces_the_stop_and_a_repeated_sigterm_does_not() {
+    // A worker thread that hangs cannot be stopped in order: the run waits
+    // for it (up to the grace time) after the first signal; a second one,
+    // of another kind, ends the wait at once, killing and reaping.
+    let hung = ["--mode", "threads", "--procs", "2", "--len", "1e5", "--runs", "1000000", "-q"];
+    let mut run = Background::start(&[&hung[..], &["--inject-fault", "1:hang@1", "--timeout", "600"]].concat());
+    run.wait_for_threads(3);
+    // The hang has begun: one thread stays in clock_nanosleep (the
+    // injected hang sleeps for an hour at a time).
+    let asleep = |pid: u32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|t| std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| s.starts_with("230 ")))
+                    .map(|t| t.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let pid = run.pid();
+    eventually("a worker thread hangs", || {
+        let before = asleep(pid);
+        std::thread::sleep(Duration::from_millis(200));
+        let after = asleep(pid);
+        before.iter().any(|t| after.contains(t))
+    });
     run.signal(Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
     run.signal(Signal::SIGTERM);
     let out = run.finish(LIMIT);
     assert_eq!(out.code, Some(130), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("forcibly (SIGTERM arrived during the orderly stop)"),
+        "the forced path, saying why: {}",
+        out.stderr
+    );
+    // SIGTERM twice, as launchers send it: one request, the orderly path.
+    let mut run = Background::start(&[&LONG[..], &["2"]].concat());
+    let workers = run.wait_for_workers(2);
+    run.signal(Signal::SIGTERM);
+    run.signal(Signal::SIGTERM);
+    let out = run.finish(LIMIT);
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    assert!(out.stderr.contains("workers stopped and reaped"), "{}", out.stderr);
+    assert!(!out.stderr.contains("forcibly"), "{}", out.stderr);
     assert!(workers.iter().all(|&w| !is_alive(w)));
+}
+
+#[test]
+fn children_start_with_no_signal_blocked_and_workers_block_the_terminating_ones() {
+    // A --worker-bin wrapper sees the mask its coordinator gave it.
+    let dir = TempDir::new("mask");
+    let seen = dir.join("mask");
+    let wrapper = dir.join("wrapper");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\ngrep SigBlk /proc/$$/status > '{}'\nexec \"{}\" \"$@\"\n", seen.display(), worker_bin()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    coord(&["--procs", "1", "--len", "1e4", "-q", "--worker-bin", wrapper.to_str().unwrap()]).expect_code(0);
+    let mask = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(mask.trim(), "SigBlk:\t0000000000000000", "nothing blocked in a child: {mask}");
+    // The worker itself blocks SIGTERM: its coordinator stops it.
+    let mut run = Background::start(&[&LONG[..], &["1"]].concat());
+    let workers = run.wait_for_workers(1);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", workers[0])).unwrap();
+    let blocked = status.lines().find_map(|l| l.strip_prefix("SigBlk:")).unwrap().trim().to_string();
+    let bits = u64::from_str_radix(&blocked, 16).unwrap();
+    assert_ne!(bits & (1 << (Signal::SIGTERM as u64 - 1)), 0, "SIGTERM blocked in the worker: {blocked}");
+    run.signal(Signal::SIGTERM);
+    run.finish(LIMIT).expect_code(143);
 }
 
 #[test]

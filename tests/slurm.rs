@@ -80,6 +80,13 @@ impl Cluster {
     fn client(&self, program: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");
         cmd.args(["-k", "5", "240", program]).args(args);
+        // This cluster's, not a job the tests may themselves run in.
+        for (name, _) in std::env::vars_os() {
+            let n = name.to_string_lossy();
+            if n.starts_with("SLURM_") || n.starts_with("OMPI_") || n.starts_with("PMI") {
+                cmd.env_remove(&name);
+            }
+        }
         cmd.env("SLURM_CONF", self.conf());
         cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
         // Simulated nodes share one host, where Open MPI's shared-memory
@@ -125,27 +132,27 @@ impl Cluster {
         }
     }
 
-    /// Asserts that nothing of job `job` is left: no process of `marker`,
-    /// no segment, no step cgroup.
-    fn assert_gone(&self, job: &str, marker: &str) {
+    /// Asserts that nothing of job `job` is left: no process of its (a
+    /// coordinator or a worker: Slurm gives them the job's id in their
+    /// environment), no step cgroup. (Segments are memfds, freed with the
+    /// last process that holds them.)
+    fn assert_gone(&self, job: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let needle = format!("SLURM_JOB_ID={job}");
         loop {
-            let procs: Vec<_> =
-                processes().into_iter().filter(|(_, c)| c.contains(marker) && c.contains("vecpar")).collect();
-            let cgroups = job_cgroups(job);
-            let shm: Vec<_> = std::fs::read_dir("/dev/shm")
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("vecpar-"))
+            let procs: Vec<_> = processes()
+                .into_iter()
+                .filter(|(p, c)| {
+                    c.contains("vecpar")
+                        && std::fs::read(format!("/proc/{p}/environ"))
+                            .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+                })
                 .collect();
-            if procs.is_empty() && cgroups.is_empty() && shm.is_empty() {
+            let cgroups = job_cgroups(job);
+            if procs.is_empty() && cgroups.is_empty() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "job {job} left processes {procs:?}, cgroups {cgroups:?}, segments {shm:?}"
-            );
+            assert!(Instant::now() < deadline, "job {job} left processes {procs:?} and cgroups {cgroups:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -318,7 +325,7 @@ mod default_build {
             if how == "time limit" {
                 assert!(out.stderr.contains("DUE TO TIME LIMIT"), "Slurm's own line: {}", out.stderr);
             }
-            c.assert_gone(&job, &seed);
+            c.assert_gone(&job);
         }
     }
 
@@ -331,6 +338,15 @@ mod default_build {
         }
         let run = |env: &str, flag: &str| {
             let mut cmd = Command::new("script");
+            // A terminal that takes colour, and none of the launchers'
+            // variables but the ones under test.
+            cmd.env("TERM", "xterm").env_remove("NO_COLOR");
+            for (name, _) in std::env::vars_os() {
+                let n = name.to_string_lossy();
+                if n.starts_with("SLURM_") || n.starts_with("OMPI_") || n.starts_with("PMI") {
+                    cmd.env_remove(&name);
+                }
+            }
             cmd.args(["-qec", &format!("env {env} {} --len 1e4 --runs 1 {flag}", coord_bin()), "/dev/null"]);
             run_cmd(cmd, LIMIT).stdout
         };
@@ -468,7 +484,7 @@ mod with_mpi {
             "rank 0's end is accounted for:\n{}",
             out.stderr
         );
-        c.assert_gone(&job, &seed);
+        c.assert_gone(&job);
     }
 
     #[test]
@@ -496,6 +512,7 @@ mod with_mpi {
         assert!(text.contains("MPI: 4 ranks on 2 nodes"), "--mode ranks, one rank per CPU:\n{text}");
         assert_eq!(digest(validated[0]), digest(validated[1]), "the same arrays, whatever the layout");
         assert!(!text.contains('\x1b') && !text.contains('\0'), "plain text in the output file");
-        c.assert_gone(&job, "2e7");
+        assert!(!text.contains("workers on"), "each rank's workers have CPUs of their own:\n{text}");
+        c.assert_gone(&job);
     }
 }

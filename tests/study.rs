@@ -9,7 +9,7 @@ use crate::util::*;
 const RUN_CSV: &str = "mode,procs,len,op,dtype,simd,stores,runs,best_gbps,median_gbps,\
 min_s,median_s,mean_s,max_s,stddev_s,validated,exit_code,iqr_s,noise";
 const SWEEP_CSV: &str = "mode,procs,len,op,dtype,simd,stores,page_bytes,repeats,best_gbps,\
-median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code,partial";
+median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code,partial,numa_nodes";
 const ISOLATION_CSV: &str = "mode,fault,survived,correct,detected,lost,retry,recovered";
 /// The plot's first two series colours (its palette starts with these).
 const FIRST_SERIES: (u8, u8, u8) = (0x1f, 0x77, 0xb4);

@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod limits;
 mod mpi;
+mod numa;
 mod runs;
 mod slurm;
 mod soak;

@@ -423,6 +423,7 @@ fn rank_record(report: &RunReport, rank: usize, me: &Peer, cpus: &[usize], mine:
         retries: report.retries.clone(),
         exit_code: report.exit_code,
         warnings: report.warnings.iter().filter(|w| !w.is_note()).cloned().collect(),
+        numa: report.numa.clone(),
     }
 }
 

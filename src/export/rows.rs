@@ -4,6 +4,7 @@ use super::{Cell, Column, Exportable, Table, both, csv_only};
 use crate::report::RunReport;
 use crate::report::isolation::IsolationReport;
 use crate::report::sweep::SweepReport;
+use crate::report::topology::TopologyReport;
 use crate::units::human_time;
 use crate::vocab::Mode;
 
@@ -113,7 +114,7 @@ fn with_ranks(table: Table, m: &crate::report::MpiRecord, c: &crate::config::Con
     Table { columns, rows, notes: Vec::new() }
 }
 
-const SWEEP_COLUMNS: [Column; 19] = [
+const SWEEP_COLUMNS: [Column; 20] = [
     both("mode", "mode", false),
     both("procs", "workers", true),
     both("len", "len", true),
@@ -133,6 +134,7 @@ const SWEEP_COLUMNS: [Column; 19] = [
     csv_only("validated"),
     csv_only("exit_code"),
     csv_only("partial"),
+    csv_only("numa_nodes"),
 ];
 
 impl Exportable for SweepReport {
@@ -146,8 +148,14 @@ impl Exportable for SweepReport {
                 } else {
                     format!("{:.1}", p.median_gbps)
                 };
+                let mode = match p.numa_nodes {
+                    Some(n) => {
+                        Cell::two(p.mode.name(), format!("{} on {n} node{}", p.mode, crate::units::plural(n as u64)))
+                    }
+                    None => Cell::text(p.mode.name()),
+                };
                 vec![
-                    Cell::text(p.mode.name()),
+                    mode,
                     Cell::text(p.procs.to_string()),
                     Cell::text(p.len.to_string()),
                     Cell::text(p.op.name()),
@@ -169,6 +177,7 @@ impl Exportable for SweepReport {
                     Cell::text(p.validated.to_string()),
                     Cell::text(p.exit_code.to_string()),
                     Cell::text(self.partial.to_string()),
+                    Cell::text(p.numa_nodes.map_or(String::new(), |n| n.to_string())),
                 ]
             })
             .collect();
@@ -191,6 +200,35 @@ const ISOLATION_COLUMNS: [Column; 8] = [
     both("retry", "`--on-fault retry`", false),
     csv_only("recovered"),
 ];
+
+const TOPOLOGY_COLUMNS: [Column; 5] = [
+    both("node", "node", true),
+    both("cpus", "CPUs", false),
+    both("mem_total_bytes", "memory", true),
+    both("mem_free_bytes", "free", true),
+    both("distances", "distances", false),
+];
+
+impl Exportable for TopologyReport {
+    fn table(&self) -> Table {
+        let rows = self
+            .numa
+            .nodes
+            .iter()
+            .map(|n| {
+                let d: Vec<String> = n.distances.iter().map(|d| d.to_string()).collect();
+                vec![
+                    Cell::text(n.id.to_string()),
+                    Cell::text(crate::machine::cpus::format_cpu_list(&n.cpus)),
+                    Cell::two(n.mem_total.to_string(), crate::units::human_bytes(n.mem_total)),
+                    Cell::two(n.mem_free.to_string(), crate::units::human_bytes(n.mem_free)),
+                    Cell::text(d.join(" ")),
+                ]
+            })
+            .collect();
+        Table { columns: TOPOLOGY_COLUMNS.to_vec(), rows, notes: Vec::new() }
+    }
+}
 
 impl Exportable for IsolationReport {
     fn table(&self) -> Table {

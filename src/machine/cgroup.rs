@@ -153,7 +153,7 @@ impl Cgroups {
     /// `cpuset.effective_cpus`, v2 `cpuset.cpus.effective`), if readable.
     pub(crate) fn cpuset(&self) -> Option<(PathBuf, Vec<usize>)> {
         for (chain, v2) in self.chains("cpuset") {
-            let dir = chain.first()?;
+            let Some(dir) = chain.first() else { continue };
             let names: &[&str] =
                 if v2 { &["cpuset.cpus.effective"] } else { &["cpuset.effective_cpus", "cpuset.cpus"] };
             for name in names {

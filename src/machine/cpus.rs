@@ -97,6 +97,10 @@ pub enum PinSpec {
     Spread,
     /// Worker i on the i-th CPU of the list, in the order given (round robin).
     List(Vec<usize>),
+    /// Workers by memory domain, in likwid's spirit: `M0:2,M1:2` puts two
+    /// workers on the CPUs of NUMA node 0, then two on node 1 (compact
+    /// within each node).
+    Domains(Vec<(usize, usize)>),
 }
 
 impl FromStr for PinSpec {
@@ -107,11 +111,30 @@ impl FromStr for PinSpec {
             "none" => Ok(PinSpec::None),
             "compact" => Ok(PinSpec::Compact),
             "spread" => Ok(PinSpec::Spread),
-            list => parse_cpu_list(list)
-                .map(PinSpec::List)
-                .map_err(|e| format!("{e} (expected auto, none, compact, spread or a CPU list like 0-3,8)")),
+            domains if domains.starts_with('M') => parse_domains(domains).map(PinSpec::Domains),
+            list => parse_cpu_list(list).map(PinSpec::List).map_err(|e| {
+                format!(
+                    "{e} (expected auto, none, compact, spread, a CPU list like 0-3,8 or NUMA nodes like M0:2,M1:2)"
+                )
+            }),
         }
     }
+}
+
+/// `M0:2,M1:2`: (node, workers) pairs.
+fn parse_domains(text: &str) -> Result<Vec<(usize, usize)>, String> {
+    let bad = |part: &str| format!("'{part}' is not a memory domain (expected M<node>:<workers>, as in M0:2,M1:2)");
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (node, count) = part.strip_prefix('M').and_then(|p| p.split_once(':')).ok_or_else(|| bad(part))?;
+        let node: usize = node.parse().map_err(|_| bad(part))?;
+        let count: usize = count.parse().map_err(|_| bad(part))?;
+        if count == 0 || node > 4095 || count > 4096 {
+            return Err(bad(part));
+        }
+        out.push((node, count));
+    }
+    Ok(out)
 }
 
 impl fmt::Display for PinSpec {
@@ -122,6 +145,10 @@ impl fmt::Display for PinSpec {
             PinSpec::Compact => f.write_str("compact"),
             PinSpec::Spread => f.write_str("spread"),
             PinSpec::List(l) => f.write_str(&format_cpu_list(l)),
+            PinSpec::Domains(d) => {
+                let parts: Vec<String> = d.iter().map(|(n, c)| format!("M{n}:{c}")).collect();
+                f.write_str(&parts.join(","))
+            }
         }
     }
 }
@@ -139,54 +166,103 @@ impl TryFrom<String> for PinSpec {
     }
 }
 
-/// A CPU's place in the machine.
+/// A CPU's place in the machine: its NUMA node, package and core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Place {
-    cpu: usize,
-    package: usize,
-    core: usize,
+pub(crate) struct Place {
+    pub(crate) cpu: usize,
+    pub(crate) node: usize,
+    pub(crate) package: usize,
+    pub(crate) core: usize,
 }
 
-fn place(cpu: usize) -> Place {
-    let read = |name: &str| -> Option<usize> {
-        super::host::read_small(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}"))?.trim().parse().ok()
-    };
-    Place { cpu, package: read("physical_package_id").unwrap_or(0), core: read("core_id").unwrap_or(cpu) }
+/// Where each CPU of `cpus` is, from sysfs and `topology`.
+pub(crate) fn places(cpus: &[usize], topology: &super::numa::Topology) -> Vec<Place> {
+    cpus.iter()
+        .map(|&cpu| {
+            let read = |name: &str| -> Option<usize> {
+                super::host::read_small(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}"))?
+                    .trim()
+                    .parse()
+                    .ok()
+            };
+            Place {
+                cpu,
+                node: topology.node_of_cpu(cpu).unwrap_or(0),
+                package: read("physical_package_id").unwrap_or(0),
+                core: read("core_id").unwrap_or(cpu),
+            }
+        })
+        .collect()
 }
 
-/// The order in which `compact` or `spread` hands out the allowed CPUs.
-fn placement_order(spec: &PinSpec, allowed: &[usize]) -> Vec<usize> {
-    let mut places: Vec<Place> = allowed.iter().map(|&c| place(c)).collect();
-    places.sort_by_key(|p| (p.package, p.core, p.cpu));
-    if *spec == PinSpec::Compact {
+/// The order in which `compact` or `spread` hands out the CPUs of
+/// `places`. Compact fills a node (core by core) before the next; spread
+/// gives every node a worker before any node gets a second, alternating
+/// packages, and every core of a node one before any gets a second thread.
+pub(crate) fn placement_order(spec: &PinSpec, places: &[Place]) -> Vec<usize> {
+    let mut places = places.to_vec();
+    places.sort_by_key(|p| (p.node, p.package, p.core, p.cpu));
+    if *spec != PinSpec::Spread {
         return places.iter().map(|p| p.cpu).collect();
     }
-    // Spread: rank each CPU by (its index among its core's threads, the
-    // core's index within its package), then alternate packages.
-    let mut ranked: Vec<(usize, usize, usize, usize)> = Vec::new();
-    let mut core_index = std::collections::HashMap::new();
-    let mut thread_index = std::collections::HashMap::new();
+    use std::collections::HashMap;
+    // Nodes in the order they are visited: the first node of every package,
+    // then the second of every package, …
+    let mut nodes: Vec<(usize, usize)> = places.iter().map(|p| (p.node, p.package)).collect();
+    nodes.dedup();
+    let mut seen_in_package: HashMap<usize, usize> = HashMap::new();
+    let mut node_rank: HashMap<usize, (usize, usize)> = HashMap::new();
+    for &(node, package) in &nodes {
+        let k = seen_in_package.entry(package).or_insert(0);
+        node_rank.entry(node).or_insert((*k, package));
+        *k += 1;
+    }
+    // Each CPU: (its index among its core's threads, the core's index
+    // within its node, the node's visiting rank).
+    // (thread index, core index, node rank, node, cpu), sorted.
+    type Ranked = (usize, usize, (usize, usize), usize, usize);
+    let mut ranked: Vec<Ranked> = Vec::new();
+    let mut core_index: HashMap<(usize, usize, usize), usize> = HashMap::new();
+    let mut cores_in_node: HashMap<usize, usize> = HashMap::new();
+    let mut thread_index: HashMap<(usize, usize, usize), usize> = HashMap::new();
     for p in &places {
-        let next_core = core_index.iter().filter(|((pkg, _), _)| *pkg == p.package).count();
-        let ci = *core_index.entry((p.package, p.core)).or_insert(next_core);
-        let ti = thread_index.entry((p.package, p.core)).or_insert(0usize);
-        ranked.push((*ti, ci, p.package, p.cpu));
+        let key = (p.node, p.package, p.core);
+        let ci = *core_index.entry(key).or_insert_with(|| {
+            let n = cores_in_node.entry(p.node).or_insert(0);
+            *n += 1;
+            *n - 1
+        });
+        let ti = thread_index.entry(key).or_insert(0usize);
+        ranked.push((*ti, ci, node_rank[&p.node], p.node, p.cpu));
         *ti += 1;
     }
     ranked.sort_unstable();
-    ranked.into_iter().map(|(_, _, _, cpu)| cpu).collect()
+    ranked.into_iter().map(|(_, _, _, _, cpu)| cpu).collect()
 }
 
 /// Why a pin request cannot be honoured.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("--pin {requested}: CPU {cpu} is outside the CPUs this process may use ({allowed})")]
-pub(crate) struct PinOutsideMask {
-    /// The list as given.
-    pub requested: String,
-    /// The first CPU outside the mask.
-    pub cpu: usize,
-    /// The allowed set, in list form.
-    pub allowed: String,
+pub(crate) enum PinOutsideMask {
+    /// A listed CPU is outside the affinity mask.
+    #[error("--pin {requested}: CPU {cpu} is outside the CPUs this process may use ({allowed})")]
+    Cpu {
+        /// The list as given.
+        requested: String,
+        /// The first CPU outside the mask.
+        cpu: usize,
+        /// The allowed set, in list form.
+        allowed: String,
+    },
+    /// A memory domain has no CPU this process may use.
+    #[error("--pin {requested}: NUMA node {node} has no CPU this process may use (nodes with CPUs here: {nodes})")]
+    Node {
+        /// The spec as given.
+        requested: String,
+        /// The node.
+        node: usize,
+        /// The nodes that have allowed CPUs.
+        nodes: String,
+    },
 }
 
 /// The CPU each worker should be pinned to (`None`: unpinned). `room` is how
@@ -194,24 +270,46 @@ pub(crate) struct PinOutsideMask {
 /// by a CPU quota).
 pub(crate) fn pin_plan(
     spec: &PinSpec,
-    allowed: &[usize],
+    places: &[Place],
     room: usize,
     workers: usize,
 ) -> Result<Vec<Option<usize>>, PinOutsideMask> {
+    let allowed: Vec<usize> = places.iter().map(|p| p.cpu).collect();
     let order = match spec {
-        PinSpec::Auto if workers <= room && workers <= allowed.len() => placement_order(&PinSpec::Compact, allowed),
+        PinSpec::Auto if workers <= room && workers <= allowed.len() => placement_order(&PinSpec::Compact, places),
         PinSpec::None | PinSpec::Auto => return Ok(vec![None; workers]),
         PinSpec::List(list) => {
             if let Some(&cpu) = list.iter().find(|c| !allowed.contains(c)) {
-                return Err(PinOutsideMask {
+                return Err(PinOutsideMask::Cpu {
                     requested: format_cpu_list(list),
                     cpu,
-                    allowed: format_cpu_list(allowed),
+                    allowed: format_cpu_list(&allowed),
                 });
             }
             list.clone()
         }
-        PinSpec::Compact | PinSpec::Spread => placement_order(spec, allowed),
+        PinSpec::Domains(domains) => {
+            // k workers on node n: node n's CPUs in compact order, round
+            // robin when k exceeds them.
+            let mut plan = Vec::new();
+            for &(node, count) in domains {
+                let mine: Vec<Place> = places.iter().copied().filter(|p| p.node == node).collect();
+                if mine.is_empty() {
+                    let mut nodes: Vec<usize> = places.iter().map(|p| p.node).collect();
+                    nodes.sort_unstable();
+                    nodes.dedup();
+                    return Err(PinOutsideMask::Node {
+                        requested: spec.to_string(),
+                        node,
+                        nodes: format_cpu_list(&nodes),
+                    });
+                }
+                let order = placement_order(&PinSpec::Compact, &mine);
+                plan.extend((0..count).map(|k| order[k % order.len()]));
+            }
+            plan
+        }
+        PinSpec::Compact | PinSpec::Spread => placement_order(spec, places),
     };
     if order.is_empty() {
         return Ok(vec![None; workers]);
@@ -300,10 +398,11 @@ pub(crate) fn current_cpu() -> Option<u32> {
 
 /// What narrowed the CPUs this process may use to fewer than the
 /// machine's: where its affinity mask came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CpusSetBy {
     /// Nothing: every online CPU.
+    #[default]
     Nothing,
     /// A Slurm job step's cgroup cpuset (`task/cgroup` with
     /// `ConstrainCores=yes`).
@@ -347,10 +446,12 @@ impl CpusSetBy {
     ) -> CpusSetBy {
         let narrower_than_cpuset = cpuset.is_some_and(|(_, cpus)| allowed.len() < cpus.len());
         let mask = || {
-            let by = if get("SLURM_STEP_ID").is_some() {
-                "Slurm's CPU binding (srun --cpu-bind)"
-            } else if get("OMPI_COMM_WORLD_RANK").is_some() {
+            // mpirun first: across nodes its daemons run as srun tasks, so
+            // its ranks carry Slurm's variables too.
+            let by = if get("OMPI_COMM_WORLD_RANK").is_some() {
                 "mpirun's binding (--bind-to)"
+            } else if get("SLURM_STEP_ID").is_some() {
+                "Slurm's CPU binding (srun --cpu-bind)"
             } else {
                 "the process that started vecpar (taskset, numactl, a launcher's binding)"
             };
@@ -422,23 +523,65 @@ mod tests {
         assert!("sideways".parse::<PinSpec>().is_err());
     }
 
+    /// Places of a made-up machine: (cpu, node, package, core).
+    fn machine(cpus: &[(usize, usize, usize, usize)]) -> Vec<Place> {
+        cpus.iter().map(|&(cpu, node, package, core)| Place { cpu, node, package, core }).collect()
+    }
+
     #[test]
     fn plans_follow_the_list_order_and_stay_inside_the_mask() {
+        let places = machine(&[(0, 0, 0, 0), (1, 0, 0, 1), (2, 0, 0, 2), (3, 0, 0, 3)]);
         let allowed = [0, 1, 2, 3];
-        assert_eq!(pin_plan(&PinSpec::List(vec![3, 1]), &allowed, 4, 3).unwrap(), [Some(3), Some(1), Some(3)]);
+        assert_eq!(pin_plan(&PinSpec::List(vec![3, 1]), &places, 4, 3).unwrap(), [Some(3), Some(1), Some(3)]);
         for spec in [PinSpec::Compact, PinSpec::Spread] {
-            let plan = pin_plan(&spec, &allowed, 4, 8).unwrap();
+            let plan = pin_plan(&spec, &places, 4, 8).unwrap();
             assert!(plan.iter().all(|c| allowed.contains(&c.unwrap())));
             let first: std::collections::HashSet<_> = plan.iter().take(4).collect();
             assert_eq!(first.len(), 4, "round robin: the first four use distinct CPUs");
         }
-        assert_eq!(pin_plan(&PinSpec::None, &allowed, 4, 3).unwrap(), vec![None; 3]);
-        assert!(pin_plan(&PinSpec::Auto, &allowed, 4, 4).unwrap().iter().all(Option::is_some));
-        assert!(pin_plan(&PinSpec::Auto, &allowed, 4, 5).unwrap().iter().all(Option::is_none));
-        assert!(pin_plan(&PinSpec::Auto, &allowed, 1, 2).unwrap().iter().all(Option::is_none), "a quota of 1 CPU");
-        let err = pin_plan(&PinSpec::List(vec![9]), &allowed, 4, 2).unwrap_err();
-        assert_eq!(err.cpu, 9);
+        assert_eq!(pin_plan(&PinSpec::None, &places, 4, 3).unwrap(), vec![None; 3]);
+        assert!(pin_plan(&PinSpec::Auto, &places, 4, 4).unwrap().iter().all(Option::is_some));
+        assert!(pin_plan(&PinSpec::Auto, &places, 4, 5).unwrap().iter().all(Option::is_none));
+        assert!(pin_plan(&PinSpec::Auto, &places, 1, 2).unwrap().iter().all(Option::is_none), "a quota of 1 CPU");
+        let err = pin_plan(&PinSpec::List(vec![9]), &places, 4, 2).unwrap_err();
         assert_eq!(err.to_string(), "--pin 9: CPU 9 is outside the CPUs this process may use (0-3)");
+    }
+
+    #[test]
+    fn spread_visits_every_node_first_and_compact_fills_one() {
+        // Two packages of two NUMA nodes each (NPS2), two cores per node,
+        // SMT siblings numbered +8.
+        let mut cpus = Vec::new();
+        for cpu in 0..8 {
+            let node = cpu / 2;
+            cpus.push((cpu, node, node / 2, cpu));
+            cpus.push((cpu + 8, node, node / 2, cpu));
+        }
+        let places = machine(&cpus);
+        let node = |cpu: usize| places.iter().find(|p| p.cpu == cpu).unwrap().node;
+        let spread: Vec<usize> = pin_plan(&PinSpec::Spread, &places, 16, 16).unwrap().into_iter().flatten().collect();
+        let first_nodes: Vec<usize> = spread[..4].iter().map(|&c| node(c)).collect();
+        assert_eq!(first_nodes, vec![0, 2, 1, 3], "every node once, alternating packages");
+        assert!(spread[..8].iter().all(|&c| c < 8), "every core before a second thread: {spread:?}");
+        let compact: Vec<usize> = pin_plan(&PinSpec::Compact, &places, 16, 16).unwrap().into_iter().flatten().collect();
+        let compact_nodes: Vec<usize> = compact.iter().map(|&c| node(c)).collect();
+        assert_eq!(&compact_nodes[..4], &[0, 0, 0, 0], "a node filled before the next: {compact:?}");
+    }
+
+    #[test]
+    fn memory_domains_put_workers_on_their_nodes() {
+        let places = machine(&[(0, 0, 0, 0), (1, 0, 0, 1), (2, 1, 0, 2), (3, 1, 0, 3)]);
+        let spec: PinSpec = "M1:3,M0:1".parse().unwrap();
+        assert_eq!(spec.to_string(), "M1:3,M0:1");
+        assert_eq!(pin_plan(&spec, &places, 4, 4).unwrap(), [Some(2), Some(3), Some(2), Some(0)]);
+        let err = pin_plan(&"M5:1".parse().unwrap(), &places, 4, 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--pin M5:1: NUMA node 5 has no CPU this process may use (nodes with CPUs here: 0-1)"
+        );
+        for bad in ["M0", "M0:0", "Mx:1", "M0:1,N1:1"] {
+            assert!(bad.parse::<PinSpec>().unwrap_err().contains("memory domain"), "{bad}");
+        }
     }
 
     #[test]

@@ -121,9 +121,14 @@ pub(crate) fn hostname() -> String {
 
 /// Logical CPUs online.
 pub(crate) fn online_cpus() -> usize {
+    online_cpu_list().len()
+}
+
+/// The online CPUs, ascending.
+pub(crate) fn online_cpu_list() -> Vec<usize> {
     read_small("/sys/devices/system/cpu/online")
         .and_then(|s| super::cpus::parse_cpu_list(s.trim()).ok())
-        .map_or(0, |l| l.len())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

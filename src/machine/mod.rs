@@ -9,12 +9,14 @@
 pub(crate) mod cgroup;
 pub(crate) mod cpus;
 pub(crate) mod host;
+pub mod numa;
 
 use serde::{Deserialize, Serialize};
 
 pub use cgroup::{CpuQuota, MemoryLimit, Throttling};
 pub use cpus::{CpusSetBy, PinOutcome, PinSpec};
 pub use host::Cache;
+pub use numa::{Node, Topology};
 
 use crate::kernel::Simd;
 
@@ -37,6 +39,8 @@ pub struct Machine {
     pub allowed_cpus: Vec<usize>,
     /// What narrowed them (a Slurm step's cpuset, a container's, taskset).
     pub cpus_set_by: CpusSetBy,
+    /// The NUMA nodes.
+    pub topology: Topology,
     /// The tightest cgroup CPU quota, if any.
     pub cpu_quota: Option<CpuQuota>,
     /// Logical CPUs online.
@@ -84,6 +88,7 @@ impl Machine {
         Machine {
             allowed_cpus,
             cpus_set_by,
+            topology: Topology::detect(),
             cpu_quota: cgroups.cpu_quota(),
             online_cpus,
             simd: Simd::supported(),
@@ -234,6 +239,7 @@ pub struct HostInfo {
     /// CPUs this process may run on, taskset list form.
     pub allowed_cpus: String,
     /// What narrowed them.
+    #[serde(default)]
     pub cpus_set_by: CpusSetBy,
     /// Logical CPUs online.
     pub online_cpus: usize,
@@ -270,6 +276,7 @@ pub(crate) mod testing {
         Machine {
             allowed_cpus: vec![0, 1],
             cpus_set_by: CpusSetBy::Nothing,
+            topology: Topology::read(std::path::Path::new("/nonexistent"), "", vec![0, 1]),
             cpu_quota: None,
             online_cpus: 2,
             simd: vec![Simd::Scalar, Simd::Sse2, Simd::Avx2],

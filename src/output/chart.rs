@@ -32,6 +32,9 @@ pub(crate) fn sweep_chart(report: &SweepReport) -> Chart {
         if simd_varies {
             s += &format!(" {}", p.simd);
         }
+        if let Some(n) = p.numa_nodes {
+            s += &format!(" on {n} node{}", crate::units::plural(n as u64));
+        }
         s
     };
     let first = points.first();

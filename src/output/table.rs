@@ -75,6 +75,17 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         if ops.len() > 1 { " per kernel" } else { "" },
         c.seed
     )?;
+    if let Some(n) = &r.numa {
+        let allowed = crate::machine::cpus::parse_cpu_list(&r.about.host.allowed_cpus).unwrap_or_default();
+        writeln!(
+            out,
+            "{} · --mem-policy {} · control block on node {}{}",
+            n.topology.summary(&allowed),
+            c.memory.policy,
+            n.control_node.map_or("?".to_string(), |n| n.to_string()),
+            if n.sampled_every > 1 { format!(" · every {}th page asked", n.sampled_every) } else { String::new() }
+        )?;
+    }
     #[cfg(feature = "mpi")]
     if let Some(m) = &r.mpi {
         let per_node: Vec<String> = m.ranks_per_node.iter().map(|n| n.to_string()).collect();
@@ -191,7 +202,7 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
     #[cfg(not(feature = "mpi"))]
     let ranks_shown = false;
     if !ranks_shown {
-        write_workers(out, &r.workers, c.mode, style)?;
+        write_workers(out, &r.workers, r.numa.as_ref(), c.mode, style)?;
     }
     // Under MPI, every rank's faults and retries, each named by its rank.
     let own = [(None, r.faults.as_slice(), r.retries.as_slice())];
@@ -237,12 +248,19 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
 }
 
 /// The Workers section of a run on one machine.
-fn write_workers(out: &mut dyn Write, workers: &[WorkerRecord], mode: Mode, style: Style) -> io::Result<()> {
+fn write_workers(
+    out: &mut dyn Write,
+    workers: &[WorkerRecord],
+    numa: Option<&crate::report::NumaRecord>,
+    mode: Mode,
+    style: Style,
+) -> io::Result<()> {
     let c_mode = mode;
     writeln!(out, "{}", style.bold("Workers"))?;
+    let pages_head = if numa.is_some() { "  ran on  pages (after the last round)" } else { "" };
     writeln!(
         out,
-        "  {:>4}  {:>8}  {:<25}  {:>4}  {:<14}  {:>14}",
+        "  {:>4}  {:>8}  {:<25}  {:>4}  {:<14}  {:>14}{pages_head}",
         "id", "pid", "elements", "cpu", "pinned", "median compute"
     )?;
     for w in workers {
@@ -256,9 +274,10 @@ fn write_workers(out: &mut dyn Write, workers: &[WorkerRecord], mode: Mode, styl
             Some(tid) if c_mode != Mode::Procs => format!("t{tid}"),
             _ => w.pid.to_string(),
         };
+        let pages = numa.map(|n| numa_cells(n, w.id)).unwrap_or_default();
         writeln!(
             out,
-            "  {:>4}  {:>8}  {:<25}  {:>4}  {:<14}  {:>14}",
+            "  {:>4}  {:>8}  {:<25}  {:>4}  {:<14}  {:>14}{pages}",
             w.id,
             pid,
             elements,
@@ -269,6 +288,35 @@ fn write_workers(out: &mut dyn Write, workers: &[WorkerRecord], mode: Mode, styl
     }
 
     Ok(())
+}
+
+/// A worker's NUMA cells: the nodes it ran on, and where its pages were
+/// after the last round (else after the filling): `node 0: 100%`, or the
+/// share on each node, with the node it was meant for marked.
+fn numa_cells(n: &crate::report::NumaRecord, id: usize) -> String {
+    let ran: Vec<String> = n.ran_on.get(id).map(|r| r.iter().map(|x| x.to_string()).collect()).unwrap_or_default();
+    let ran = if ran.is_empty() { "-".to_string() } else { ran.join(",") };
+    let placed = n.after_run.as_ref().or(n.after_init.as_ref()).and_then(|p| p.get(id));
+    let pages = match placed {
+        None => "unknown".to_string(),
+        Some(p) => {
+            let h = p.histogram();
+            let total = h.pages().max(1) as f64;
+            let mut parts: Vec<String> = h
+                .nodes
+                .iter()
+                .map(|&(node, c)| {
+                    let mark = if p.intended == Some(node) { "*" } else { "" };
+                    format!("node {node}{mark}: {:.0}%", 100.0 * c as f64 / total)
+                })
+                .collect();
+            if h.unknown > 0 {
+                parts.push(format!("unknown: {:.0}%", 100.0 * h.unknown as f64 / total));
+            }
+            parts.join(", ")
+        }
+    };
+    format!("  {ran:>6}  {pages}")
 }
 
 /// The Ranks section of an MPI job: where each rank ran, its share, its
@@ -379,6 +427,78 @@ pub(crate) fn write_sweep(out: &mut dyn Write, r: &SweepReport, style: Style) ->
 
 /// Writes the isolation experiment: one row per (mode, fault), then what
 /// the rows show.
+/// `vecpar-coord topology`: what vecpar sees of this machine.
+pub(crate) fn write_topology(
+    out: &mut dyn Write,
+    r: &crate::report::topology::TopologyReport,
+    style: Style,
+) -> io::Result<()> {
+    let h = &r.about.host;
+    writeln!(out, "{}", style.bold(&format!("{} · {} · {}", h.hostname, h.cpu_model, h.kernel)))?;
+    let quota = r
+        .cpu_quota
+        .as_ref()
+        .map_or(String::new(), |q| format!(" · CPU quota {:.2} CPUs ({})", q.cpus(), q.file.display()));
+    let set_by = match &r.cpus_set_by {
+        crate::machine::CpusSetBy::Nothing => "nothing narrows them".to_string(),
+        other => format!("from {other}"),
+    };
+    writeln!(out, "CPUs: {} of {} online may be used ({set_by}){quota}", h.allowed_cpus, h.online_cpus)?;
+    writeln!(out, "SIMD: {}", r.simd.join(", "))?;
+    let caches: Vec<String> = h
+        .caches
+        .iter()
+        .map(|c| format!("L{} {} {} (CPUs {})", c.level, c.kind.to_lowercase(), human_bytes(c.bytes), c.shared_with))
+        .collect();
+    writeln!(out, "caches of CPU 0: {}", caches.join(", "))?;
+    writeln!(out)?;
+    let allowed = crate::machine::cpus::parse_cpu_list(&h.allowed_cpus).unwrap_or_default();
+    writeln!(out, "{}", style.bold(&r.numa.summary(&allowed)))?;
+    if r.numa.known {
+        let ids: Vec<String> = r.numa.nodes.iter().map(|n| format!("{:>5}", n.id)).collect();
+        writeln!(out, "  distances  {}", ids.join(""))?;
+        for n in &r.numa.nodes {
+            let d: Vec<String> = n.distances.iter().map(|d| format!("{d:>5}")).collect();
+            writeln!(
+                out,
+                "  node {:<4}  {}   free {} of {}",
+                n.id,
+                d.join(""),
+                human_bytes(n.mem_free),
+                human_bytes(n.mem_total)
+            )?;
+        }
+        let mems = crate::machine::cpus::format_cpu_list(&r.numa.mems_allowed);
+        writeln!(out, "  memory may be allocated on node{} {mems}", plural(r.numa.mems_allowed.len() as u64))?;
+    }
+    writeln!(
+        out,
+        "  automatic NUMA balancing {} · memory policy {}",
+        if r.numa_balancing { "on" } else { "off" },
+        r.mem_policy.as_deref().unwrap_or("default")
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "pages: {} base{} · huge pages {} in the pool, {} free",
+        page_size(r.page_bytes),
+        r.huge_page_bytes.map_or(String::new(), |b| format!(", {} huge", page_size(b))),
+        r.huge_pages.0,
+        r.huge_pages.1
+    )?;
+    writeln!(
+        out,
+        "memory: {} available{} · /dev/shm {} free",
+        r.memory_available.map_or("?".into(), human_bytes),
+        r.memory_limit.as_ref().map_or(String::new(), |m| format!(
+            " · cgroup limit {} ({})",
+            human_bytes(m.limit),
+            m.file.display()
+        )),
+        r.shm_free.map_or("?".into(), human_bytes)
+    )
+}
+
 pub(crate) fn write_isolation(out: &mut dyn Write, r: &IsolationReport, style: Style) -> io::Result<()> {
     writeln!(
         out,

@@ -13,6 +13,7 @@
 pub mod isolation;
 pub mod noise;
 pub mod sweep;
+pub mod topology;
 
 use serde::{Deserialize, Serialize};
 
@@ -220,6 +221,7 @@ pub enum CheckedBy {
     NeighbourRank {
         /// How many ranks were alone on their node (and so checked their
         /// own chunk); 0 when no rank vouched for itself.
+        #[serde(default)]
         alone: usize,
     },
 }
@@ -245,7 +247,8 @@ impl std::fmt::Display for CheckedBy {
             CheckedBy::NeighbourRank { alone } => write!(
                 f,
                 "each rank's chunk checked by the next rank on its node, but {alone} rank{} alone on a node checked \
-                 its own: run two or more ranks per node for a check by another process",
+                 its own: run two or more ranks per node (srun --ntasks-per-node=2, mpirun --map-by ppr:2:node) for \
+                 a check by another process",
                 crate::units::plural(*alone as u64)
             ),
         }
@@ -371,9 +374,34 @@ pub struct RunReport {
     pub warnings: Vec<Warning>,
     /// The exit code the run ends with.
     pub exit_code: u8,
+    /// On a NUMA machine: where every worker's pages were, as the kernel
+    /// says (null on one node).
+    #[serde(default)]
+    pub numa: Option<NumaRecord>,
     /// Under mpirun: the job's ranks and nodes, and each rank's share.
     #[cfg(feature = "mpi")]
     pub mpi: Option<MpiRecord>,
+}
+
+/// Where a run's pages were on a NUMA machine, asked of the kernel
+/// (`move_pages`) by the coordinator after the arrays were filled and again
+/// after the last round.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NumaRecord {
+    /// The machine's nodes (what `vecpar-coord topology` shows).
+    pub topology: crate::machine::Topology,
+    /// The node of the header and control block (the doorbell).
+    pub control_node: Option<usize>,
+    /// Every `sampled_every`-th page was asked about (1: every page).
+    pub sampled_every: usize,
+    /// Per worker, after the arrays were filled (null: not asked).
+    pub after_init: Option<Vec<crate::machine::numa::WorkerPlacement>>,
+    /// Per worker, after the last round (null: not asked).
+    pub after_run: Option<Vec<crate::machine::numa::WorkerPlacement>>,
+    /// The nodes each worker computed on (from the CPUs its rounds ended on).
+    pub ran_on: Vec<Vec<usize>>,
+    /// Whether automatic NUMA balancing was on.
+    pub balancing: bool,
 }
 
 /// An MPI job: where its ranks ran and what each did.
@@ -431,6 +459,9 @@ pub struct RankRecord {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     #[serde(with = "crate::warnings::listed")]
     pub warnings: Vec<Warning>,
+    /// Where its pages were (a NUMA machine).
+    #[serde(default)]
+    pub numa: Option<NumaRecord>,
 }
 
 impl RunReport {
@@ -474,6 +505,8 @@ struct RunReportRepr {
     #[serde(with = "crate::warnings::listed")]
     warnings: Vec<Warning>,
     exit_code: u8,
+    #[serde(default)]
+    numa: Option<NumaRecord>,
     #[cfg(feature = "mpi")]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     mpi: Option<MpiRecord>,
@@ -501,6 +534,7 @@ impl From<RunReport> for RunReportRepr {
             throttling: r.throttling,
             warnings: r.warnings,
             exit_code: r.exit_code,
+            numa: r.numa,
             #[cfg(feature = "mpi")]
             mpi: r.mpi,
         }
@@ -521,6 +555,7 @@ impl From<RunReportRepr> for RunReport {
             throttling: r.throttling,
             warnings: r.warnings,
             exit_code: r.exit_code,
+            numa: r.numa,
             #[cfg(feature = "mpi")]
             mpi: r.mpi,
         }

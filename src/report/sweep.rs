@@ -15,6 +15,9 @@ pub struct SweepPoint {
     pub mode: Mode,
     /// Workers.
     pub procs: usize,
+    /// The NUMA nodes its workers were spread over (`--numa-nodes`).
+    #[serde(default)]
+    pub numa_nodes: Option<usize>,
     /// Elements per array.
     pub len: usize,
     /// Kernel.
@@ -106,6 +109,10 @@ pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
             Some(SweepPoint {
                 mode: r.config.mode,
                 procs: r.config.procs,
+                numa_nodes: match &r.config.pin {
+                    crate::machine::PinSpec::Domains(d) => Some(d.len()),
+                    _ => None,
+                },
                 len: r.config.len,
                 op: r.config.ops.0[0],
                 dtype: r.config.dtype,

@@ -36,7 +36,7 @@ use crate::fault::{FaultAction, FaultRecord, OnFault, Phase};
 use crate::kernel::data::Expect;
 use crate::kernel::{History, Op, Position};
 use crate::partition::Partition;
-use crate::protocol::{DotPartial, Step, StepResult};
+use crate::protocol::{Bound, DotPartial, Step, StepResult};
 use crate::report::{KernelReport, Noise, RetryRecord, RoundRecord, Summary, WorkerRecord};
 use crate::signals::Interrupted;
 use crate::warnings::Warning;
@@ -74,6 +74,8 @@ pub(crate) struct Conductor<'c> {
     history: History,
     /// The other runs this one moves in step with (MPI ranks), if any.
     lockstep: Option<&'c dyn Lockstep>,
+    /// What became of each worker's NUMA binding (from `Init`).
+    pub(crate) bound: Vec<Bound>,
 }
 
 impl<'c> Conductor<'c> {
@@ -94,6 +96,7 @@ impl<'c> Conductor<'c> {
             next_round: 0,
             history: History::new(),
             lockstep: None,
+            bound: vec![Bound::default(); cfg.procs()],
         }
     }
 
@@ -123,9 +126,16 @@ impl<'c> Conductor<'c> {
     /// `Init`; `false` when the run must stop.
     pub(crate) fn init(&mut self, team: &mut dyn Team) -> Result<bool, Error> {
         let outcome = self.step_all(team, &Step::Init { fill_c: self.cfg.fill_c() }, Phase::Init)?;
+        if let Some(o) = &outcome {
+            for (id, r) in o.results.iter().enumerate() {
+                if let (Some(StepResult::Init { bound, .. }), Some(slot)) = (r, self.bound.get_mut(id)) {
+                    *slot = *bound;
+                }
+            }
+        }
         let failure = outcome.as_ref().and_then(|o| {
             o.results.iter().enumerate().find_map(|(id, r)| match r {
-                Some(StepResult::Init { error: Some(e) }) => Some(init_failure(self.cfg, id, *e)),
+                Some(StepResult::Init { error: Some(e), .. }) => Some(init_failure(self.cfg, id, *e)),
                 _ => None,
             })
         });

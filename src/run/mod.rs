@@ -17,6 +17,7 @@ pub(crate) mod check;
 mod conductor;
 mod failure;
 pub(crate) mod lockstep;
+mod placement;
 mod procs;
 pub(crate) mod serial;
 pub(crate) mod team;
@@ -84,6 +85,7 @@ pub(crate) fn assignment(
         faults,
         oob_target: oob,
         rebuild,
+        memory: cfg.memory().binding(id),
     }
 }
 
@@ -124,7 +126,7 @@ pub(crate) fn run_with(cfg: &RunConfig, about: Provenance, with: With<'_>) -> Re
     let mut phases = Phases::default();
     let mut warnings = cfg.warnings().to_vec();
     if let Some((team, checked, pages)) = with.team {
-        let launched = Launched { team, lost: Vec::new(), checked, pages };
+        let launched = Launched { team, lost: Vec::new(), checked, pages, survey: None, control_node: None };
         return conduct(cfg, about, warnings, launched, with.lockstep, (started, started), phases);
     }
     if cfg.shm() == Backend::Posix {
@@ -165,7 +167,12 @@ pub(crate) fn run_with(cfg: &RunConfig, about: Provenance, with: With<'_>) -> Re
         }
     };
     let checked = Checked { view: read.view(), range: 0..cfg.len(), base: cfg.share().base, by };
-    let launched = Launched { team, lost, checked, pages };
+    let survey = cfg.memory().numa.then(|| {
+        let layout = segment.layout();
+        placement::Survey::new(&read, cfg.partition(pages.bytes), pages.bytes, layout.array_bytes)
+    });
+    let control_node = if cfg.memory().numa { segment.control_node() } else { None };
+    let launched = Launched { team, lost, checked, pages, survey, control_node };
     let report = conduct(cfg, about, warnings, launched, with.lockstep, (started, t), phases);
     drop(read);
     drop(segment);
@@ -179,6 +186,10 @@ struct Launched<'t> {
     lost: Vec<team::Lost>,
     checked: Checked<'t>,
     pages: Pages,
+    /// Where the coordinator asks where pages are (a NUMA machine).
+    survey: Option<placement::Survey<'t>>,
+    /// The node of the header and control block.
+    control_node: Option<usize>,
 }
 
 /// Conducts the run on the team `launched` (the run began at `started`,
@@ -192,7 +203,7 @@ fn conduct(
     (started, t): (Instant, Instant),
     mut phases: Phases,
 ) -> Result<RunReport, Error> {
-    let Launched { mut team, lost, checked, pages } = launched;
+    let Launched { mut team, lost, checked, pages, survey, control_node } = launched;
     let cgroups = Cgroups::detect();
     let throttled_before = cgroups.throttling();
     let mut conductor = conductor::Conductor::new(cfg, pages.bytes, warnings, checked);
@@ -207,11 +218,23 @@ fn conduct(
         ok = conductor.init(team.as_mut())?;
         phases.init_s = t.elapsed().as_secs_f64();
     }
+    // Where the pages went: asked once they are filled (not timed as part
+    // of any phase), and again after the last round.
+    let mut placement_error = None;
+    let after_init = match (&survey, ok) {
+        (Some(s), true) => s.nodes(cfg.procs()).map_err(|e| placement_error = Some(e)).ok(),
+        _ => None,
+    };
     if ok {
         let mut timing = (0.0, 0.0);
         conductor.kernels(team.as_mut(), &mut timing)?;
         (phases.rounds_s, phases.validate_s) = timing;
     }
+
+    let after_run = match (&survey, &after_init) {
+        (Some(s), Some(_)) => s.nodes(cfg.procs()).map_err(|e| placement_error = Some(e)).ok(),
+        _ => None,
+    };
 
     let t = Instant::now();
     team.shutdown();
@@ -219,6 +242,44 @@ fn conduct(
     drop(team);
     phases.teardown_s = t.elapsed().as_secs_f64();
     phases.total_s = started.elapsed().as_secs_f64();
+
+    let numa = survey.map(|s| {
+        // An unpinned worker under `local` bound its chunk to the node it
+        // ran on at the time: that is the node it was meant for.
+        let intended: Vec<Option<usize>> = (0..cfg.procs())
+            .map(|id| {
+                cfg.memory().intended.get(id).copied().flatten().or_else(|| {
+                    (cfg.memory().policy == crate::machine::numa::MemPolicy::Local)
+                        .then(|| conductor.bound.get(id).and_then(|b| b.node).map(|n| n as usize))
+                        .flatten()
+                })
+            })
+            .collect();
+        let refused = conductor.bound.iter().filter_map(|b| b.refused).next();
+        if let Some(errno) = refused {
+            conductor.warnings.push(Warning::PlacementUnknown {
+                why: format!(
+                    "the kernel refused to bind pages to nodes (mbind: {}); they went where the process's policy put them",
+                    nix::errno::Errno::from_raw(errno).desc()
+                ),
+            });
+        }
+        if let Some(why) = placement_error.take() {
+            conductor.warnings.push(Warning::PlacementUnknown { why });
+        }
+        let cpus_seen: Vec<Vec<u32>> = workers.iter().map(|w| w.cpus_seen.clone()).collect();
+        let found = placement::findings(
+            cfg,
+            &crate::machine::Topology::detect(),
+            &intended,
+            (after_init, after_run),
+            &cpus_seen,
+            control_node,
+            s.stride(),
+        );
+        conductor.warnings.extend(found.warnings);
+        found.record
+    });
 
     let throttling = match (throttled_before, cgroups.throttling()) {
         (Some(before), Some(after)) => Some(ThrottleRecord::between(&before, &after)),
@@ -245,6 +306,7 @@ fn conduct(
         throttling,
         warnings: conductor.warnings,
         exit_code,
+        numa,
         #[cfg(feature = "mpi")]
         mpi: None,
     })
@@ -255,11 +317,12 @@ fn conduct(
 /// the run was planned (another process took the pages).
 fn create_segment(cfg: &RunConfig) -> Result<(Segment, Pages), Error> {
     let planned = cfg.planned_pages();
-    match Segment::create(cfg.shm(), cfg.dtype(), cfg.len(), cfg.procs(), planned.bytes) {
+    let control = cfg.memory().control_binding();
+    match Segment::create_placed(cfg.shm(), cfg.dtype(), cfg.len(), cfg.procs(), planned.bytes, &control) {
         Ok(segment) => Ok((segment, planned)),
         Err(ShmError::HugePagesExhausted) if cfg.pages() == HugePages::Auto => {
             let base = crate::machine::page_size();
-            let segment = Segment::create(cfg.shm(), cfg.dtype(), cfg.len(), cfg.procs(), base)?;
+            let segment = Segment::create_placed(cfg.shm(), cfg.dtype(), cfg.len(), cfg.procs(), base, &control)?;
             Ok((segment, Pages { bytes: base, reason: "base pages (the hugetlb pool ran out while reserving)".into() }))
         }
         Err(ShmError::HugePagesExhausted) => Err(Error::runtime(

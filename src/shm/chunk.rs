@@ -33,12 +33,17 @@ use super::layout::Layout;
 use super::mapping::{MapRO, MapRW, reserve};
 use crate::kernel::{Dtype, Element};
 use crate::locks::lock;
+use crate::machine::numa::Binding;
 use crate::vocab::Array;
 
 /// What a worker does with its chunk, whichever way it is mapped.
 pub(crate) trait ChunkAccess: Send {
     /// The element range this chunk covers.
     fn range(&self) -> Range<usize>;
+    /// Binds the chunk's pages in all three arrays as `binding` says, to
+    /// take effect when they are reserved; the node bound to, for a local
+    /// binding.
+    fn bind(&self, binding: &Binding) -> Result<Option<u32>, Errno>;
     /// Reserves the chunk's pages in all three arrays (fallocate).
     /// `beat` is called as it goes (it can take seconds for gigabytes).
     fn reserve(&self, beat: &dyn Fn()) -> Result<(), Errno>;
@@ -180,6 +185,15 @@ impl WorkerArrays {
 impl ChunkAccess for WorkerArrays {
     fn range(&self) -> Range<usize> {
         self.range.clone()
+    }
+
+    fn bind(&self, binding: &Binding) -> Result<Option<u32>, Errno> {
+        let bytes = self.layout.chunk_bytes(&self.range);
+        let node = self.a.bind(&bytes, binding)?;
+        self.b.bind(&bytes, binding)?;
+        // The c mapping begins at the chunk.
+        self.c.bind(&(0..bytes.len()), binding)?;
+        Ok(node)
     }
 
     fn reserve(&self, beat: &dyn Fn()) -> Result<(), Errno> {
@@ -403,6 +417,17 @@ impl ChunkAccess for Claim {
         self.range.clone()
     }
 
+    fn bind(&self, binding: &Binding) -> Result<Option<u32>, Errno> {
+        let layout = &self.arrays.layout;
+        let bytes = layout.chunk_bytes(&self.range);
+        let mut node = None;
+        for array in Array::ALL {
+            let at = array.index() * layout.array_bytes;
+            node = self.arrays.map.bind(&(at + bytes.start..at + bytes.end), binding)?;
+        }
+        Ok(node)
+    }
+
     fn reserve(&self, beat: &dyn Fn()) -> Result<(), Errno> {
         reserve_chunk(self.arrays.fd.as_fd(), &self.arrays.layout, &self.range, beat)
     }
@@ -523,6 +548,14 @@ pub(crate) struct ReadArrays {
 }
 
 impl ReadArrays {
+    /// Where the pages of `array`'s elements `range` are: the node of every
+    /// `stride`-th page (negative: unknown), whoever allocated them.
+    pub(crate) fn nodes(&self, array: Array, range: &Range<usize>, stride: usize) -> Result<Vec<i32>, Errno> {
+        let bytes = self.layout.chunk_bytes(range);
+        let at = array.index() * self.layout.array_bytes;
+        self.map.nodes(&(at + bytes.start..at + bytes.end), self.layout.page, stride)
+    }
+
     /// A view for copying elements out.
     pub(crate) fn view(&self) -> ArraysView<'_> {
         ArraysView {

@@ -483,6 +483,33 @@ pub(crate) fn catch_fault_signals() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Handlers for the terminating signals `signals`, which stay blocked in
+/// every thread but one that spawns a child (the child then starts with
+/// none blocked, as a program expects): should one arrive at that thread
+/// meanwhile, it is forwarded to the signal thread like a fault signal
+/// another process sent.
+pub(crate) fn catch_terminating_signals(signals: &[i32]) -> std::io::Result<()> {
+    for &sig in signals {
+        // SAFETY: installs a handler that only calls `forward` (an atomic
+        // store and kill(2), both async-signal-safe); the action struct is
+        // fully initialised (zeroed, then its fields set).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_terminating_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+extern "C" fn on_terminating_signal(sig: libc::c_int) {
+    crate::signals::forward(sig);
+}
+
 /// Whether a signal was sent by another process (`kill`, `sigqueue`,
 /// `tgkill` from elsewhere) rather than raised by the kernel for a fault or
 /// by this process itself (`abort`).

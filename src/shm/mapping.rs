@@ -16,6 +16,7 @@ use nix::fcntl::{FallocateFlags, fallocate};
 use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap, mprotect, munmap};
 
 use super::ShmError;
+use crate::machine::numa::Binding;
 
 /// A mapping's address range, unmapped on drop (the part both kinds share).
 #[derive(Debug)]
@@ -39,6 +40,24 @@ impl Region {
         let ptr = unsafe { mmap(None, size, prot, MapFlags::MAP_SHARED, fd, offset as libc::off_t) }
             .map_err(|e| ShmError::sys("mmap", e))?;
         Ok(Region { ptr: ptr.cast(), len })
+    }
+}
+
+impl Region {
+    /// The address range of `bytes` (inside the region).
+    fn addresses(&self, bytes: &Range<usize>) -> (usize, usize) {
+        assert!(bytes.start <= bytes.end && bytes.end <= self.len, "a range inside the mapping");
+        (self.ptr.as_ptr() as usize + bytes.start, bytes.len())
+    }
+
+    fn bind(&self, bytes: &Range<usize>, binding: &Binding) -> Result<Option<u32>, Errno> {
+        let (addr, len) = self.addresses(bytes);
+        super::numa::bind(addr, len, binding)
+    }
+
+    fn nodes(&self, bytes: &Range<usize>, page: usize, stride: usize) -> Result<Vec<i32>, Errno> {
+        let (addr, len) = self.addresses(bytes);
+        super::numa::nodes_of(addr, len, page, stride)
     }
 }
 
@@ -100,6 +119,18 @@ impl MapRO {
         out
     }
 
+    /// Binds the pages of `bytes` (page-aligned) as `binding` says, before
+    /// they are allocated; the node bound to, for a local binding.
+    pub(super) fn bind(&self, bytes: &Range<usize>, binding: &Binding) -> Result<Option<u32>, Errno> {
+        self.0.bind(bytes, binding)
+    }
+
+    /// The node of every `stride`-th page of `bytes` (see
+    /// [`super::numa::nodes_of`]).
+    pub(super) fn nodes(&self, bytes: &Range<usize>, page: usize, stride: usize) -> Result<Vec<i32>, Errno> {
+        self.0.nodes(bytes, page, stride)
+    }
+
     /// Makes `bytes` (page-aligned, inside the mapping) writable or
     /// read-only again.
     ///
@@ -130,6 +161,18 @@ impl MapRW {
     /// The addresses the mapping covers.
     pub(super) fn span(&self) -> Range<usize> {
         self.0.ptr.as_ptr() as usize..self.0.ptr.as_ptr() as usize + self.0.len
+    }
+
+    /// Binds the pages of `bytes` (page-aligned) as `binding` says, before
+    /// they are allocated; the node bound to, for a local binding.
+    pub(super) fn bind(&self, bytes: &Range<usize>, binding: &Binding) -> Result<Option<u32>, Errno> {
+        self.0.bind(bytes, binding)
+    }
+
+    /// The node of every `stride`-th page of `bytes` (see
+    /// [`super::numa::nodes_of`]).
+    pub(super) fn nodes(&self, bytes: &Range<usize>, page: usize, stride: usize) -> Result<Vec<i32>, Errno> {
+        self.0.nodes(bytes, page, stride)
     }
 
     /// Makes `bytes` (page-aligned, inside the mapping) read-only, or

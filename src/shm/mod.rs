@@ -45,6 +45,7 @@ pub(crate) mod doorbell;
 mod guard;
 mod layout;
 mod mapping;
+pub(crate) mod numa;
 mod stale;
 #[cfg(feature = "mpi")]
 pub(crate) mod window;
@@ -54,6 +55,8 @@ use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+
+use crate::machine::numa::Binding;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
@@ -66,7 +69,7 @@ pub(crate) use control::{Control, FaultSite};
 pub(crate) use doorbell::{BATCH, Pulse};
 pub(crate) use guard::{
     FatalSignals, FaultRecorder, WorkerThread, announce_exit_from_workers, announce_fatal_signals, catch_fault_signals,
-    wild_store,
+    catch_terminating_signals, wild_store,
 };
 pub(crate) use layout::{Layout, MAX_SLOTS};
 pub(crate) use stale::Swept;
@@ -206,12 +209,26 @@ impl Segment {
     /// the header and control block are reserved here; each worker reserves
     /// its own chunk before touching it. The segment's [`Layout`] says which
     /// page size it got.
+    #[cfg(test)]
     pub(crate) fn create(
         backend: Backend,
         dtype: Dtype,
         len: usize,
         slots: usize,
         page: usize,
+    ) -> Result<Segment, ShmError> {
+        Segment::create_placed(backend, dtype, len, slots, page, &Binding::Inherit)
+    }
+
+    /// [`Segment::create`], with the header and control block bound as
+    /// `control` says before their pages are reserved.
+    pub(crate) fn create_placed(
+        backend: Backend,
+        dtype: Dtype,
+        len: usize,
+        slots: usize,
+        page: usize,
+        control: &Binding,
     ) -> Result<Segment, ShmError> {
         let layout = Layout::new(dtype, len, slots, page, std::process::id())?;
         let mut name_guard = UnlinkOnDrop(None);
@@ -286,8 +303,11 @@ impl Segment {
             let _ = fcntl(&fd, FcntlArg::F_ADD_SEALS(seals));
         }
         let meta_len = layout.control_offset + layout.control_bytes;
-        reserve(fd.as_fd(), 0, meta_len).map_err(|e| ShmError::sys("fallocate", e))?;
         let mut meta = MapRW::new(fd.as_fd(), 0, meta_len)?;
+        // Where the doorbell lives, chosen before its pages exist (a
+        // refusal only leaves them where the process's policy puts them).
+        let _ = meta.bind(&(0..meta_len), control);
+        reserve(fd.as_fd(), 0, meta_len).map_err(|e| ShmError::sys("fallocate", e))?;
         // Through the mapping: hugetlbfs files cannot be written with write(2).
         meta.write_bytes(0, &layout.to_raw().to_bytes());
         // A posix object gets its name now, header written and lock held,
@@ -301,6 +321,17 @@ impl Segment {
         }
         drop(name_guard);
         Ok(Segment { fd, layout, meta })
+    }
+
+    /// The NUMA node of the control block's first page, if the kernel says.
+    pub(crate) fn control_node(&self) -> Option<usize> {
+        let at = self.layout.control_offset;
+        let node = *self
+            .meta
+            .nodes(&(at..at + self.layout.page.min(self.meta.len() - at)), self.layout.page, 1)
+            .ok()?
+            .first()?;
+        usize::try_from(node).ok()
     }
 
     /// The layout (and so the page size the segment got).

@@ -29,6 +29,7 @@ use nix::sys::mman::{MmapAdvise, ProtFlags, madvise, mprotect};
 use super::ShmError;
 use super::chunk::{ArraysView, ChunkAccess};
 use crate::kernel::{Dtype, Element};
+use crate::machine::numa::Binding;
 use crate::vocab::Array;
 
 const PAGE: usize = 4096;
@@ -301,6 +302,17 @@ impl WindowChunk<'_> {
 impl ChunkAccess for WindowChunk<'_> {
     fn range(&self) -> Range<usize> {
         0..self.len()
+    }
+
+    fn bind(&self, binding: &Binding) -> Result<Option<u32>, Errno> {
+        // This rank's part of each array of the node's window, bound before
+        // `reserve` faults it in.
+        let bytes = (self.len() * self.window.dtype.size()).div_ceil(PAGE) * PAGE;
+        let mut node = None;
+        for array in Array::ALL {
+            node = super::numa::bind(self.window.byte_ptr(array) as usize, bytes, binding)?;
+        }
+        Ok(node)
     }
 
     fn reserve(&self, beat: &dyn Fn()) -> Result<(), Errno> {

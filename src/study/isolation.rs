@@ -180,7 +180,8 @@ fn run_child(
     if let Some(w) = worker.filter(|_| !mode.is_rank()) {
         cmd.arg("--worker-bin").arg(w);
     }
-    let mut child = cmd.spawn().map_err(|e| Error::runtime_from("cannot start a child run", e))?;
+    let mut child = signals::with_no_signal_blocked(|| cmd.spawn())
+        .map_err(|e| Error::runtime_from("cannot start a child run", e))?;
     let _registered = ChildGuard::register(child.id(), ChildKind::Coordinator);
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {

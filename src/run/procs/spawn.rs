@@ -32,7 +32,7 @@ impl Spawner {
                 loop {
                     let job = lock(&rx).recv();
                     let Ok((id, mut command, reply)) = job else { break };
-                    let _ = reply.send((id, command.spawn()));
+                    let _ = reply.send((id, crate::signals::with_no_signal_blocked(|| command.spawn())));
                 }
             });
             match handle {

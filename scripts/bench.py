@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""vecpar's benchmark: vecpar against a STREAM-style C reference and the seed
-chapter's Python versions, interleaved in one run.
+"""vecpar's benchmark: vecpar against a STREAM-style C reference, the seed
+chapter's Python versions and (given a source tree) BabelStream, interleaved in
+one run.
 
 Every comparison is a ratio measured within one repetition (A and B run back
 to back, in an order that rotates between repetitions), so a machine whose
@@ -8,13 +9,16 @@ speed drifts between repetitions still compares A with B fairly. Each target
 reports the median ratio and its min–max over the repetitions.
 
 Run it through scripts/bench.sh, which builds what it needs. Options:
-  --reps N         repetitions (default 7)
-  --quick          fewer rounds and repetitions (a smoke test, not a result)
+  --reps N         repetitions (default 7, or 3 with --quick)
+  --quick          shorter lengths, fewer rounds and repetitions (a smoke test,
+                   not a result)
   --out FILE       JSON results (default scripts/out/bench.json)
   --hugepages N    also measure start-up and the seed's case with N huge pages
                    reserved for vecpar (root only; restored afterwards)
   --only GROUPS    comma-separated subset of:
-                   memory,cache,seed,oversub,pin,startup,simd,kernels,sync
+                   memory,cache,seed,oversub,pin,startup,simd,kernels,sync,
+                   babelstream (run when BABELSTREAM_SRC names a BabelStream
+                   tree that scripts/bench.sh has built into target/babelstream)
 """
 
 import argparse
@@ -37,6 +41,16 @@ SIMD_L1 = os.path.join(ROOT, "target", "simd-l1")
 VENV_PY = os.path.join(ROOT, "scripts", ".venv", "bin", "python")
 SEED = os.path.join(ROOT, "scripts", "seed")
 WORKERS = 2
+BABEL = os.path.join(ROOT, "target", "babelstream")
+BABEL_OMP = os.path.join(BABEL, "omp-stream")
+BABEL_RUST = os.path.join(BABEL, "rust", "release", "rust-stream")
+# vecpar's kernel names and BabelStream's for the same kernels, in its order.
+BABEL_KERNELS = {"copy": "Copy", "scale": "Mul", "add": "Add", "triad": "Triad", "dot": "Dot", "nstream": "Nstream"}
+# The Rust port's variants: its --device index (its --list) and --pin
+# (which rayon ignores, and plain is one thread).
+RUST_VARIANTS = {"plain": ("0", False), "rayon": ("1", False), "arc": ("2", False), "arc --pin": ("2", True),
+                 "unsafe": ("3", False), "unsafe --pin": ("3", True),
+                 "crossbeam": ("4", False), "crossbeam --pin": ("4", True)}
 
 
 def run(cmd, env=None, capture=True):
@@ -78,6 +92,60 @@ def stream_c(variant, n, times, kernel="add", threads=WORKERS):
     t = sorted(k["seconds"][1:])
     return {"best_gbps": k["bytes"] / t[0] / 1e9, "median_gbps": k["bytes"] / statistics.median(t) / 1e9,
             "median_s": statistics.median(t)}
+
+
+def vecpar_kernels(n, runs):
+    """One vecpar run of BabelStream's six kernels: best GB/s of each."""
+    _, out = run([COORD, "--quiet", "--export-json", "-", "--op", ",".join(BABEL_KERNELS),
+                  "--procs", str(WORKERS), "--len", n, "--runs", str(runs)])
+    report = json.loads(out)
+    if not report["validated"]:
+        sys.exit(f"bench: vecpar --op {','.join(BABEL_KERNELS)} --len {n} did not validate")
+    return {f"{k['op']}_gbps": k["summary"]["best_gbps"] for k in report["kernels"]}
+
+
+def babel_csv(out, what):
+    """BabelStream's --csv table as {function: GB/s}, from its max MB/s (10^6 B/s;
+    the C++ version calls the column max_MB_per_sec, the Rust port max_mbytes_per_sec)."""
+    lines = [line.strip() for line in out.splitlines()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("function,")), None)
+    if start is None:
+        sys.exit(f"bench: {what} printed no CSV table:\n{out}")
+    head = lines[start].split(",")
+    col = next((c for c in ("max_MB_per_sec", "max_mbytes_per_sec") if c in head), None)
+    if col is None:
+        sys.exit(f"bench: {what}: no max MB/s column in {lines[start]}")
+    rows = {}
+    for line in lines[start + 1:]:
+        cells = line.split(",")
+        if len(cells) != len(head):
+            break
+        rows[cells[0]] = float(cells[head.index(col)]) / 1e3
+    return rows
+
+
+def babel_omp(n, times):
+    """BabelStream's OpenMP version, all six kernels (Classic order, first iteration dropped)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(WORKERS), OMP_PROC_BIND="spread", OMP_PLACES="cores")
+    _, out = run([BABEL_OMP, "--arraysize", str(int(float(n))), "--numtimes", str(times), "--only", "All", "--csv"],
+                 env=env)
+    got = babel_csv(out, "BabelStream OpenMP")
+    return {f"{k}_gbps": got[name] for k, name in BABEL_KERNELS.items()}
+
+
+def babel_rust(variant, n, times, kernels=tuple(BABEL_KERNELS)):
+    """One variant of BabelStream's Rust port: its run of the five classic
+    kernels and its --nstream-only run, whichever of them `kernels` needs."""
+    device, pin = RUST_VARIANTS[variant]
+    env = dict(os.environ, BABELSTREAM_NUM_THREADS=str(WORKERS))
+    cmd = [BABEL_RUST, "--device", device, *(["--pin"] if pin else []),
+           "--arraysize", str(int(float(n))), "--numtimes", str(times), "--csv"]
+    got = {}
+    if any(k != "nstream" for k in kernels):
+        got.update(babel_csv(run(cmd, env=env)[1], f"rust-stream ({variant})"))
+    if "nstream" in kernels:
+        got.update(babel_csv(run([*cmd, "--nstream-only"], env=env)[1], f"rust-stream ({variant}) --nstream-only"))
+    return {f"{k}_gbps": got[BABEL_KERNELS[k]] for k in kernels}
 
 
 def wall(cmd):
@@ -147,17 +215,17 @@ def spread(samples, name, key):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--reps", type=int)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "scripts", "out", "bench.json"))
     ap.add_argument("--hugepages", type=int, default=0)
-    ap.add_argument("--only", default="memory,cache,seed,oversub,pin,startup,simd,kernels,sync")
+    ap.add_argument("--only", default="memory,cache,seed,oversub,pin,startup,simd,kernels,sync,babelstream")
     args = ap.parse_args()
     groups = set(args.only.split(","))
-    reps = 3 if args.quick else args.reps
+    reps = args.reps if args.reps is not None else 3 if args.quick else 7
     mem_len, mem_runs = ("2e7", 5) if args.quick else ("1e8", 10)
     cache_runs = 50 if args.quick else 200
-    targets, data = [], {}
+    targets, data, info = [], {}, {}
 
     def target(name, measured, goal, op=">=", unit="×", note="", why=""):
         """`why` is the measured explanation of a miss, shown only on a miss."""
@@ -353,14 +421,88 @@ def main():
         }, reps, "sync")
         data["sync"] = s
 
-    report(targets, data, args, reps)
+    if "babelstream" in groups:
+        babelstream(reps, mem_len, mem_runs, cache_runs, target, data, info)
+
+    report(targets, data, args, reps, info)
+
+
+def babelstream(reps, mem_len, mem_runs, cache_runs, target, data, info):
+    """vecpar against BabelStream's OpenMP version and its Rust port's best
+    variant, all six kernels, in cache and in memory: per kernel, vecpar's best
+    GB/s ÷ the better of the two in the same repetition."""
+    if not os.environ.get("BABELSTREAM_SRC"):
+        print("babelstream: not run; to add it, git clone https://github.com/UoB-HPC/BabelStream "
+              "and set BABELSTREAM_SRC to that tree", file=sys.stderr)
+        return
+    try:
+        with open(os.path.join(BABEL, "source")) as f:
+            built_from = f.read().strip()
+    except OSError:
+        built_from = None
+    if not os.access(BABEL_OMP, os.X_OK) or built_from != os.path.realpath(os.environ["BABELSTREAM_SRC"]):
+        sys.exit(f"bench: BabelStream is not built from {os.environ['BABELSTREAM_SRC']} in target/babelstream: "
+                 "run scripts/bench.sh with BABELSTREAM_SRC set")
+    rust = os.access(BABEL_RUST, os.X_OK)
+    try:
+        with open(os.path.join(BABEL, "built")) as f:
+            info["babelstream"] = {"built": f.read().splitlines()}
+    except OSError:
+        info["babelstream"] = {"built": []}
+    info["babelstream"]["rust_variants"] = {}
+    for length, runs, where in (("1e6", cache_runs, "in cache"), (mem_len, mem_runs, "in memory")):
+        where = f"{where}: 3 arrays of {float(length) * 8 / 1e6:g} MB"
+        times = runs + 1  # BabelStream drops its first iteration; vecpar warms up apart
+        best = {}
+        if rust:
+            # Calibration: every variant once; each kernel keeps its fastest.
+            print(f"babelstream {length} ({where}): calibrating the Rust port's {len(RUST_VARIANTS)} variants",
+                  file=sys.stderr)
+            calib = {v: [babel_rust(v, length, times)] for v in RUST_VARIANTS}
+            best = {k: max(calib, key=lambda v: calib[v][0][f"{k}_gbps"]) for k in BABEL_KERNELS}
+            data[f"babelstream_{length}_calib"] = calib
+            info["babelstream"]["rust_variants"][length] = best
+
+        def rust_best(length=length, times=times, best=best):
+            got = {}
+            for v in dict.fromkeys(best.values()):
+                got.update(babel_rust(v, length, times, [k for k in BABEL_KERNELS if best[k] == v]))
+            return {f"{k}_gbps": got[f"{k}_gbps"] for k in BABEL_KERNELS}
+
+        print(f"babelstream {length} ({where}): six kernels, {runs} rounds, vecpar {WORKERS} workers, "
+              f"OpenMP {WORKERS} threads" + (f", Rust {WORKERS} threads" if rust else " (Rust port not built)"),
+              file=sys.stderr)
+        contenders = {
+            "vecpar procs": lambda length=length, runs=runs: vecpar_kernels(length, runs),
+            "BabelStream OpenMP": lambda length=length, times=times: babel_omp(length, times),
+        }
+        if rust:
+            contenders["BabelStream Rust"] = rust_best
+        s = interleave(contenders, reps, f"babelstream {length}")
+        data[f"babelstream_{length}"] = s
+        rivals = [name for name in s if name != "vecpar procs"]
+        for k, name in BABEL_KERNELS.items():
+            key = f"{k}_gbps"
+            rel, alone = [], {r: [] for r in rivals}
+            for i, ours in enumerate(s["vecpar procs"]):
+                for r in rivals:
+                    alone[r].append(ours[key] / s[r][i][key])
+                rel.append(ours[key] / max(s[r][i][key] for r in rivals))
+            if rust:
+                note = "best GB/s; vs " + ", ".join(f"{r.split()[-1]} {statistics.median(v):.2f}×"
+                                                    for r, v in alone.items()) + f" (Rust: {best[k]})"
+            else:
+                note = "best GB/s; Rust port not built"
+            label = name if name.lower() == k else f"{name} ({k})"
+            target(f"BabelStream {length} {label}: vecpar ÷ " + ("best of OpenMP, Rust" if rust else "OpenMP"),
+                   {"median": statistics.median(rel), "min": min(rel), "max": max(rel)}, 1.0, note=note)
 
 
 def fmt_spread(d, unit="", scale=1.0, digits=1):
     return f"{d['median'] * scale:.{digits}f}{unit} [{d['min'] * scale:.{digits}f}–{d['max'] * scale:.{digits}f}]"
 
 
-def report(targets, data, args, reps):
+def report(targets, data, args, reps, info=None):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     command = "scripts/bench.sh " + " ".join(sys.argv[1:])
@@ -391,6 +533,11 @@ def report(targets, data, args, reps):
             extra = ""
             if group.startswith("simd") and "kernel_gbps" in keys:
                 parts.append("kernel " + fmt_spread(spread(samples, name, "kernel_gbps"), " GB/s"))
+            if group.startswith("babelstream"):
+                # One sample (a calibration run): its value; else median [min–max].
+                one = lambda k: (f"{runs[0][k]:.1f}" if len(runs) == 1 else fmt_spread(spread(samples, name, k)))
+                parts.append("best GB/s " + " · ".join(f"{k} {one(k + '_gbps')}" for k in BABEL_KERNELS
+                                                        if k + "_gbps" in keys))
             if "ratio" in keys:
                 parts.append(f"{runs[0]['level']} ÷ scalar " + fmt_spread(spread(samples, name, "ratio"), "×", 1.0, 2))
             if "stores" in keys:
@@ -400,7 +547,8 @@ def report(targets, data, args, reps):
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"date": stamp, "cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
-                   "command": command, "repetitions": reps, "targets": targets, "samples": data}, f, indent=1)
+                   "command": command, "repetitions": reps, "targets": targets, "samples": data, **(info or {})},
+                  f, indent=1)
     print(f"\nresults: {os.path.relpath(args.out, ROOT)}")
 
 

@@ -152,6 +152,19 @@ pub(crate) fn clap_exit(e: clap::Error) -> ExitCode {
 fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
     match cli.command {
         Some(Command::Completions { shell }) => {
+            let o = &cli.output;
+            let flag = [
+                (o.export_json.is_some(), "--export-json"),
+                (o.export_csv.is_some(), "--export-csv"),
+                (o.export_markdown.is_some(), "--export-markdown"),
+            ]
+            .into_iter()
+            .find_map(|(given, flag)| given.then_some(flag));
+            if let Some(flag) = flag {
+                return Err(Error::usage(format!(
+                    "{flag}: completions prints its script to stdout and exports nothing; drop {flag}"
+                )));
+            }
             // Like the table, and unlike an export: a reader that stops
             // early (`| head`) took what it wanted.
             let mut out = std::io::stdout().lock();
@@ -179,7 +192,7 @@ fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
             })?;
             if let Some(dest) = plot {
                 let format = crate::plot::ImageFormat::of(dest.path()).expect("checked by OutputPlan");
-                match crate::plot::render(&crate::output::chart::sweep_chart(&report), format) {
+                match crate::plot::render(&crate::output::chart::sweep_chart(&report, cli.output.units), format) {
                     Ok(bytes) => dest.write(&bytes)?,
                     Err(e) => return Err(Error::runtime_from(format!("--plot {}", dest.path().display()), e)),
                 }
@@ -208,7 +221,7 @@ fn run_cli(cli: Cli, arguments: Vec<String>) -> Result<u8, Error> {
             let plan = OutputPlan::resolve(&cli.output, None)?;
             let machine = Machine::detect();
             let exports = plan.open_exports()?;
-            let progress = Progress::new(args.modes.len() * args.faults.len() * 2, cli.output.quiet);
+            let progress = Progress::new(args.modes.len() * args.fault_kinds().len() * 2, cli.output.quiet);
             let result = crate::study::isolation::run(&args, &machine, arguments, |i, _, what| progress.step(i, what));
             progress.finish();
             let report = result?;

@@ -157,7 +157,7 @@ pub(crate) struct IsolationArgs {
         value_parser = fault_kind(),
         help_heading = "Experiment"
     )]
-    pub(crate) faults: Vec<FaultKind>,
+    pub(crate) faults: Vec<FaultChoice>,
     /// Modes to compare, comma separated
     #[arg(
         long,
@@ -353,11 +353,44 @@ fn possible<T: ValueEnum>(all: bool) -> impl Iterator<Item = clap::builder::Poss
 }
 
 /// Parses a fault kind's name (`isolation --faults`), listing them all.
-fn fault_kind() -> impl clap::builder::TypedValueParser<Value = FaultKind> {
+fn fault_kind() -> impl clap::builder::TypedValueParser<Value = FaultChoice> {
+    let all = clap::builder::PossibleValue::new("all").help("Every fault kind, in this order");
     clap::builder::PossibleValuesParser::new(
-        FaultKind::ALL.map(|k| clap::builder::PossibleValue::new(k.name()).help(k.description())),
+        std::iter::once(all)
+            .chain(FaultKind::ALL.map(|k| clap::builder::PossibleValue::new(k.name()).help(k.description()))),
     )
-    .try_map(|name: String| name.parse::<FaultKind>())
+    .try_map(|name: String| match name.as_str() {
+        "all" => Ok(FaultChoice::All),
+        other => other.parse::<FaultKind>().map(FaultChoice::One),
+    })
+}
+
+/// One `isolation --faults` value: a kind, or `all` of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultChoice {
+    /// Every kind of [`FaultKind::ALL`].
+    All,
+    /// This one.
+    One(FaultKind),
+}
+
+impl IsolationArgs {
+    /// The fault kinds asked for, each once, in the order given.
+    pub(crate) fn fault_kinds(&self) -> Vec<FaultKind> {
+        let mut out: Vec<FaultKind> = Vec::new();
+        for choice in &self.faults {
+            let kinds: Vec<FaultKind> = match choice {
+                FaultChoice::All => FaultKind::ALL.to_vec(),
+                FaultChoice::One(k) => vec![*k],
+            };
+            for k in kinds {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// `--color`.
@@ -582,6 +615,10 @@ pub(crate) struct OutputArgs {
     /// Print no warnings and no progress bar
     #[arg(short, long, global = true, help_heading = "Output")]
     pub(crate) quiet: bool,
+
+    /// The unit of rates in the table and plots (BabelStream's MB/s, MiB/s; exports keep GB/s and say so)
+    #[arg(long, value_enum, default_value_t = crate::units::Rate::Gb, global = true, help_heading = "Output")]
+    pub(crate) units: crate::units::Rate,
 }
 
 /// A value parsed from its text by a function, with every error — a value

@@ -25,6 +25,10 @@ use crate::units::human_bytes;
 use crate::vocab::{Backend, HugePages, Mode, RoundSync};
 use crate::warnings::Warning;
 
+/// The least time a starting worker is given to say hello and be ready,
+/// whatever `--timeout` says (see [`RunConfig::start_up_patience`]).
+pub const START_UP_FLOOR: Duration = Duration::from_secs(30);
+
 /// How long a waiter spins before sleeping, where spinning steals no CPU.
 pub const SPIN: Duration = Duration::from_millis(2);
 
@@ -466,10 +470,15 @@ impl RunConfig {
         check_capacity(args, machine, procs, page, &partition)?;
 
         let placement = placement(&plan, allowed, room, procs, args.mode, &mut warnings);
-        if let Some(llc) = machine.llc_bytes()
-            && footprint <= llc
-        {
-            warnings.push(Warning::FitsInCache { footprint, llc, suggest_len: suggest_len(llc, args.dtype) });
+        // STREAM's rule: each array at least 4 times the last-level cache;
+        // below that, some of every round is served from the cache.
+        if let Some(llc) = machine.llc_bytes() {
+            let array = footprint / 3;
+            if footprint <= llc {
+                warnings.push(Warning::FitsInCache { footprint, llc, suggest_len: suggest_len(llc, args.dtype) });
+            } else if array < 4 * llc {
+                warnings.push(Warning::PartlyCached { array, llc, suggest_len: suggest_len(llc, args.dtype) });
+            }
         }
         // The coordinator checks the arrays with its own threads, one per
         // CPU it may use (the workers wait meanwhile), never more than
@@ -654,6 +663,14 @@ impl RunConfig {
 
     pub(crate) fn timeout_s(&self) -> f64 {
         self.timeout_s
+    }
+
+    /// How long a starting worker may take to say hello, and then to be
+    /// ready: `--timeout`, but never less than [`START_UP_FLOOR`]. An exec
+    /// on a busy machine can take seconds, and a short `--timeout` is
+    /// meant for hung rounds, not slow starts.
+    pub(crate) fn start_up_patience(&self) -> Duration {
+        self.timeout().max(START_UP_FLOOR)
     }
 
     /// Whether `c` must be filled from the generator: a kernel reads it
@@ -1328,7 +1345,7 @@ pub(crate) fn check_isolation(args: &IsolationArgs) -> Result<(), Error> {
             args.procs
         )));
     }
-    if args.modes.is_empty() || args.faults.is_empty() {
+    if args.modes.is_empty() || args.fault_kinds().is_empty() {
         return Err(Error::usage("--modes and --faults each need at least one value"));
     }
     if args.modes.contains(&crate::cli::IsolationMode::Mpi) && !cfg!(feature = "mpi") {

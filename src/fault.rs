@@ -59,6 +59,12 @@ impl FaultKind {
         FaultKind::StackOverflow,
     ];
 
+    /// Whether the worker stops showing life when it strikes (it dies or
+    /// hangs); a stall and a stray write leave it running.
+    pub fn stops_the_worker(self) -> bool {
+        !matches!(self, FaultKind::Stall(_) | FaultKind::OobWrite)
+    }
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -587,8 +593,14 @@ pub struct FaultRecord {
     pub attempt: u32,
     /// Why it was lost.
     pub cause: Cause,
-    /// Seconds from the start of the step to detection.
-    pub detected_after_s: f64,
+    /// Seconds from the moment the worker stopped (its fault, or for a
+    /// hang its last sign of life) to its detection; `None` when that
+    /// moment is not known (a kill from outside).
+    #[serde(default)]
+    pub detected_after_s: Option<f64>,
+    /// Seconds from the start of the step it was lost in to its detection.
+    #[serde(default)]
+    pub step_elapsed_s: f64,
     /// What the coordinator did.
     pub action: FaultAction,
 }

@@ -125,7 +125,21 @@ fn worker_body() -> std::process::ExitCode {
         Err(e) if !e.use_stderr() => return app::clap_exit(e),
         Err(e) => {
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").trim_end_matches(':');
+            let missing = match e.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::Strings(names)) => Some(names.join(" and ")),
+                Some(clap::error::ContextValue::String(name)) => Some(name.clone()),
+                _ => None,
+            };
+            let first = match (e.kind(), missing) {
+                (clap::error::ErrorKind::MissingRequiredArgument, Some(names)) => format!("it needs {names}"),
+                _ => rendered
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .trim_end_matches(':')
+                    .to_string(),
+            };
             diag::error(format_args!("vecpar-worker is started by vecpar-coord, not by hand ({first})"));
             return std::process::ExitCode::from(2);
         }

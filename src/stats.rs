@@ -81,7 +81,16 @@ pub(crate) fn modified_z_scores(values: &[f64]) -> Vec<f64> {
     let Some(m) = median(values) else { return Vec::new() };
     let deviations: Vec<f64> = values.iter().map(|x| (x - m).abs()).collect();
     let mad = median(&deviations).unwrap_or(0.0);
-    values.iter().map(|x| if mad > 0.0 { 0.6745 * (x - m) / mad } else { 0.0 }).collect()
+    // Half the values or more equal the median: any other is infinitely
+    // far by this measure (callers also ask for a distance in time).
+    values
+        .iter()
+        .map(|&x| match (mad > 0.0, x == m) {
+            (true, _) => 0.6745 * (x - m) / mad,
+            (false, true) => 0.0,
+            (false, false) => f64::INFINITY.copysign(x - m),
+        })
+        .collect()
 }
 
 #[cfg(test)]

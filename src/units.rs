@@ -5,6 +5,76 @@
 //! counts them (1 GB = 10^9 bytes).
 #![forbid(unsafe_code)]
 
+/// The unit a person reads rates in (`--units`): STREAM's and vecpar's
+/// GB/s, or BabelStream's MB/s (its default), MiB/s (`--mibibytes`) and
+/// GiB/s. Reports keep every rate in GB/s (`*_gbps`) whatever is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Rate {
+    /// 10^9 bytes per second
+    #[default]
+    #[value(name = "GB/s", alias = "gb")]
+    #[serde(rename = "GB/s")]
+    Gb,
+    /// 10^6 bytes per second
+    #[value(name = "MB/s", alias = "mb")]
+    #[serde(rename = "MB/s")]
+    Mb,
+    /// 2^30 bytes per second
+    #[value(name = "GiB/s", alias = "gib")]
+    #[serde(rename = "GiB/s")]
+    Gib,
+    /// 2^20 bytes per second
+    #[value(name = "MiB/s", alias = "mib")]
+    #[serde(rename = "MiB/s")]
+    Mib,
+}
+
+impl Rate {
+    /// Bytes per second in one of this unit.
+    pub(crate) fn bytes_per_second(self) -> f64 {
+        match self {
+            Rate::Gb => 1e9,
+            Rate::Mb => 1e6,
+            Rate::Gib => (1u64 << 30) as f64,
+            Rate::Mib => (1u64 << 20) as f64,
+        }
+    }
+
+    /// `gbps` GB/s in this unit.
+    pub(crate) fn of_gbps(self, gbps: f64) -> f64 {
+        gbps * 1e9 / self.bytes_per_second()
+    }
+
+    /// "GB/s".
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Rate::Gb => "GB/s",
+            Rate::Mb => "MB/s",
+            Rate::Gib => "GiB/s",
+            Rate::Mib => "MiB/s",
+        }
+    }
+
+    /// How the unit counts: "10^9 B/GB".
+    pub(crate) fn counting(self) -> &'static str {
+        match self {
+            Rate::Gb => "10^9 B/GB",
+            Rate::Mb => "10^6 B/MB",
+            Rate::Gib => "2^30 B/GiB",
+            Rate::Mib => "2^20 B/MiB",
+        }
+    }
+
+    /// A rate given in GB/s, in this unit with a precision that suits it.
+    pub(crate) fn show(self, gbps: f64) -> String {
+        let v = self.of_gbps(gbps);
+        match self {
+            Rate::Gb | Rate::Gib => format!("{v:.1}"),
+            Rate::Mb | Rate::Mib => format!("{v:.0}"),
+        }
+    }
+}
+
 /// Bandwidth in GB/s (10^9 bytes per second) for `bytes` in `seconds`.
 pub(crate) fn gbps(bytes: u64, seconds: f64) -> f64 {
     if seconds > 0.0 { bytes as f64 / seconds / 1e9 } else { f64::INFINITY }
@@ -32,9 +102,17 @@ pub(crate) fn human_time(s: f64) -> String {
     }
 }
 
-/// Short durations for sentences: "22 ms", "1.00 s".
+/// Short durations for sentences: "22 ms", "1.3 ms", "450 µs", "1.00 s".
 pub(crate) fn short_time(s: f64) -> String {
-    if s >= 1.0 { format!("{s:.2} s") } else { format!("{:.0} ms", s * 1e3) }
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 0.01 {
+        format!("{:.0} ms", s * 1e3)
+    } else if s >= 0.001 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
 }
 
 /// Digits grouped by thousands: 1,000,000.
@@ -104,6 +182,8 @@ mod tests {
         assert_eq!(human_time(2.0), "2.000 s");
         assert_eq!(human_time(3e-6), "3.0 µs");
         assert_eq!(short_time(0.0224), "22 ms");
+        assert_eq!(short_time(0.00134), "1.3 ms");
+        assert_eq!(short_time(0.000452), "452 µs");
         assert_eq!(human_bytes(24_000_000), "24.0 MB");
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_number(10_000.0), "10k");

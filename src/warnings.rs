@@ -42,6 +42,16 @@ pub enum Warning {
         /// A length that measures memory instead.
         suggest_len: String,
     },
+    /// The arrays do not fit in the last-level cache, but each is smaller
+    /// than STREAM's rule (4 × the cache): part of every round hits it.
+    PartlyCached {
+        /// Bytes of one array.
+        array: u64,
+        /// Bytes of the cache.
+        llc: u64,
+        /// A length that follows the rule.
+        suggest_len: String,
+    },
     /// Rounds shorter than the clock and the synchronisation can time well.
     TooShort {
         /// The kernels whose rounds were too short.
@@ -59,6 +69,18 @@ pub enum Warning {
         rounds: usize,
         /// The interquartile range, percent of the median.
         iqr_pct: f64,
+    },
+    /// Rounds spread wide although none stands out.
+    Scattered {
+        /// The kernel.
+        op: String,
+        /// The interquartile range, percent of the median.
+        iqr_pct: f64,
+    },
+    /// One timed round: nothing to judge its steadiness by (a note).
+    OneRound {
+        /// The kernel.
+        op: String,
     },
     /// A pin the kernel refused.
     PinRefused {
@@ -102,6 +124,13 @@ pub enum Warning {
         lens: Vec<String>,
         /// Bytes of the cache.
         llc: u64,
+    },
+    /// Sweep points whose runs the cgroup CPU quota throttled.
+    SweepThrottled {
+        /// The points, as the progress bar names them.
+        points: Vec<String>,
+        /// The quota, in CPUs.
+        quota: Option<f64>,
     },
     /// Sweep runs whose rounds were noisy or too short.
     NoisyRuns {
@@ -188,6 +217,13 @@ impl fmt::Display for Warning {
                 human_bytes(*footprint),
                 human_bytes(*llc)
             ),
+            Warning::PartlyCached { array, llc, suggest_len } => write!(
+                f,
+                "each array ({}) is less than 4 × the {} last-level cache (STREAM's rule): part of every round is \
+                 served from the cache, so the rate is between cache and memory; use --len {suggest_len} or more",
+                human_bytes(*array),
+                human_bytes(*llc)
+            ),
             Warning::TooShort { ops, fastest_s } => write!(
                 f,
                 "{}: the fastest round took {}, too short to time well; use a larger --len",
@@ -200,6 +236,15 @@ impl fmt::Display for Warning {
                  something else ran on this machine; trust the median, or use more --runs, a --warmup, sweep \
                  --repeat, a longer --len or a quieter machine"
             ),
+            Warning::Scattered { op, iqr_pct } => write!(
+                f,
+                "{op}: the rounds are scattered (interquartile range {iqr_pct:.1}% of the median) though none stands \
+                 out: the machine was busy throughout, or something varies from round to round; use more --runs, \
+                 sweep --repeat, pinning (--pin), a longer --len or a quieter machine, and read the median with care"
+            ),
+            Warning::OneRound { op } => {
+                write!(f, "{op}: one timed round, so there is no spread to judge it by; --runs 5 or more gives one")
+            }
             Warning::PinRefused { worker, cpu, error } => {
                 write!(f, "worker {worker}: pinning to CPU {cpu} was refused ({error}); it ran unpinned")
             }
@@ -228,9 +273,19 @@ impl fmt::Display for Warning {
             Warning::Repeated { flag, value } => write!(f, "{flag} names {value} more than once; it runs once"),
             Warning::SweepInCache { lens, llc } => write!(
                 f,
-                "at --len {} the arrays fit in the {} last-level cache: those points measure cache bandwidth, not memory",
+                "at --len {} each array is less than 4 × the {} last-level cache (STREAM's rule): those points \
+                 measure the cache, wholly or in part, not memory",
                 lens.join(","),
                 human_bytes(*llc)
+            ),
+            Warning::SweepThrottled { points, quota } => write!(
+                f,
+                "the cgroup CPU quota{} throttled {} point{}: {}; they are marked \"throttled\" in the table and \
+                 ringed in the plot: their numbers measure the quota, not the machine",
+                quota.map_or(String::new(), |q| format!(" ({q:.2} CPUs)")),
+                points.len(),
+                plural(points.len() as u64),
+                points.join("; ")
             ),
             Warning::NoisyRuns { noisy, short, runs } => {
                 let mut parts = Vec::new();
@@ -244,7 +299,8 @@ impl fmt::Display for Warning {
                 }
                 write!(
                     f,
-                    "{}: trust the medians, or use sweep --repeat, more --runs, a longer --len or a quieter machine",
+                    "{} (marked in the table, ringed in the plot): trust the medians, or use sweep --repeat, more \
+                     --runs, a longer --len or a quieter machine",
                     parts.join("; ")
                 )
             }
@@ -310,6 +366,7 @@ impl Warning {
             w => matches!(
                 w,
                 Warning::StaleSegmentsRemoved { .. }
+                    | Warning::OneRound { .. }
                     | Warning::InheritedMemPolicy { .. }
                     | Warning::PlacementUnknown { .. }
                     | Warning::Repeated { .. }

@@ -284,6 +284,9 @@ impl<'c, T: Element, C: ChunkAccess> Executor<'c, T, C> {
         // Called every round: nothing at all without faults.
         for fault in self.faults.iter().filter(|f| f.round == round) {
             let target = WorkerTarget { id: self.id, chunk: &self.chunk, oob: self.oob_target, dtype: T::DTYPE };
+            if fault.kind.stops_the_worker() {
+                self.pulse.last();
+            }
             inject(fault.kind, round, &target);
         }
     }
@@ -508,6 +511,7 @@ pub(crate) fn run_process(args: &WorkerArgs) -> Result<(), WorkerError> {
         let _ = PANIC_CHANNEL.set(fd);
     }
     std::panic::set_hook(Box::new(|info| {
+        crate::shm::note_stopping();
         let message = crate::diag::panic_message(info);
         match PANIC_CHANNEL.get() {
             Some(c) if c.send(&FromWorker::Panicked { message: message.clone() }).is_ok() => {}

@@ -246,7 +246,10 @@ fn a_worker_killed_with_sigkill_is_reported_and_can_be_replaced() {
         let f = &r["faults"][0];
         assert_eq!(f["pid"].as_u64(), Some(victim as u64));
         assert_eq!(f["cause"]["name"], "SIGKILL");
-        assert!(f["detected_after_s"].is_f64());
+        // Nothing in the worker saw the SIGKILL coming: when it died is
+        // not known, only how far into its step it was found dead.
+        assert!(f["detected_after_s"].is_null(), "{f}");
+        assert!(f["step_elapsed_s"].is_f64(), "{f}");
         if policy == "retry" {
             assert_eq!(r["validated"], true);
         }

@@ -226,3 +226,56 @@ fn arguments_that_are_not_utf8_are_handled() {
     out.expect_code(2);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+#[test]
+fn small_glitches_say_what_is_wrong() {
+    // A destination on a file system where nothing can be written.
+    let out = coord(&["--len", "1e3", "--export-json", "/proc/version", "-q"]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("kernel (proc or sys) file system"), "{}", out.stderr);
+    assert!(!out.stderr.contains("No such file"), "{}", out.stderr);
+    // Flags a subcommand would ignore are refused.
+    let out = coord(&["completions", "bash", "--export-json", "x.json"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--export-json") && out.stdout.is_empty(), "{}", out.stderr);
+    // --timeout 0 says what is wrong with it.
+    let out = coord(&["--timeout", "0"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("greater than 0"), "{}", out.stderr);
+    // The worker run by hand names what it needs.
+    let out = run_cmd(std::process::Command::new(worker_bin()), LIMIT);
+    assert!(out.stderr.contains("--id") && out.stderr.contains("--coordinator"), "{}", out.stderr);
+}
+
+#[test]
+fn isolation_takes_all_faults_and_a_simd_sweep_claims_no_efficiency() {
+    let r = coord_json(&["isolation", "--faults", "all,segv", "--modes", "threads", "--len", "1e4"], 0);
+    let faults: Vec<&str> = r["rows"].as_array().unwrap().iter().map(|row| row["fault"].as_str().unwrap()).collect();
+    assert_eq!(faults.len(), 7, "every kind once: {faults:?}");
+    let s = coord_json(&["sweep", "--modes", "serial", "--simd", "all", "--len", "1e4", "--runs", "2"], 0);
+    for p in s["points"].as_array().unwrap() {
+        assert!(p["efficiency"].is_null(), "speed-up across SIMD levels is no efficiency: {p}");
+    }
+    let dir = TempDir::new("serialcsv");
+    let csv = dir.str("s.csv");
+    coord(&[
+        "sweep",
+        "--modes",
+        "serial,procs",
+        "--procs",
+        "1",
+        "--len",
+        "1e4",
+        "--runs",
+        "2",
+        "--export-csv",
+        &csv,
+        "-q",
+    ])
+    .expect_code(0);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "startup_s").unwrap();
+    let serial = text.lines().find(|l| l.starts_with("serial,")).unwrap();
+    assert_eq!(serial.split(',').nth(col), Some(""), "serial starts no worker: {text}");
+}

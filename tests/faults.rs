@@ -267,3 +267,61 @@ fn a_stopped_worker_is_replaced_and_no_survivor_is_stranded() {
         assert_eq!(r["runs"].as_array().unwrap().len(), 20000, "every round once");
     }
 }
+
+#[test]
+fn detection_is_timed_from_the_workers_stop_not_from_the_step() {
+    // Worker 1 stalls 300 ms in round 3, then dies in round 4 of the same
+    // step: however fast or busy the machine, the step was at least 300 ms
+    // old when the death was detected, and the time from the death to its
+    // detection is the rest.
+    for mode in ["procs", "threads"] {
+        let out = coord(&[
+            "--mode",
+            mode,
+            "--procs",
+            "2",
+            "--len",
+            "1e5",
+            "--runs",
+            "8",
+            "--warmup",
+            "0",
+            "--inject-fault",
+            "1:stall=300@3",
+            "--inject-fault",
+            if mode == "procs" { "1:segv@4" } else { "1:panic@4" },
+            "--export-json",
+            "-",
+            "-q",
+        ]);
+        out.expect_code(4);
+        let r = out.json();
+        let f = &r["faults"][0];
+        assert_eq!(f["round"], 4, "{mode}: {f}");
+        let after =
+            f["detected_after_s"].as_f64().unwrap_or_else(|| panic!("{mode}: the moment of death is known: {f}"));
+        let step = f["step_elapsed_s"].as_f64().unwrap();
+        assert!(
+            after >= 0.0 && after + 0.3 <= step + 1e-3,
+            "{mode}: {after} s after the death, {step} s into the step"
+        );
+    }
+    // A hang: from its last sign of life, which is at least --timeout.
+    let out = coord(&[
+        "--procs",
+        "2",
+        "--len",
+        "1e5",
+        "--timeout",
+        "1",
+        "--inject-fault",
+        "1:hang@2",
+        "--export-json",
+        "-",
+        "-q",
+    ]);
+    out.expect_code(4);
+    let f = &out.json()["faults"][0];
+    assert_eq!(f["cause"]["kind"], "timeout");
+    assert!(f["detected_after_s"].as_f64().unwrap() >= 1.0, "{f}");
+}

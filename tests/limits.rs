@@ -484,3 +484,41 @@ fn a_cpu_quota_is_honoured_by_runs_and_sweeps_and_throttling_is_reported() {
     let line = out.stderr.lines().find(|l| l.contains("throttled")).unwrap_or_else(|| panic!("{}", out.stderr));
     assert!(line.contains("raise the quota") && !line.contains("lower --procs"), "{line}");
 }
+
+#[test]
+fn a_sweep_under_a_fractional_quota_shows_it_and_marks_its_throttled_points() {
+    let Some(cg) = quota_cgroup(0.1) else {
+        return skip("sweep quota", "cannot create a cgroup with a CPU quota here");
+    };
+    let dir = TempDir::new("quota-sweep");
+    let plot = dir.str("sweep.svg");
+    let json = dir.str("sweep.json");
+    // Two busy workers on a tenth of a CPU, each run long enough to meet
+    // the quota in many periods, each point twice.
+    let out = cg.run(&format!(
+        r#"exec "$VECPAR" sweep --modes procs,threads --procs 2 --len 2e6 --runs 20 --repeat 2 --plot {plot} --export-json {json}"#
+    ));
+    out.expect_code(0);
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let quota = s["cpu_quota"].as_f64().expect("the quota, as a fraction");
+    assert!((quota - 0.1).abs() < 1e-9, "{quota}");
+    assert!(out.stdout.contains("a 0.10-CPU quota"), "the header shows the fraction:\n{}", out.stdout);
+    let points = s["points"].as_array().unwrap();
+    let throttled: Vec<&serde_json::Value> =
+        points.iter().filter(|p| p["suspect"].as_array().unwrap().iter().any(|w| w == "throttled")).collect();
+    assert!(!throttled.is_empty(), "throttled points are marked: {points:?}");
+    // Each throttled point is named in one warning and marked in its row.
+    let warning = out.stderr.lines().find(|l| l.contains("throttled") && l.contains("point")).unwrap_or("");
+    for p in &throttled {
+        let name = format!("{} × 2, len 2M", p["mode"].as_str().unwrap());
+        assert!(warning.contains(&name), "{name} in: {warning}");
+    }
+    assert!(out.stdout.lines().any(|l| l.contains("  ⚠ ") && l.contains("throttled")), "{}", out.stdout);
+    // The ratio has its range over the two repetitions.
+    let line = out.stdout.lines().find(|l| l.contains("processes ÷ threads")).unwrap();
+    assert!(line.contains("min–max over the repetitions") && line.contains('['), "{line}");
+    // The plot marks the quota where it is, and rings the suspect points.
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    let texts = svg_texts(&svg).join(" ");
+    assert!(texts.contains("0.10-CPU quota") && texts.contains("ringed"), "{texts}");
+}

@@ -543,11 +543,15 @@ mod with_mpi {
         assert!(r["rows"].as_array().unwrap().iter().all(|row| row["ranks"] == 2));
         let summary =
             r["summary"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect::<Vec<_>>().join(" ");
-        assert!(summary.contains("Under MPI (2 ranks)") && summary.contains("replaced in 2 of 2"), "{summary}");
+        assert!(summary.contains("Under MPI (2 ranks)") && summary.contains("validated in 2 of 2 faults"), "{summary}");
         // Typed: how the job ended, as another rank saw it.
         assert_eq!(r["rows"][2]["fail_run"]["ending"], serde_json::json!({"ending": "rank-lost", "rank": 1}), "{r}");
         assert_eq!(r["rows"][3]["fail_run"]["ending"], serde_json::json!({"ending": "ranks-stuck"}), "{r}");
-        assert!(summary.contains("named the lost rank in 1"), "{summary}");
+        // Each row's ending, as it was: nothing credited to a signal that
+        // did not end it.
+        assert!(summary.contains("segv: another rank saw the job lose rank 1"), "{summary}");
+        assert!(summary.contains("hang: another rank's watchdog ran out"), "{summary}");
+        assert!(!summary.contains("SIGTERM"), "{summary}");
     }
 }
 

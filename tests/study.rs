@@ -9,7 +9,7 @@ use crate::util::*;
 const RUN_CSV: &str = "mode,procs,len,op,dtype,simd,stores,runs,best_gbps,median_gbps,\
 min_s,median_s,mean_s,max_s,stddev_s,validated,exit_code,iqr_s,noise";
 const SWEEP_CSV: &str = "mode,procs,len,op,dtype,simd,stores,page_bytes,repeats,best_gbps,\
-median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code,partial,numa_nodes";
+median_gbps,median_gbps_min,median_gbps_max,speedup,efficiency,startup_s,validated,exit_code,partial,numa_nodes,suspect";
 const ISOLATION_CSV: &str = "mode,fault,survived,correct,detected,lost,retry,recovered";
 /// The plot's first two series colours (its palette starts with these).
 const FIRST_SERIES: (u8, u8, u8) = (0x1f, 0x77, 0xb4);
@@ -251,11 +251,18 @@ fn the_isolation_experiment_shows_what_processes_buy() {
     }
     assert_eq!(t("hang")["survived"], true);
     assert_eq!(t("hang")["recovered"], false, "a hung thread cannot be replaced");
-    assert_eq!(t("oob-write")["correct"], false, "the stray write corrupts silently");
+    assert_eq!(t("oob-write")["correct"], false, "the stray write corrupts the neighbour's data");
     assert_eq!(t("oob-write")["fail_run"]["exit_code"], 3);
-    let summary = r["summary"].as_array().unwrap();
-    assert!(summary[0].as_str().unwrap().starts_with("Processes: 5 of 5"));
-    assert!(summary[1].as_str().unwrap().starts_with("Threads: 3 of 5"));
+    let lost = t("oob-write")["lost"].as_str().unwrap().to_string();
+    assert!(!lost.contains("silent") && lost.contains("only validation found it (exit 3)"), "{lost}");
+    let summary: Vec<&str> = r["summary"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(summary[0].starts_with("Processes: all 5 of the faults tested"), "{summary:?}");
+    assert!(summary[1].starts_with("Threads: 3 of 5 faults"), "{summary:?}");
+    assert!(summary[1].contains("the hang was declared") && summary[1].contains("oob-write went unnoticed"));
+    let lesson = summary.last().unwrap();
+    for clause in ["a crash ends every thread", "a stray write", "a hung thread can be neither killed nor replaced"] {
+        assert!(lesson.contains(clause), "{lesson}");
+    }
 
     // The table and the other formats.
     let table = coord(&["isolation", "--faults", "segv", "--len", "1e5", "-q"]);
@@ -267,6 +274,38 @@ fn the_isolation_experiment_shows_what_processes_buy() {
     assert_eq!(rows.len(), 2);
     let m = coord(&["isolation", "--faults", "panic", "--len", "1e5", "--export-markdown", "-", "-q"]);
     assert!(m.stdout.starts_with("| mode | fault |"), "{}", m.stdout);
+}
+
+#[test]
+fn the_isolation_summary_says_only_what_its_rows_show() {
+    // Neither a hang nor a stray write ran: no sentence may speak of them.
+    let out = coord(&["isolation", "--faults", "exit,stack-overflow", "--len", "1e5", "--export-json", "-", "-q"]);
+    out.expect_code(0);
+    let r = out.json();
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let summary: Vec<&str> = r["summary"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let all = summary.join(" ");
+    for absent in ["hang", "--timeout", "stray write", "hung", "(none)", "0 of"] {
+        assert!(!all.contains(absent), "{absent:?} in {summary:?}");
+    }
+    assert!(summary[0].starts_with("Processes: all 2 of the faults tested (exit and stack-overflow)"), "{summary:?}");
+    assert!(summary[1].starts_with("Threads: none of the faults tested left the run standing"), "{summary:?}");
+    assert!(summary[1].contains("--on-fault retry recovered none of them"), "{summary:?}");
+    // Each crash's detection time is the one in its row.
+    let procs: Vec<f64> = rows
+        .iter()
+        .filter(|x| x["mode"] == "procs")
+        .map(|x| x["fail_run"]["detected_after_s"].as_f64().expect("a time from the death"))
+        .collect();
+    assert_eq!(procs.len(), 2);
+    assert!(summary[0].contains("were detected") && summary[0].contains("after the worker died"), "{summary:?}");
+    assert_eq!(summary.last().unwrap(), &summary[2], "the lesson");
+    assert!(summary[2].contains("a crash ends every thread") && !summary[2].contains("stray"), "{summary:?}");
+    // The terminal says what "result none" means when a row has none.
+    let table = coord(&["isolation", "--faults", "exit", "--len", "1e5", "-q"]);
+    table.expect_code(0);
+    assert!(table.stdout.contains("result none: the run stopped or died before validation"), "{}", table.stdout);
 }
 
 #[test]
@@ -325,6 +364,16 @@ fn misleading_measurements_are_warned_about() {
         .map(|set| (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).count());
     if let Ok(cpus @ ..=7) = cpus {
         assert!(out.stderr.contains(&format!("8 workers on {cpus} CPUs allowed")), "{}", out.stderr);
+    }
+    // STREAM's rule: arrays beyond the cache but under 4 × it are partly
+    // cached, and said to be.
+    let topo: serde_json::Value = serde_json::from_str(&coord(&["topology", "--export-json", "-"]).stdout).unwrap();
+    let llc = topo["host"]["caches"].as_array().unwrap().iter().filter_map(|c| c["bytes"].as_u64()).max();
+    if let Some(llc) = llc {
+        let len = (llc / 8).to_string(); // one array = the cache, all three = 3 × it
+        let r = coord_json(&["--procs", "1", "--len", &len, "--runs", "2"], 0);
+        let kinds: Vec<&str> = r["warnings"].as_array().unwrap().iter().filter_map(|w| w["kind"].as_str()).collect();
+        assert!(kinds.contains(&"partly-cached") && !kinds.contains(&"fits-in-cache"), "{kinds:?}");
     }
     let tiny = coord(&["--procs", "1", "--len", "100", "--runs", "3"]);
     assert!(tiny.stderr.contains("too short to time well"), "{}", tiny.stderr);

@@ -6,6 +6,7 @@ mod util;
 
 mod cleanup;
 mod cli;
+mod docs;
 mod faults;
 mod hostile;
 mod limits;

@@ -109,9 +109,11 @@ pub(crate) trait Exportable: serde::Serialize {
 }
 
 /// Renders `item` in `format`.
-pub(crate) fn render(item: &dyn ExportableDyn, format: Format) -> Vec<u8> {
+/// The JSON says which unit the table and plots showed rates in
+/// (`units`); its own rates are GB/s whatever it was (`*_gbps`).
+pub(crate) fn render(item: &dyn ExportableDyn, format: Format, shown: crate::units::Rate) -> Vec<u8> {
     match format {
-        Format::Json => item.json(),
+        Format::Json => json::with_units(&item.json(), shown),
         Format::Csv => csv::render(&item.rows()).into_bytes(),
         Format::Markdown => markdown::render(&item.rows()).into_bytes(),
     }
@@ -286,7 +288,25 @@ impl Destination {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // A directory that exists but takes no new file (a read-only or
+        // pseudo file system such as /proc) answers ENOENT or EACCES for the
+        // temporary file: say what the directory is, not that "there is no
+        // such file".
+        let read_only = nix::sys::statvfs::statvfs(dir_path)
+            .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+        let pseudo = nix::sys::statfs::statfs(dir_path).is_ok_and(|st| {
+            let t = st.filesystem_type();
+            t == nix::sys::statfs::PROC_SUPER_MAGIC || t == nix::sys::statfs::SYSFS_MAGIC
+        });
         let cannot = |e: nix::errno::Errno| {
+            if read_only || pseudo {
+                return Error::runtime(format!(
+                    "{flag} {shown}: {} is on a {} file system, where no file can be written; choose another path, \
+                     or - for stdout",
+                    crate::diag::shown(dir_path),
+                    if pseudo { "kernel (proc or sys)" } else { "read-only" }
+                ));
+            }
             Error::runtime_from(format!("{flag} {shown}: cannot write there"), std::io::Error::from(e))
         };
         let dir = nix::fcntl::open(dir_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())

@@ -114,7 +114,7 @@ fn with_ranks(table: Table, m: &crate::report::MpiRecord, c: &crate::config::Con
     Table { columns, rows, notes: Vec::new() }
 }
 
-const SWEEP_COLUMNS: [Column; 20] = [
+const SWEEP_COLUMNS: [Column; 21] = [
     both("mode", "mode", false),
     both("procs", "workers", true),
     both("len", "len", true),
@@ -135,6 +135,7 @@ const SWEEP_COLUMNS: [Column; 20] = [
     csv_only("exit_code"),
     csv_only("partial"),
     csv_only("numa_nodes"),
+    both("suspect", "suspect", false),
 ];
 
 impl Exportable for SweepReport {
@@ -170,14 +171,17 @@ impl Exportable for SweepReport {
                     Cell::text(format!("{:.6}", p.median_gbps_max)),
                     Cell::two(num(p.speedup, 4), p.speedup.map_or("–".into(), |s| format!("{s:.2}×"))),
                     Cell::two(num(p.efficiency, 4), p.efficiency.map_or("–".into(), |e| format!("{:.0}%", e * 100.0))),
-                    Cell::two(
-                        format!("{:.9}", p.startup_s),
-                        if p.mode == Mode::Serial { "–".into() } else { human_time(p.startup_s) },
-                    ),
+                    // Serial starts no worker: nothing to show, in any format.
+                    if p.mode == Mode::Serial {
+                        Cell::two("", "–")
+                    } else {
+                        Cell::two(format!("{:.9}", p.startup_s), human_time(p.startup_s))
+                    },
                     Cell::text(p.validated.to_string()),
                     Cell::text(p.exit_code.to_string()),
                     Cell::text(self.partial.to_string()),
                     Cell::text(p.numa_nodes.map_or(String::new(), |n| n.to_string())),
+                    Cell::text(p.suspect.join(";")),
                 ]
             })
             .collect();

@@ -1,14 +1,16 @@
-//! The plot of a sweep: GB/s against length (log axis, cache sizes marked)
-//! when it has several lengths, else GB/s against workers, one line per mode.
+//! The plot of a sweep: rates against length (log axis, cache sizes marked)
+//! when it has several lengths, else rates against workers, one line per mode.
 
 use crate::plot::{Chart, Marker, Series};
 use crate::report::sweep::{SweepPoint, SweepReport};
-use crate::units::{human_bytes, human_number};
+use crate::units::{Rate, human_bytes, human_number};
 use crate::vocab::Mode;
 
-/// The chart of `report`.
-pub(crate) fn sweep_chart(report: &SweepReport) -> Chart {
+/// The chart of `report`, rates in `rate`.
+pub(crate) fn sweep_chart(report: &SweepReport, rate: Rate) -> Chart {
     let points = &report.points;
+    let y = |gbps: f64| rate.of_gbps(gbps);
+    let unit = rate.label();
     let mut lens: Vec<usize> = points.iter().map(|p| p.len).collect();
     lens.sort_unstable();
     lens.dedup();
@@ -39,11 +41,14 @@ pub(crate) fn sweep_chart(report: &SweepReport) -> Chart {
     };
     let first = points.first();
     let repeats = points.iter().map(|p| p.repeats).max().unwrap_or(1);
-    let y_label = if repeats > 1 {
-        format!("GB/s, median round (STREAM counting); bars: min–max of {repeats} runs")
+    let mut y_label = if repeats > 1 {
+        format!("{unit}, median round (STREAM counting); bars: min–max of {repeats} runs")
     } else {
-        "GB/s, median round (STREAM counting)".to_string()
+        format!("{unit}, median round (STREAM counting)")
     };
+    if points.iter().any(|p| !p.suspect.is_empty()) {
+        y_label += "; ringed: throttled, too short or noisy";
+    }
     let what = first.map_or(String::new(), |p| {
         let mut w = if op_varies { String::new() } else { format!("{} ", p.op) };
         if !dtype_varies {
@@ -67,9 +72,10 @@ pub(crate) fn sweep_chart(report: &SweepReport) -> Chart {
                 chosen.sort_by_key(|p| p.len);
                 Series {
                     label: series_label(mode, procs, &sfx),
-                    points: chosen.iter().map(|p| (p.len as f64, p.median_gbps)).collect(),
+                    points: chosen.iter().map(|p| (p.len as f64, y(p.median_gbps))).collect(),
                     dashed: false,
-                    ranges: spread(&chosen, |p| p.len as f64),
+                    ranges: spread(&chosen, |p| p.len as f64, rate),
+                    suspect: suspect(&chosen, |p| p.len as f64, rate),
                 }
             })
             .collect();
@@ -91,7 +97,7 @@ pub(crate) fn sweep_chart(report: &SweepReport) -> Chart {
             })
             .collect();
         Chart {
-            title: format!("vecpar sweep, {what}: GB/s against length"),
+            title: format!("vecpar sweep, {what}: {unit} against length"),
             x_label: "elements per array (log scale) · left of a dashed line, a + b + c fit in that cache".into(),
             y_label,
             log_x: true,
@@ -114,36 +120,47 @@ pub(crate) fn sweep_chart(report: &SweepReport) -> Chart {
                 let mut chosen: Vec<&SweepPoint> =
                     points.iter().filter(|p| p.mode == mode && suffix(p) == sfx).collect();
                 chosen.sort_by_key(|p| p.procs);
-                let mut pts: Vec<(f64, f64)> = chosen.iter().map(|p| (p.procs as f64, p.median_gbps)).collect();
+                let mut pts: Vec<(f64, f64)> = chosen.iter().map(|p| (p.procs as f64, y(p.median_gbps))).collect();
                 let dashed = mode == Mode::Serial;
                 if dashed && let Some(&(_, y)) = pts.first() {
                     // Serial has one point: draw it across as the baseline.
                     pts = vec![(lo.min(1.0), y), (hi.max(1.0), y)];
                 }
-                let ranges = if dashed { Vec::new() } else { spread(&chosen, |p| p.procs as f64) };
-                Series { label: format!("{mode}{sfx}"), points: pts, dashed, ranges }
+                let ranges = if dashed { Vec::new() } else { spread(&chosen, |p| p.procs as f64, rate) };
+                let suspect = if dashed { Vec::new() } else { suspect(&chosen, |p| p.procs as f64, rate) };
+                Series { label: format!("{mode}{sfx}"), points: pts, dashed, ranges, suspect }
             })
             .collect();
         let cpus = report.cpus.max(1);
+        let (cpu_x, cpu_label) = match report.cpu_quota {
+            Some(q) => (q, format!("{q:.2}-CPU quota")),
+            None => (cpus as f64, format!("{cpus} CPU{} allowed", crate::units::plural(cpus as u64))),
+        };
         let len = first.map_or(0, |p| p.len);
         Chart {
-            title: format!("vecpar sweep, {what}, len {}: GB/s against workers", human_number(len as f64)),
+            title: format!("vecpar sweep, {what}, len {}: {unit} against workers", human_number(len as f64)),
             x_label: "workers (log scale)".into(),
             y_label,
             log_x: true,
             series,
-            markers: vec![Marker {
-                x: cpus as f64,
-                label: format!("{cpus} CPU{} allowed", crate::units::plural(cpus as u64)),
-            }],
+            markers: vec![Marker { x: cpu_x, label: cpu_label }],
             x_ticks: Some(procs.iter().map(|&p| p as f64).collect()),
         }
     }
 }
 
+/// The points of a series whose numbers are suspect (ringed).
+fn suspect(points: &[&SweepPoint], x: impl Fn(&SweepPoint) -> f64, rate: Rate) -> Vec<(f64, f64)> {
+    points.iter().filter(|p| !p.suspect.is_empty()).map(|p| (x(p), rate.of_gbps(p.median_gbps))).collect()
+}
+
 /// The spread bars of a series: each point's range over its repetitions.
-fn spread(points: &[&SweepPoint], x: impl Fn(&SweepPoint) -> f64) -> Vec<(f64, f64, f64)> {
-    points.iter().filter(|p| p.repeats > 1).map(|p| (x(p), p.median_gbps_min, p.median_gbps_max)).collect()
+fn spread(points: &[&SweepPoint], x: impl Fn(&SweepPoint) -> f64, rate: Rate) -> Vec<(f64, f64, f64)> {
+    points
+        .iter()
+        .filter(|p| p.repeats > 1)
+        .map(|p| (x(p), rate.of_gbps(p.median_gbps_min), rate.of_gbps(p.median_gbps_max)))
+        .collect()
 }
 
 fn series_label(mode: Mode, procs: usize, sfx: &str) -> String {

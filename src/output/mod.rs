@@ -16,7 +16,7 @@ pub(crate) use table::Style;
 /// is a terminal, `NO_COLOR` is unset or empty, `TERM` is not `dumb` and no
 /// MPI or Slurm launcher started the process (mpirun gives its ranks a
 /// terminal whose output often ends in a file).
-pub(crate) fn style(choice: ColorChoice) -> Style {
+pub(crate) fn style(choice: ColorChoice, rate: crate::units::Rate) -> Style {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
     let color = match choice {
@@ -26,5 +26,5 @@ pub(crate) fn style(choice: ColorChoice) -> Style {
             !no_color && !dumb && std::io::stdout().is_terminal() && !crate::launcher::under_a_launcher()
         }
     };
-    Style { color }
+    Style { color, rate }
 }

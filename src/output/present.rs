@@ -43,14 +43,14 @@ pub(crate) fn present(
     }
     if plan.table {
         let mut out = std::io::stdout().lock();
-        if let Err(e) = write_table(&mut out, style(output.color)).and_then(|_| out.flush())
+        if let Err(e) = write_table(&mut out, style(output.color, output.units)).and_then(|_| out.flush())
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
             return Err(Error::runtime_from("cannot write to stdout", e));
         }
     }
     for (dest, format) in exports {
-        dest.write(&crate::export::render(item, format))?;
+        dest.write(&crate::export::render(item, format, output.units))?;
     }
     Ok(())
 }

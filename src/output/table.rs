@@ -17,6 +17,8 @@ use crate::vocab::Mode;
 pub(crate) struct Style {
     /// Whether to emit ANSI colour codes.
     pub color: bool,
+    /// The unit rates are shown in.
+    pub rate: crate::units::Rate,
 }
 
 impl Style {
@@ -104,14 +106,20 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
     }
     writeln!(out)?;
 
-    writeln!(out, "{}", style.bold("Function    Best Rate GB/s     Avg time     Min time     Max time"))?;
+    let rate = style.rate;
+    let head =
+        format!("Function    {:>14}     Avg time     Min time     Max time", format!("Best Rate {}", rate.label()));
+    writeln!(out, "{}", style.bold(&head))?;
     for k in &r.kernels {
         let name = format!("{}:", capitalise(k.op.name()));
         match &k.summary {
             Some(s) => writeln!(
                 out,
-                "{name:<12}{:>14.1}  {:>11.6}  {:>11.6}  {:>11.6}",
-                s.best_gbps, s.mean_s, s.min_s, s.max_s
+                "{name:<12}{:>14}  {:>11.6}  {:>11.6}  {:>11.6}",
+                rate.show(s.best_gbps),
+                s.mean_s,
+                s.min_s,
+                s.max_s
             )?,
             None => writeln!(out, "{name:<12}{:>14}", "no round")?,
         }
@@ -120,16 +128,40 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         let Some(s) = &k.summary else { continue };
         let iqr_pct = k.noise.as_ref().map_or(0.0, |n| n.iqr_pct);
         let prefix = if r.kernels.len() > 1 { format!("{}: ", k.op) } else { String::new() };
+        let verdicts: Vec<String> = k
+            .noise
+            .as_ref()
+            .map(|n| {
+                n.verdicts
+                    .iter()
+                    .map(|v| {
+                        serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let spread = if s.rounds < 2 {
+            "one round: no spread to show".to_string()
+        } else {
+            format!(
+                "mean {} ± {} · IQR {} ({:.1}% of the median) · {}",
+                human_time(s.mean_s),
+                human_time(s.stddev_s),
+                human_time(s.iqr_s),
+                iqr_pct,
+                verdicts.join(", ")
+            )
+        };
         writeln!(
             out,
-            "{prefix}median {:.1} GB/s ({}) · IQR {} ({:.1}% of the median) · STREAM counting: {} arrays × {} × {} B, 10^9 B/GB",
-            s.median_gbps,
+            "{prefix}median {} {} ({}) · {spread} · STREAM counting: {} arrays × {} × {} B, {}",
+            rate.show(s.median_gbps),
+            rate.label(),
             human_time(s.median_s),
-            human_time(s.iqr_s),
-            iqr_pct,
             k.op.arrays_moved(),
             thousands(c.len as u64),
-            c.dtype.size()
+            c.dtype.size(),
+            rate.counting()
         )?;
         if let Some(d) = &k.dot {
             writeln!(
@@ -219,7 +251,11 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         writeln!(out, "{}", style.bad("Faults"))?;
         for (rank, faults, _) in &ranks {
             for f in *faults {
-                writeln!(out, "  {}{f}; detected after {}; {}", who(*rank), human_time(f.detected_after_s), f.action)?;
+                let when = match f.detected_after_s {
+                    Some(t) => format!("detected {} after it stopped", human_time(t)),
+                    None => format!("detected {} into its step", human_time(f.step_elapsed_s)),
+                };
+                writeln!(out, "  {}{f}; {when}; {}", who(*rank), f.action)?;
             }
         }
     }
@@ -350,6 +386,14 @@ fn write_ranks(out: &mut dyn Write, m: &MpiRecord, mode: Mode, style: Style) -> 
 
 /// Writes a sweep: one table per (length, kernel, type, SIMD level), then
 /// how processes compare with threads at each worker count.
+/// "2 CPUs allowed (of 0-1)", or with a quota "a 0.50-CPU quota (CPUs 0-1)".
+fn allowed(r: &SweepReport) -> String {
+    match r.cpu_quota {
+        Some(q) => format!("a {q:.2}-CPU quota (CPUs {})", r.about.host.allowed_cpus),
+        None => format!("{} CPU{} allowed (of {})", r.cpus, plural(r.cpus as u64), r.about.host.allowed_cpus),
+    }
+}
+
 pub(crate) fn write_sweep(out: &mut dyn Write, r: &SweepReport, style: Style) -> io::Result<()> {
     let Some(first) = r.runs.first() else {
         return writeln!(out, "The sweep has no points.");
@@ -357,14 +401,13 @@ pub(crate) fn write_sweep(out: &mut dyn Write, r: &SweepReport, style: Style) ->
     let repeats = r.points.iter().map(|p| p.repeats).max().unwrap_or(1);
     writeln!(
         out,
-        "{} · {} timed rounds per run after {} warm-up{} · {} · {} CPUs allowed (of {}){}",
+        "{} · {} timed rounds per run after {} warm-up{} · {} · {}{}",
         style.bold(&format!("vecpar {} sweep", r.about.vecpar_version)),
         first.config.runs,
         first.config.warmup,
         if repeats > 1 { format!(" · each point run {repeats} times (medians)") } else { String::new() },
         first.config.shm,
-        r.cpus,
-        r.about.host.allowed_cpus,
+        allowed(r),
         if r.partial { style.bad(" · INTERRUPTED: the points finished so far") } else { String::new() }
     )?;
     let mut groups: Vec<(usize, crate::kernel::Op, crate::kernel::Dtype, crate::kernel::Simd)> = Vec::new();
@@ -384,13 +427,14 @@ pub(crate) fn write_sweep(out: &mut dyn Write, r: &SweepReport, style: Style) ->
             style.bold(&format!("len {} · {op} · {dtype} · {simd} · {stores} stores", thousands(len as u64)))
         )?;
         let repeated = rows.iter().any(|p| p.repeats > 1);
+        let rate = style.rate;
         writeln!(
             out,
             "  {:<8} {:>7} {:>11} {:>13}{} {:>9} {:>11} {:>10}  validated",
             "mode",
             "workers",
-            "best GB/s",
-            "median GB/s",
+            format!("best {}", rate.label()),
+            format!("median {}", rate.label()),
             if repeated { format!(" {:>11}", "(min–max)") } else { String::new() },
             "speed-up",
             "efficiency",
@@ -399,27 +443,46 @@ pub(crate) fn write_sweep(out: &mut dyn Write, r: &SweepReport, style: Style) ->
         for p in &rows {
             writeln!(
                 out,
-                "  {:<8} {:>7} {:>11.1} {:>13.1}{} {:>9} {:>11} {:>10}  {}",
+                "  {:<8} {:>7} {:>11} {:>13}{} {:>9} {:>11} {:>10}  {}{}",
                 p.mode.name(),
                 p.procs,
-                p.best_gbps,
-                p.median_gbps,
+                rate.show(p.best_gbps),
+                rate.show(p.median_gbps),
                 if repeated {
-                    format!(" {:>11}", format!("{:.1}–{:.1}", p.median_gbps_min, p.median_gbps_max))
+                    format!(" {:>11}", format!("{}–{}", rate.show(p.median_gbps_min), rate.show(p.median_gbps_max)))
                 } else {
                     String::new()
                 },
                 p.speedup.map_or("–".into(), |s| format!("{s:.2}×")),
                 p.efficiency.map_or("–".into(), |e| format!("{:.0}%", e * 100.0)),
                 if p.mode == Mode::Serial { "–".into() } else { human_time(p.startup_s) },
-                if p.validated { style.good("yes") } else { style.bad(&format!("no (exit {})", p.exit_code)) }
+                if p.validated { style.good("yes") } else { style.bad(&format!("no (exit {})", p.exit_code)) },
+                if p.suspect.is_empty() {
+                    String::new()
+                } else {
+                    style.bad(&format!("  ⚠ {}", p.suspect.join(", ")))
+                }
             )?;
         }
         let ratios = procs_over_threads(&rows);
         if !ratios.is_empty() {
-            let parts: Vec<String> =
-                ratios.iter().map(|(n, q)| format!("{n} worker{} {q:.2}×", plural(*n as u64))).collect();
-            writeln!(out, "  processes ÷ threads (median GB/s): {}", parts.join(" · "))?;
+            let parts: Vec<String> = ratios
+                .iter()
+                .map(|q| {
+                    let spread = match q.range {
+                        Some((lo, hi)) if q.within_noise() => format!(" [{lo:.2}–{hi:.2}], within noise"),
+                        Some((lo, hi)) => format!(" [{lo:.2}–{hi:.2}]"),
+                        None => String::new(),
+                    };
+                    format!("{} worker{} {:.2}×{spread}", q.workers, plural(q.workers as u64), q.ratio)
+                })
+                .collect();
+            let how = if ratios.iter().any(|q| q.range.is_some()) {
+                "median rates; [min–max over the repetitions]"
+            } else {
+                "median rates of one run each: sweep --repeat gives their spread"
+            };
+            writeln!(out, "  processes ÷ threads ({how}): {}", parts.join(" · "))?;
         }
     }
     Ok(())
@@ -529,6 +592,13 @@ pub(crate) fn write_isolation(out: &mut dyn Write, r: &IsolationReport, style: S
         let retry = if row.recovered { style.good(&row.retry) } else { row.retry.clone() };
         writeln!(out, "  {:<9} {:<14} {:<9} {:<8} retry: {}", "", "", "", "", retry)?;
     }
+    if r.rows.iter().any(|row| row.correct.is_none()) {
+        writeln!(
+            out,
+            "  (result none: the run stopped or died before validation, so nothing was checked; a stopped run \
+             says why in its row)"
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "{}", style.bold("What it shows"))?;
     for s in &r.summary {
@@ -561,8 +631,8 @@ mod tests {
 
     #[test]
     fn styles_and_wrapping() {
-        assert_eq!(Style { color: false }.bold("x"), "x");
-        assert_eq!(Style { color: true }.bold("x"), "\x1b[1mx\x1b[0m");
+        assert_eq!(Style { color: false, rate: Default::default() }.bold("x"), "x");
+        assert_eq!(Style { color: true, rate: Default::default() }.bold("x"), "\x1b[1mx\x1b[0m");
         assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
         assert_eq!(capitalise("nstream"), "Nstream");
     }

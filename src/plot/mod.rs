@@ -26,6 +26,9 @@ pub(crate) struct Series {
     /// Vertical bars (x, low, high): the spread over repeated runs; empty
     /// when there is none to show.
     pub ranges: Vec<(f64, f64, f64)>,
+    /// Points to ring: their numbers are suspect (throttled, too short,
+    /// noisy).
+    pub suspect: Vec<(f64, f64)>,
 }
 
 /// A vertical line across the plot, labelled at the top.
@@ -229,6 +232,8 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> R
                         .label(&s.label)
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                     ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, px(4.0), color.filled()))).map_err(err)?;
+                    let ring = color.stroke_width(px(2.0).max(1) as u32);
+                    ctx.draw_series(s.suspect.iter().map(|&p| Circle::new(p, px(9.0), ring))).map_err(err)?;
                     // A vertical line with short caps, in pixels so the caps
                     // keep their width on a log axis.
                     let whisker = color.stroke_width(px(1.5).max(1) as u32);
@@ -383,8 +388,15 @@ mod tests {
                     points: vec![(1.0, 10.0), (2.0, 19.0), (4.0, 20.0)],
                     dashed: false,
                     ranges: vec![(2.0, 17.0, 21.0)],
+                    suspect: vec![(4.0, 20.0)],
                 },
-                Series { label: "serial".into(), points: vec![(1.0, 9.0), (4.0, 9.0)], dashed: true, ranges: vec![] },
+                Series {
+                    label: "serial".into(),
+                    points: vec![(1.0, 9.0), (4.0, 9.0)],
+                    dashed: true,
+                    ranges: vec![],
+                    suspect: vec![],
+                },
             ],
             markers: vec![Marker { x: 3.0, label: "L3".into() }],
             x_ticks: Some(vec![1.0, 2.0, 4.0]),
@@ -413,6 +425,7 @@ mod tests {
                 points: vec![(0.0, 50.0), (10.0, 5.0)],
                 dashed: false,
                 ranges: vec![],
+                suspect: vec![],
             }],
             markers: vec![],
             ..chart(false)
@@ -425,6 +438,7 @@ mod tests {
                 points: vec![(0.0, 40.0), (10.0, 45.0)],
                 dashed: false,
                 ranges: vec![],
+                suspect: vec![],
             }],
             ..falling.clone()
         };
@@ -436,6 +450,7 @@ mod tests {
                 points: vec![(0.0, 40.0), (10.0, 45.0)],
                 dashed: false,
                 ranges: vec![(10.0, 1.0, 45.0)],
+                suspect: vec![],
             }],
             ..falling
         };

@@ -28,7 +28,8 @@ pub struct ChildOutcome {
     pub validated: bool,
     /// The first fault's cause, as the report gives it.
     pub cause: Option<String>,
-    /// When the fault was detected, from the start of its step, seconds.
+    /// Seconds from the worker's stop (its fault; for a hang, its last
+    /// sign of life) to the fault's detection, when known.
     pub detected_after_s: Option<f64>,
     /// What the coordinator did about it.
     pub action: Option<String>,
@@ -72,7 +73,7 @@ impl Child {
             reported: r.is_some(),
             validated: r.is_some_and(RunReport::validated),
             cause: fault.map(|f| f.cause.short()),
-            detected_after_s: fault.map(|f| f.detected_after_s),
+            detected_after_s: fault.and_then(|f| f.detected_after_s),
             action: fault.map(|f| f.action.to_string()),
             mismatch: r
                 .and_then(|r| r.first_mismatch())
@@ -260,7 +261,8 @@ pub fn row(
     let lost = if !f.reported {
         "everything: the coordinator and every worker".into()
     } else if let Some(m) = &f.mismatch {
-        format!("correctness: {m} in another worker's chunk, silently")
+        let code = f.exit_code.map_or(String::new(), |c| format!(" (exit {c})"));
+        format!("correctness: {m} in another worker's chunk; no fault was detected, only validation found it{code}")
     } else if f.cause.is_some() {
         "one worker's chunk; the run stopped cleanly".into()
     } else {
@@ -294,8 +296,26 @@ pub fn row(
     }
 }
 
-/// Plain sentences from the rows: per mode, what survived, what was
-/// detected and how fast, what retry recovered.
+/// "a", "a and b", "a, b and c".
+fn listed(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Whether a fault of this name kills the worker outright (not a hang,
+/// not a stray write).
+fn is_crash(fault: &str) -> bool {
+    !matches!(fault, "hang" | "oob-write") && !fault.starts_with("stall")
+}
+
+/// Plain sentences from the rows, and only from them: per mode, what
+/// survived, how fast what was detected was detected, what validation
+/// alone caught, what retry recovered; then what the rows that ran show
+/// about processes against threads. `timeout` is the hang timeout the
+/// rows ran with.
 pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
     let mut out = Vec::new();
     for mode in [Mode::Procs, Mode::Threads] {
@@ -304,66 +324,125 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
             continue;
         }
         let n = mine.len();
-        let names = |f: &dyn Fn(&IsolationRow) -> bool| {
-            let v: Vec<&str> = mine.iter().filter(|r| f(r)).map(|r| r.fault.as_str()).collect();
-            if v.is_empty() { "none".to_string() } else { v.join(", ") }
+        let names = |f: &dyn Fn(&IsolationRow) -> bool| -> Vec<&str> {
+            mine.iter().filter(|r| f(r)).map(|r| r.fault.as_str()).collect()
         };
-        let survived = mine.iter().filter(|r| r.survived).count();
-        let recovered = mine.iter().filter(|r| r.recovered).count();
-        let times: Vec<f64> =
-            mine.iter().filter(|r| r.fault != "hang").filter_map(|r| r.fail_run.detected_after_s).collect();
-        let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
-        let slowest = times.iter().copied().fold(0.0, f64::max);
-        let mut s = format!(
-            "{}: {survived} of {n} faults left the run standing with a report ({}); ",
-            if mode == Mode::Procs { "Processes" } else { "Threads" },
-            names(&|r| r.survived)
-        );
-        if survived < n {
-            s += &format!("{} took the whole process down; ", names(&|r| !r.survived));
-        }
-        if !times.is_empty() {
+        let survived = names(&|r| r.survived);
+        let died = names(&|r| !r.survived);
+        let who = if mode == Mode::Procs { "Processes" } else { "Threads" };
+        let faults = if n == 1 { "the one fault tested" } else { "the faults tested" };
+        let mut parts = Vec::new();
+        parts.push(if died.is_empty() {
+            format!(
+                "{who}: {} ({}) left the run standing with a report",
+                if n == 1 { faults.to_string() } else { format!("all {n} of {faults}") },
+                listed(&survived)
+            )
+        } else if survived.is_empty() {
+            format!("{who}: none of {faults} left the run standing: {} took the whole process down", listed(&died))
+        } else {
+            format!(
+                "{who}: {} of {n} faults ({}) left the run standing with a report; {} took the whole process down",
+                survived.len(),
+                listed(&survived),
+                listed(&died)
+            )
+        });
+        let crashes: Vec<(&str, f64)> = mine
+            .iter()
+            .filter(|r| r.fault != "hang" && r.fail_run.cause.is_some())
+            .filter_map(|r| Some((r.fault.as_str(), r.fail_run.detected_after_s?)))
+            .collect();
+        if !crashes.is_empty() {
+            let fastest = crashes.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+            let slowest = crashes.iter().map(|c| c.1).fold(0.0, f64::max);
             let (lo, hi) = (short_time(fastest), short_time(slowest));
             let range = if lo == hi { lo } else { format!("{lo}–{hi}") };
-            s += &format!("crashes were detected in {range} (a hang at --timeout {timeout} s); ");
+            let what: Vec<&str> = crashes.iter().map(|c| c.0).collect();
+            parts.push(format!(
+                "{} {} detected {range} after the worker died",
+                listed(&what),
+                if what.len() == 1 { "was" } else { "were" }
+            ));
         }
-        let silent = names(&|r| r.fail_run.mismatch.is_some());
-        if silent != "none" {
-            s += &format!("{silent} went unnoticed until validation found corrupted input; ");
+        if let Some(h) = mine.iter().find(|r| r.fault == "hang" && r.fail_run.cause.is_some()) {
+            let after = h.fail_run.detected_after_s.map_or(String::new(), |t| format!(" {}", short_time(t)));
+            parts.push(format!(
+                "the hang was declared{after} after the worker's last sign of life (--timeout {timeout} s)"
+            ));
         }
-        s += &format!("--on-fault retry turned {recovered} of {n} into a validated run ({}).", names(&|r| r.recovered));
-        out.push(s);
+        for r in mine.iter().filter(|r| r.fail_run.mismatch.is_some()) {
+            let code = r.fail_run.exit_code.map_or(String::new(), |c| format!(", exit {c}"));
+            parts.push(format!(
+                "{} went unnoticed while the run went on: only validation found the corrupted element{code}",
+                r.fault
+            ));
+        }
+        let recovered = names(&|r| r.recovered);
+        parts.push(if recovered.len() == n {
+            format!("--on-fault retry turned {} into a validated run", if n == 1 { "it" } else { "every one" })
+        } else if recovered.is_empty() {
+            "--on-fault retry recovered none of them".to_string()
+        } else {
+            format!("--on-fault retry turned {} of {n} ({}) into a validated run", recovered.len(), listed(&recovered))
+        });
+        out.push(format!("{}.", parts.join("; ")));
     }
     let inside: Vec<&IsolationRow> = rows.iter().filter(|r| r.ranks.is_some() && r.mode == Mode::Procs).collect();
     let rank: Vec<&IsolationRow> = rows.iter().filter(|r| r.ranks.is_some() && r.mode.is_rank()).collect();
     if let Some(ranks) = inside.iter().chain(&rank).find_map(|r| r.ranks) {
-        let recovered = inside.iter().filter(|r| r.recovered).count();
-        let ending = |e: fn(&Ending) -> bool| rank.iter().filter(|r| r.fail_run.ending.as_ref().is_some_and(e)).count();
-        let named = ending(|e| matches!(e, Ending::RankLost { .. }));
-        let stuck = ending(|e| matches!(e, Ending::RanksStuck));
-        let signalled = ending(|e| matches!(e, Ending::Signalled { .. }));
-        out.push(format!(
-            "Under MPI ({ranks} ranks): a worker lost inside a rank was detected by its rank and, with --on-fault \
-             retry, replaced in {recovered} of {} faults, the job validated; a fault in a rank itself ended the \
-             whole job in {} of {} (no rank survives a lost one without ULFM): another rank named the lost rank in \
-             {named}, ran out of patience waiting for a hung one in {stuck}, and got mpirun's SIGTERM first in \
-             {signalled}. Isolation inside a rank is what processes add to MPI.",
-            inside.len(),
-            rank.iter().filter(|r| !r.survived).count(),
-            rank.len(),
-        ));
+        let mut parts = Vec::new();
+        if !inside.is_empty() {
+            let recovered: Vec<&str> = inside.iter().filter(|r| r.recovered).map(|r| r.fault.as_str()).collect();
+            parts.push(format!(
+                "a worker lost inside a rank was detected by its rank, and --on-fault retry replaced it and the job \
+                 validated in {} of {} faults{}",
+                recovered.len(),
+                inside.len(),
+                if recovered.is_empty() { String::new() } else { format!(" ({})", listed(&recovered)) }
+            ));
+        }
+        if !rank.is_empty() {
+            let ended: Vec<String> = rank
+                .iter()
+                .filter(|r| !r.survived)
+                .map(|r| match &r.fail_run.ending {
+                    Some(e) => format!("{}: {e}", r.fault),
+                    None => format!("{}: the job ended", r.fault),
+                })
+                .collect();
+            parts.push(format!(
+                "a fault in a rank itself ended the whole job in {} of {} (no rank survives a lost one without \
+                 ULFM){}",
+                ended.len(),
+                rank.len(),
+                if ended.is_empty() { String::new() } else { format!(" — {}", ended.join("; ")) }
+            ));
+        }
+        out.push(format!("Under MPI ({ranks} ranks): {}.", parts.join("; ")));
     }
-    let procs_ok =
-        rows.iter().filter(|r| r.mode == Mode::Procs && r.ranks.is_none()).all(|r| r.survived && r.recovered);
-    let threads_lost =
-        rows.iter().filter(|r| r.mode == Mode::Threads).any(|r| !r.survived || r.fail_run.mismatch.is_some());
-    if procs_ok && threads_lost {
-        out.push(
-            "So: processes cost a start-up (see vecpar-coord sweep) but contain a fault to one worker, which can be \
-             detected and replaced; threads share one address space, so a crash ends every thread, a stray write \
-             corrupts a neighbour unnoticed, and a hung thread can be neither killed nor replaced."
-                .into(),
-        );
+    // The lesson, in as many clauses as the rows that ran support.
+    let procs: Vec<&IsolationRow> = rows.iter().filter(|r| r.mode == Mode::Procs && r.ranks.is_none()).collect();
+    let threads: Vec<&IsolationRow> = rows.iter().filter(|r| r.mode == Mode::Threads).collect();
+    let mut costs = Vec::new();
+    if threads.iter().any(|r| is_crash(&r.fault) && !r.survived) {
+        costs.push("a crash ends every thread");
+    }
+    if threads.iter().any(|r| r.fault == "oob-write" && r.fail_run.mismatch.is_some()) {
+        costs.push("a stray write corrupts a neighbour's data, which only validation notices");
+    }
+    if threads.iter().any(|r| r.fault == "hang" && !r.recovered) {
+        costs.push("a hung thread can be neither killed nor replaced");
+    }
+    if !procs.is_empty() && procs.iter().all(|r| r.survived && r.recovered) && !costs.is_empty() {
+        out.push(format!(
+            "So: processes cost a start-up (see vecpar-coord sweep) but contained each of these faults to one \
+             worker, which was detected and replaced; threads share one address space, so {}.",
+            match costs.as_slice() {
+                [rest @ .., last] if !rest.is_empty() => format!("{}; and {last}", rest.join("; ")),
+                _ => costs.join(""),
+            }
+        ));
     }
     out
 }

@@ -21,23 +21,37 @@ pub fn min_round_s(mode: Mode) -> f64 {
     mode.min_round_s()
 }
 
+/// The interquartile range, as a share of the median, above which rounds
+/// are scattered even when none stands out: half of them lie further apart
+/// than a steady machine puts them.
+pub const SCATTERED_SHARE: f64 = 0.10;
+
 /// How steady a kernel's timed rounds were.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
-    /// No outliers, rounds long enough.
-    Steady,
-    /// Some rounds are outliers.
-    Noisy,
+    /// One timed round: no spread to judge by.
+    OneRound,
     /// The fastest round is shorter than [`min_round_s`].
     TooShort,
+    /// Some rounds are outliers.
+    Noisy,
+    /// The rounds are spread wide ([`SCATTERED_SHARE`]) although none
+    /// stands out.
+    Scattered,
+    /// None of the above: rounds long enough, close together.
+    Steady,
 }
 
 /// The verdict and what it rests on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Noise {
-    /// Steady, noisy or too short.
+    /// The first of `verdicts` (the one to act on first).
     pub verdict: Verdict,
+    /// Every verdict that applies, most pressing first (`steady` alone
+    /// when none does).
+    #[serde(default)]
+    pub verdicts: Vec<Verdict>,
     /// The round numbers of the outliers.
     pub outliers: Vec<u32>,
     /// Interquartile range of the round times, seconds.
@@ -55,15 +69,24 @@ impl Noise {
         let far = |t: f64, z: f64| z.abs() > OUTLIER_Z && (t - s.median).abs() > OUTLIER_MIN_SHARE * s.median;
         let outliers: Vec<u32> =
             rounds.iter().zip(&z).filter(|(r, z)| far(r.seconds, **z)).map(|(r, _)| r.round).collect();
-        let verdict = if s.min < min_round_s(mode) {
-            Verdict::TooShort
-        } else if !outliers.is_empty() {
-            Verdict::Noisy
-        } else {
-            Verdict::Steady
-        };
         let iqr_pct = if s.median > 0.0 { s.iqr() / s.median * 100.0 } else { 0.0 };
-        Some(Noise { verdict, outliers, iqr_s: s.iqr(), iqr_pct })
+        let mut verdicts = Vec::new();
+        if times.len() == 1 {
+            verdicts.push(Verdict::OneRound);
+        }
+        if s.min < min_round_s(mode) {
+            verdicts.push(Verdict::TooShort);
+        }
+        if !outliers.is_empty() {
+            verdicts.push(Verdict::Noisy);
+        }
+        if times.len() > 1 && iqr_pct > SCATTERED_SHARE * 100.0 {
+            verdicts.push(Verdict::Scattered);
+        }
+        if verdicts.is_empty() {
+            verdicts.push(Verdict::Steady);
+        }
+        Some(Noise { verdict: verdicts[0], verdicts, outliers, iqr_s: s.iqr(), iqr_pct })
     }
 }
 
@@ -96,6 +119,21 @@ mod tests {
         assert_eq!(Noise::of(&rounds(&[5e-6, 5e-6]), Mode::Serial).unwrap().verdict, Verdict::Steady);
         assert_eq!(Noise::of(&rounds(&[5e-6, 5e-6]), Mode::Threads).unwrap().verdict, Verdict::TooShort);
         assert!(Noise::of(&[], Mode::Serial).is_none());
+    }
+
+    #[test]
+    fn every_verdict_that_applies_is_given() {
+        // Too short and stalled: both said, not the first alone.
+        let n = Noise::of(&rounds(&[1e-6, 1e-6, 1.1e-6, 1e-6, 1e-6, 14e-3]), Mode::Procs).unwrap();
+        assert_eq!(n.verdicts, vec![Verdict::TooShort, Verdict::Noisy]);
+        assert_eq!(n.verdict, Verdict::TooShort);
+        // Every round scattered, none an outlier: not steady.
+        let n = Noise::of(&rounds(&[5e-3, 10e-3, 5e-3, 10e-3, 5e-3, 10e-3, 5e-3, 10e-3]), Mode::Procs).unwrap();
+        assert_eq!(n.verdicts, vec![Verdict::Scattered], "{n:?}");
+        assert!(n.iqr_pct > 50.0);
+        // One round: no statistics to speak of.
+        let n = Noise::of(&rounds(&[5e-3]), Mode::Procs).unwrap();
+        assert_eq!(n.verdicts, vec![Verdict::OneRound]);
     }
 
     #[test]

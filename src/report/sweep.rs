@@ -47,6 +47,11 @@ pub struct SweepPoint {
     pub efficiency: Option<f64>,
     /// Spawn, attach and ready, seconds (median over the repeats).
     pub startup_s: f64,
+    /// Why its numbers are suspect, each once over its runs: `throttled`
+    /// (the cgroup CPU quota throttled a run), `too-short`, `noisy`,
+    /// `scattered` (the run's noise verdicts). Empty: nothing to doubt.
+    #[serde(default)]
+    pub suspect: Vec<String>,
     /// Whether every run of the point validated.
     pub validated: bool,
     /// The worst exit code of its runs.
@@ -64,6 +69,10 @@ pub struct SweepReport {
     /// CPUs the workers can each have: the affinity mask, lowered by a
     /// cgroup CPU quota.
     pub cpus: usize,
+    /// The cgroup CPU quota, in CPUs (0.5 = half a CPU's time), if one
+    /// applies.
+    #[serde(default)]
+    pub cpu_quota: Option<f64>,
     /// One row per point, in the table's order.
     pub points: Vec<SweepPoint>,
     /// Every run in full, in the order they ran.
@@ -125,8 +134,12 @@ pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
                 median_gbps_min: over_repeats.min,
                 median_gbps_max: over_repeats.max,
                 speedup,
-                efficiency: speedup.map(|s| s / r.config.procs as f64),
+                // Speed-up per worker means something only against serial
+                // at the same SIMD level: across levels (a serial-only SIMD
+                // sweep) it is no efficiency at all.
+                efficiency: speedup.filter(|_| !only_serial).map(|s| s / r.config.procs as f64),
                 startup_s: med(&runs.iter().map(|r| r.phases.spawn_s).collect::<Vec<_>>()),
+                suspect: suspect_of(runs),
                 validated: runs.iter().all(RunReport::validated),
                 exit_code: runs.iter().map(|r| r.exit_code).max().unwrap_or(0),
             })
@@ -134,9 +147,49 @@ pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
         .collect()
 }
 
+/// Why the runs of a point are suspect (see [`SweepPoint::suspect`]).
+fn suspect_of(runs: &[RunReport]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in runs {
+        for w in &r.warnings {
+            let word = match w {
+                Warning::Throttled { .. } => "throttled",
+                Warning::TooShort { .. } => "too-short",
+                Warning::Outliers { .. } => "noisy",
+                Warning::Scattered { .. } => "scattered",
+                _ => continue,
+            };
+            if !out.iter().any(|o| o == word) {
+                out.push(word.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Processes over threads at one worker count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ratio {
+    /// Workers.
+    pub workers: usize,
+    /// Median GB/s of processes ÷ that of threads.
+    pub ratio: f64,
+    /// Its lowest and highest over the repetitions (the lowest processes
+    /// rate over the highest threads rate, and the other way round);
+    /// `None` with one repetition.
+    pub range: Option<(f64, f64)>,
+}
+
+impl Ratio {
+    /// Whether 1 (no difference) lies within its range.
+    pub fn within_noise(&self) -> bool {
+        self.range.is_some_and(|(lo, hi)| lo <= 1.0 && 1.0 <= hi)
+    }
+}
+
 /// "procs ÷ threads" at each worker count of a group of points: the sweep's
 /// answer to "are processes slower than threads here?".
-pub fn procs_over_threads(points: &[&SweepPoint]) -> Vec<(usize, f64)> {
+pub fn procs_over_threads(points: &[&SweepPoint]) -> Vec<Ratio> {
     points
         .iter()
         .filter(|p| p.mode == Mode::Procs)
@@ -149,7 +202,58 @@ pub fn procs_over_threads(points: &[&SweepPoint]) -> Vec<(usize, f64)> {
                     && t.dtype == p.dtype
                     && t.simd == p.simd
             })?;
-            (t.median_gbps > 0.0).then(|| (p.procs, p.median_gbps / t.median_gbps))
+            let repeated = p.repeats > 1 && t.repeats > 1 && t.median_gbps_min > 0.0;
+            (t.median_gbps > 0.0).then(|| Ratio {
+                workers: p.procs,
+                ratio: p.median_gbps / t.median_gbps,
+                range: repeated.then(|| (p.median_gbps_min / t.median_gbps_max, p.median_gbps_max / t.median_gbps_min)),
+            })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(mode: Mode, median: f64, range: (f64, f64), repeats: usize) -> SweepPoint {
+        SweepPoint {
+            mode,
+            procs: 2,
+            numa_nodes: None,
+            len: 1000,
+            op: Op::Add,
+            dtype: Dtype::F64,
+            simd: Simd::Scalar,
+            stores: Stores::Regular,
+            page_bytes: 4096,
+            repeats,
+            best_gbps: median,
+            median_gbps: median,
+            median_gbps_min: range.0,
+            median_gbps_max: range.1,
+            speedup: None,
+            efficiency: None,
+            startup_s: 0.0,
+            suspect: Vec::new(),
+            validated: true,
+            exit_code: 0,
+        }
+    }
+
+    #[test]
+    fn a_ratio_carries_its_range_and_says_when_it_is_within_noise() {
+        let (p, t) = (point(Mode::Procs, 13.0, (9.0, 15.0), 3), point(Mode::Threads, 10.0, (8.0, 12.0), 3));
+        let q = procs_over_threads(&[&p, &t])[0];
+        assert!((q.ratio - 1.3).abs() < 1e-12);
+        let (lo, hi) = q.range.unwrap();
+        assert!((lo - 0.75).abs() < 1e-12 && (hi - 15.0 / 8.0).abs() < 1e-12);
+        assert!(q.within_noise(), "the ranges overlap: 1 lies within [0.75, 1.88]");
+        let apart = point(Mode::Procs, 20.0, (19.0, 21.0), 3);
+        assert!(!procs_over_threads(&[&apart, &t])[0].within_noise());
+        let once = (point(Mode::Procs, 13.0, (13.0, 13.0), 1), point(Mode::Threads, 10.0, (10.0, 10.0), 1));
+        let q = procs_over_threads(&[&once.0, &once.1])[0];
+        assert_eq!(q.range, None, "one repetition has no range");
+        assert!(!q.within_noise());
+    }
 }

@@ -235,28 +235,39 @@ impl<'c> Conductor<'c> {
         Ok(Some((found, partials)))
     }
 
+    /// A warning for every verdict on `kernel`'s rounds that applies.
     fn note_noise(&mut self, kernel: &KernelReport) {
+        use crate::report::noise::Verdict;
         let (Some(noise), Some(summary)) = (&kernel.noise, &kernel.summary) else { return };
         let op = kernel.op.to_string();
-        let w = match noise.verdict {
-            crate::report::noise::Verdict::TooShort => {
-                // One line for every kernel too short to time.
-                for w in &mut self.warnings {
-                    if let Warning::TooShort { ops, fastest_s } = w {
-                        ops.push(op);
+        for verdict in &noise.verdicts {
+            let w = match verdict {
+                Verdict::TooShort => {
+                    // One line for every kernel too short to time.
+                    let joined = self.warnings.iter_mut().find_map(|w| match w {
+                        Warning::TooShort { ops, fastest_s } => Some((ops, fastest_s)),
+                        _ => None,
+                    });
+                    if let Some((ops, fastest_s)) = joined {
+                        ops.push(op.clone());
                         *fastest_s = fastest_s.min(summary.min_s);
-                        return;
+                        continue;
                     }
+                    Warning::TooShort { ops: vec![op.clone()], fastest_s: summary.min_s }
                 }
-                Warning::TooShort { ops: vec![op], fastest_s: summary.min_s }
+                Verdict::Noisy => Warning::Outliers {
+                    op: op.clone(),
+                    outliers: noise.outliers.len(),
+                    rounds: summary.rounds,
+                    iqr_pct: noise.iqr_pct,
+                },
+                Verdict::Scattered => Warning::Scattered { op: op.clone(), iqr_pct: noise.iqr_pct },
+                Verdict::OneRound => Warning::OneRound { op: op.clone() },
+                Verdict::Steady => continue,
+            };
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
             }
-            crate::report::noise::Verdict::Noisy => {
-                Warning::Outliers { op, outliers: noise.outliers.len(), rounds: summary.rounds, iqr_pct: noise.iqr_pct }
-            }
-            crate::report::noise::Verdict::Steady => return,
-        };
-        if !self.warnings.contains(&w) {
-            self.warnings.push(w);
         }
     }
 
@@ -403,13 +414,22 @@ impl<'c> Conductor<'c> {
         step_started: Instant,
         at: Option<Position>,
     ) -> bool {
-        let detected_after_s = step_started.elapsed().as_secs_f64();
+        let step_elapsed_s = step_started.elapsed().as_secs_f64();
+        let now_ns = crate::clock::now_ns();
         let mut keep_going = true;
         for Lost { id, cause } in lost {
             let range = self.partition.chunk(id);
             let range = [range.start as u64, range.end as u64];
             let (mut phase, mut cause) = (phase, cause);
+            let mut at_ns = now_ns;
             loop {
+                // From the worker's own stamp; a hang nothing stamped was
+                // declared after `--timeout` without a sign of life.
+                let detected_after_s = match (team.silent_since_ns(id), &cause) {
+                    (Some(t), _) => Some(at_ns.saturating_sub(t) as f64 * 1e-9),
+                    (None, crate::fault::Cause::Timeout { seconds }) => Some(*seconds),
+                    (None, _) => None,
+                };
                 let facts = team.member(id);
                 let record = |action| FaultRecord {
                     worker: id,
@@ -420,6 +440,7 @@ impl<'c> Conductor<'c> {
                     attempt: facts.attempt,
                     cause: cause.clone(),
                     detected_after_s,
+                    step_elapsed_s,
                     action,
                 };
                 let OnFault::Retry(allowed) = self.cfg.on_fault() else {
@@ -455,6 +476,7 @@ impl<'c> Conductor<'c> {
                         self.faults.push(record(FaultAction::ReplacementLost));
                         phase = Phase::StartUp;
                         cause = again.cause;
+                        at_ns = crate::clock::now_ns();
                     }
                     Err(ReplaceError::Impossible(why)) => {
                         self.faults.push(record(FaultAction::Irreplaceable(why)));

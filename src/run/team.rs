@@ -88,4 +88,12 @@ pub(crate) trait Team {
     fn replace(&mut self, id: usize, at: Option<Position>) -> Result<(), ReplaceError>;
     /// Stops every worker and reaps them.
     fn shutdown(&mut self);
+    /// When lost worker `id` stopped, as it recorded before a new one took
+    /// its place (CLOCK_MONOTONIC ns): an injected fault, its fault
+    /// recorder or its panic hook stamps it. `None` when nothing did (a
+    /// kill from outside, a real hang).
+    fn silent_since_ns(&self, id: usize) -> Option<u64> {
+        let _ = id;
+        None
+    }
 }

@@ -122,7 +122,7 @@ impl ThreadTeam {
             .map_err(|e| Error::runtime_from(format!("cannot start worker thread {id}; lower --procs"), e))?;
         let mut member =
             Member { attempt, handle: Some(handle), panic, tid: 0, pin: PinOutcome::Unpinned, abandoned: false };
-        let failure = match ready_rx.recv_timeout(self.cfg.timeout()) {
+        let failure = match ready_rx.recv_timeout(self.cfg.start_up_patience()) {
             Ok(Ok((pin, tid))) => {
                 member.pin = pin;
                 member.tid = tid;
@@ -131,7 +131,7 @@ impl ThreadTeam {
             Ok(Err(message)) => Some(Cause::Failed { message }),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 member.abandoned = true;
-                Some(Cause::Timeout { seconds: self.cfg.timeout_s() })
+                Some(Cause::Timeout { seconds: self.cfg.start_up_patience().as_secs_f64() })
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 if let Some(h) = member.handle.take() {
@@ -221,6 +221,10 @@ impl Watch for Members<'_> {
 }
 
 impl Team for ThreadTeam {
+    fn silent_since_ns(&self, id: usize) -> Option<u64> {
+        self.segment.control().silent_since_ns(id)
+    }
+
     fn member(&self, id: usize) -> MemberFacts {
         let m = &self.members[id];
         MemberFacts { pid: std::process::id(), tid: Some(m.tid), pin: m.pin.clone(), attempt: m.attempt }

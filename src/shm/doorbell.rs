@@ -82,9 +82,10 @@ impl Beacon {
     }
 
     /// Moves to the next epoch and wakes every sleeper. Returns the new
-    /// value.
+    /// value. Only an atomic add and a futex wake: a signal handler may
+    /// call it.
     #[inline]
-    fn bump_and_wake_all(&self) -> u32 {
+    pub(super) fn bump_and_wake_all(&self) -> u32 {
         let v = self.value.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
         self.wake();
         v
@@ -229,6 +230,10 @@ pub(super) struct SlotWords {
     waiting: AtomicU32,
     /// Bumped as the worker makes progress through long work.
     heartbeat: AtomicU64,
+    /// When the worker stopped (CLOCK_MONOTONIC ns; 0 = not known): set by
+    /// the worker just before an injected fault strikes, and by its fault
+    /// recorder and panic hook as it dies.
+    pub(super) silent_since_ns: AtomicU64,
     stamps: [Stamp; BATCH],
 }
 
@@ -236,6 +241,13 @@ impl SlotWords {
     /// Forgets a previous worker's wait (a fresh one starts clean).
     pub(super) fn clear(&self) {
         self.waiting.store(0, Ordering::Relaxed);
+        self.silent_since_ns.store(0, Ordering::Relaxed);
+    }
+
+    /// Records that the worker stops now (see `silent_since_ns`); only an
+    /// atomic store after a vDSO clock read, so a signal handler may call it.
+    pub(super) fn note_stopping(&self) {
+        self.silent_since_ns.store(crate::clock::now_ns().max(1), Ordering::SeqCst);
     }
 }
 
@@ -420,24 +432,53 @@ impl<'m> Control<'m> {
 
     /// Worker `id`'s heartbeat.
     pub(crate) fn pulse(&self, id: usize) -> Pulse<'m> {
-        Pulse(Some(&self.slot_words(id).heartbeat))
+        Pulse(Some((self.slot_words(id), &self.words().done_bell)))
+    }
+
+    /// What the coordinator sleeps on: a stopping worker rings it (see
+    /// [`Pulse::last`]).
+    pub(super) fn done_bell(&self) -> &'m Beacon {
+        &self.words().done_bell
+    }
+
+    /// When worker `id` stopped, as it recorded (CLOCK_MONOTONIC ns).
+    pub(crate) fn silent_since_ns(&self, id: usize) -> Option<u64> {
+        Some(self.slot_words(id).silent_since_ns.load(Ordering::SeqCst)).filter(|&t| t != 0)
     }
 }
 
 /// A worker's heartbeat: bumped while it works through something long, so
 /// that the coordinator can tell a slow worker from a hung one.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Pulse<'m>(Option<&'m AtomicU64>);
+pub(crate) struct Pulse<'m>(Option<(&'m SlotWords, &'m Beacon)>);
 
 impl Pulse<'_> {
     /// One more sign of life.
     #[inline]
     pub(crate) fn beat(&self) {
-        if let Some(h) = self.0 {
-            h.fetch_add(1, Ordering::Relaxed);
+        if let Some((s, _)) = self.0 {
+            s.heartbeat.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The last sign of life: the worker stops now (an injected fault is
+    /// about to strike). The coordinator measures its detection from here,
+    /// and is woken to watch closely for the end that follows.
+    pub(crate) fn last(&self) {
+        if let Some((s, bell)) = self.0 {
+            s.note_stopping();
+            bell.bump_and_wake_all();
         }
     }
 }
+
+/// How long after a worker said it stops the coordinator looks at it every
+/// [`CLOSE_POLL`] rather than every [`POLL`]: its end (a signal's default
+/// action, an exit) follows within microseconds; a hang never ends.
+const CLOSE_WATCH_NS: u64 = 100_000_000;
+
+/// How often the coordinator looks at a worker that said it stops.
+const CLOSE_POLL: Duration = Duration::from_millis(1);
 
 // ---- the coordinator's loop ----
 
@@ -532,6 +573,13 @@ pub(crate) fn ring_and_wait(
         if found {
             continue; // look again at once: the others may be done
         }
+        // A worker that just said it stops is about to end: look again
+        // soon, rather than a whole poll later.
+        let now = crate::clock::now_ns();
+        let stopping = pending
+            .iter()
+            .any(|&id| control.silent_since_ns(id).is_some_and(|t| now.saturating_sub(t) < CLOSE_WATCH_NS));
+        let poll = if stopping { poll.min(CLOSE_POLL) } else { poll };
         if done_bell.wait_past(epoch, spin, true, poll) == Waited::TimedOut {
             full_sleeps += 1;
         }

@@ -29,7 +29,7 @@
 //! undefined behaviour in Rust's memory model.
 //!
 //! Only async-signal-safe operations run in the handlers: atomic loads and
-//! stores, `write(2)` from a stack buffer, `kill(2)`, `sigaction`, `raise`
+//! stores, `clock_gettime`, `write(2)` from a stack buffer, `kill(2)`, `sigaction`, `raise`
 //! and `_exit`.
 
 use std::ops::Range;
@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 use super::control::{Control, FaultSite, Slot};
+use super::doorbell::Beacon;
 use super::mapping::MapRW;
 use crate::vocab::Array;
 
@@ -50,6 +51,8 @@ pub(super) struct AddressMap {
 }
 
 static SLOT: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
+// The coordinator's bell, rung by a dying worker; set and cleared with SLOT.
+static BELL: AtomicPtr<Beacon> = AtomicPtr::new(std::ptr::null_mut());
 // a, b, c: start, end, first index; then elem, stack low, stack guard low.
 static MAP: [AtomicUsize; 12] = [const { AtomicUsize::new(0) }; 12];
 
@@ -69,6 +72,7 @@ impl Drop for FaultRecorder {
     fn drop(&mut self) {
         // Before the mapping can go: the handler stops writing into it.
         SLOT.store(std::ptr::null_mut(), Ordering::SeqCst);
+        BELL.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 }
 
@@ -108,12 +112,38 @@ impl FaultRecorder {
         );
         // SAFETY: `control` maps the whole control block read-write (its
         // length checked above) for as long as the Arc lives, page-aligned.
-        let slot: *const Slot = unsafe { Control::from_raw(control.ptr().as_ptr(), slots) }.slot(id);
+        let blocks = unsafe { Control::from_raw(control.ptr().as_ptr(), slots) };
+        let slot: *const Slot = blocks.slot(id);
+        let bell: *const Beacon = blocks.done_bell();
+        BELL.store(bell.cast_mut(), Ordering::SeqCst);
         SLOT.store(slot.cast_mut(), Ordering::SeqCst);
         for sig in [libc::SIGSEGV, libc::SIGBUS] {
             install(sig, on_fault)?;
         }
         Ok(FaultRecorder { _control: control })
+    }
+}
+
+/// Records in this worker's slot that it stops now (its panic hook calls
+/// it), while a [`FaultRecorder`] is installed; otherwise does nothing.
+pub(crate) fn note_stopping() {
+    let slot = SLOT.load(Ordering::SeqCst);
+    if !slot.is_null() {
+        // SAFETY: `SLOT` is set only while a FaultRecorder lives (or was
+        // forgotten), whose share of the mapping keeps the slot mapped.
+        unsafe { &*slot }.doorbell.note_stopping();
+    }
+    ring_the_coordinator();
+}
+
+/// Wakes the coordinator (async-signal-safe: an atomic add and a futex
+/// wake), so that it looks at this dying worker at once.
+fn ring_the_coordinator() {
+    let bell = BELL.load(Ordering::SeqCst);
+    if !bell.is_null() {
+        // SAFETY: `BELL` is set and cleared with `SLOT`, and points into
+        // the same control block mapping, which the recorder keeps mapped.
+        unsafe { &*bell }.bump_and_wake_all();
     }
 }
 
@@ -225,7 +255,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         slot.fault_index.store(index, Ordering::SeqCst);
         slot.fault_site.store(site, Ordering::SeqCst);
         slot.fault_signal.store(sig as u32, Ordering::SeqCst);
+        slot.doorbell.note_stopping();
     }
+    ring_the_coordinator();
     // SAFETY: raise is async-signal-safe; SA_RESETHAND restored the default
     // action, so this ends the process with `sig`.
     unsafe {

@@ -69,7 +69,7 @@ pub(crate) use control::{Control, FaultSite};
 pub(crate) use doorbell::{BATCH, Pulse};
 pub(crate) use guard::{
     FatalSignals, FaultRecorder, WorkerThread, announce_exit_from_workers, announce_fatal_signals, catch_fault_signals,
-    catch_terminating_signals, wild_store,
+    catch_terminating_signals, note_stopping, wild_store,
 };
 pub(crate) use layout::{Layout, MAX_SLOTS};
 pub(crate) use stale::Swept;

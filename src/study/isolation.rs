@@ -49,12 +49,13 @@ pub(crate) fn run(
         })
         .collect();
     let mpirun = if layouts.iter().any(|l| l.ranks().is_some()) { Some(find_mpirun()?) } else { None };
-    let total = layouts.len() * args.faults.len() * 2;
+    let faults = args.fault_kinds();
+    let total = layouts.len() * faults.len() * 2;
     let mut rows = Vec::new();
     let mut step = 0;
     for &layout in &layouts {
         let mode = layout.mode();
-        for fault in &args.faults {
+        for fault in &faults {
             let kind = *fault;
             let mut child = |retry: bool| -> Result<Child, Error> {
                 each(step, total, &format!("{} × {kind}{}", layout.name(), if retry { ", retry" } else { "" }));

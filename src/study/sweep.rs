@@ -28,25 +28,24 @@ pub(crate) fn run(
     let mut interrupted = None;
     let (mut in_cache, mut llc) = (Vec::new(), 0);
     let (mut noisy, mut short) = (0, 0);
+    let mut throttled: Vec<String> = Vec::new();
+    let quota = machine.cpu_quota.as_ref().map(|q| q.cpus());
     'grid: for rep in 0..plan.repeat {
         // Each repetition starts one point later, so that no point always
         // runs right after the same neighbour (or first, on a cold machine).
         for k in 0..n {
             let i = (rep + k) % n;
             let cfg = &plan.points[i];
-            each(
-                rep * n + k,
-                total,
-                &format!(
-                    "{} × {}, len {}, {}, {}, {}",
-                    cfg.mode(),
-                    cfg.procs(),
-                    human_number(cfg.len() as f64),
-                    cfg.ops()[0],
-                    cfg.dtype(),
-                    cfg.simd()
-                ),
+            let what = format!(
+                "{} × {}, len {}, {}, {}, {}",
+                cfg.mode(),
+                cfg.procs(),
+                human_number(cfg.len() as f64),
+                cfg.ops()[0],
+                cfg.dtype(),
+                cfg.simd()
             );
+            each(rep * n + k, total, &what);
             let about = Provenance::new("run", arguments.clone(), host.clone());
             let report = match crate::run::run_with(cfg, about, crate::run::With::default()) {
                 Ok(report) => report,
@@ -60,7 +59,7 @@ pub(crate) fn run(
             let (mut was_noisy, mut was_short) = (false, false);
             for w in &report.warnings {
                 match w {
-                    Warning::FitsInCache { llc: bytes, .. } => {
+                    Warning::FitsInCache { llc: bytes, .. } | Warning::PartlyCached { llc: bytes, .. } => {
                         llc = *bytes;
                         if !in_cache.contains(&cfg.len()) {
                             in_cache.push(cfg.len());
@@ -68,6 +67,8 @@ pub(crate) fn run(
                     }
                     Warning::Outliers { .. } => was_noisy = true,
                     Warning::TooShort { .. } => was_short = true,
+                    Warning::Throttled { .. } if !throttled.contains(&what) => throttled.push(what.clone()),
+                    Warning::Throttled { .. } => {}
                     w if !warnings.contains(w) => warnings.push(w.clone()),
                     _ => {}
                 }
@@ -83,6 +84,9 @@ pub(crate) fn run(
         let lens = in_cache.iter().map(|&l| human_number(l as f64)).collect();
         warnings.push(Warning::SweepInCache { lens, llc });
     }
+    if !throttled.is_empty() {
+        warnings.push(Warning::SweepThrottled { points: throttled, quota });
+    }
     if noisy + short > 0 {
         warnings.push(Warning::NoisyRuns { noisy, short, runs: runs.len() });
     }
@@ -90,6 +94,7 @@ pub(crate) fn run(
         about: Provenance::new("sweep", arguments, host),
         partial: interrupted.is_some(),
         cpus: machine.cpu_room(),
+        cpu_quota: quota,
         points: points_of(&by_point),
         runs,
         warnings,

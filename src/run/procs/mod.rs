@@ -124,7 +124,7 @@ impl ProcTeam {
                     // A worker that is already gone is found below.
                     let _ = process.channel.send(&ToWorker::Assign(job));
                     self.members[id] = Some(Member { process, last_words: None });
-                    waiting.push((id, Patience::new(self.cfg.timeout()), false));
+                    waiting.push((id, Patience::new(self.cfg.start_up_patience()), false));
                 }
                 Err(e) => {
                     failure.get_or_insert(Error::runtime_from(
@@ -210,8 +210,13 @@ impl ProcTeam {
                 } else if member.process.exited().is_some() {
                     finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
                 } else if patience.tick() {
-                    finished
-                        .push((*id, Some(Lost { id: *id, cause: Cause::Timeout { seconds: self.cfg.timeout_s() } })));
+                    finished.push((
+                        *id,
+                        Some(Lost {
+                            id: *id,
+                            cause: Cause::Timeout { seconds: self.cfg.start_up_patience().as_secs_f64() },
+                        }),
+                    ));
                 }
             }
             for (id, outcome) in finished {
@@ -243,7 +248,7 @@ impl ProcTeam {
         let what = match (words, exit, cause) {
             (Some(Cause::Failed { message }), _, _) => message,
             (Some(Cause::Panic { message }), _, _) => format!("panicked: {message}"),
-            (_, _, Cause::Timeout { seconds }) => format!("did not say hello within --timeout {seconds}s"),
+            (_, _, Cause::Timeout { seconds }) => format!("said nothing for {seconds}s of start-up"),
             (_, Some(Exit::Code(code)), _) => format!("exited with code {code} (is it vecpar-worker?)"),
             (_, Some(Exit::Signal(sig)), _) => {
                 format!("was killed by {} (is it vecpar-worker?)", crate::fault::signal_name(sig))
@@ -408,6 +413,10 @@ impl Watch for Watcher<'_> {
 }
 
 impl Team for ProcTeam {
+    fn silent_since_ns(&self, id: usize) -> Option<u64> {
+        self.segment.control().silent_since_ns(id)
+    }
+
     fn member(&self, id: usize) -> MemberFacts {
         self.facts[id].clone()
     }

@@ -1,0 +1,144 @@
+//! The README shows what the binary prints: every sample command in it is
+//! run, and each line of its sample output must be a line the binary prints
+//! today — the same words and columns, whatever the numbers.
+
+use crate::util::*;
+
+/// A sample: the command after `$ ` and the lines shown under it.
+struct Sample {
+    args: Vec<String>,
+    lines: Vec<String>,
+}
+
+/// The samples of the README's `text` blocks that run on any machine (the
+/// NUMA block needs a NUMA machine: tests/numa.rs checks it there).
+fn samples(readme: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let mut block: Option<Vec<Sample>> = None;
+    let mut portable = true;
+    for line in readme.lines() {
+        match (&mut block, line) {
+            (None, "```text") => {
+                block = Some(Vec::new());
+                portable = true;
+            }
+            (Some(_), "```") => {
+                let done = block.take().expect("in a block");
+                if portable {
+                    out.extend(done);
+                }
+            }
+            (Some(b), l) => {
+                if l.contains("numa-map") {
+                    portable = false;
+                }
+                if let Some(command) = l.strip_prefix("$ ") {
+                    let mut words = command.split_whitespace();
+                    let program = words.next().unwrap_or_default();
+                    assert!(program.ends_with("vecpar-coord"), "a sample runs vecpar-coord: {l}");
+                    b.push(Sample { args: words.map(str::to_string).collect(), lines: Vec::new() });
+                } else if let Some(s) = b.last_mut()
+                    && !l.trim().is_empty()
+                    && l.trim() != "…"
+                {
+                    s.lines.push(l.to_string());
+                }
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+/// A line with its numbers, digests, times, SIMD level and noise verdicts
+/// taken out and its spacing collapsed: what must not change.
+fn skeleton(line: &str) -> String {
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| {
+            let core = w.trim_matches(|c: char| "(),;:".contains(c));
+            let hex = core.len() == 16 && core.chars().all(|c| c.is_ascii_hexdigit());
+            let w = if hex { w.replace(core, "<digest>") } else { w.to_string() };
+            let mut s = String::new();
+            let mut chars = w.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c.is_ascii_digit() {
+                    while chars.peek().is_some_and(|n| n.is_ascii_digit() || *n == '.' || *n == ',') {
+                        chars.next();
+                    }
+                    s.push('#');
+                } else {
+                    s.push(c);
+                }
+            }
+            // A number's trailing separator ("1,000,000," ends a clause).
+            s.replace("#,", "#").replace("#.", "#")
+        })
+        .collect();
+    let mut joined = words.join(" ");
+    for unit in ["ns", "µs", "ms", "s"] {
+        for end in [")", " ", ";", ""] {
+            let from = format!("# {unit}{end}");
+            if end.is_empty() {
+                if joined.ends_with(&from) {
+                    let cut = joined.len() - from.len();
+                    joined = format!("{}#t", &joined[..cut]);
+                }
+            } else {
+                joined = joined.replace(&from, &format!("#t{end}"));
+            }
+        }
+    }
+    for simd in ["avx512", "avx2", "sse2", "scalar"] {
+        joined = joined.replace(simd, "<simd>");
+    }
+    // The noise verdicts depend on the machine's quiet, not on the code.
+    let verdicts = ["one-round", "too-short", "noisy", "scattered", "steady"];
+    let mut out = Vec::new();
+    for part in joined.split(" · ") {
+        let words: Vec<&str> = part.split(", ").collect();
+        if words.iter().all(|w| verdicts.contains(w)) {
+            out.push("<verdicts>".to_string());
+        } else {
+            out.push(part.to_string());
+        }
+    }
+    out.join(" · ")
+}
+
+#[test]
+fn the_readme_sample_output_is_what_the_binary_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let samples = samples(&readme);
+    assert!(samples.len() >= 6, "the README's samples were found: {}", samples.len());
+    for sample in &samples {
+        let args: Vec<&str> = sample.args.iter().map(String::as_str).collect();
+        // Some samples end badly on purpose (a worker thread's SIGSEGV
+        // takes the process): what matters is what they print.
+        let out = coord(&args);
+        let printed: Vec<String> = out.stderr.lines().chain(out.stdout.lines()).map(skeleton).collect();
+        for line in &sample.lines {
+            let want = skeleton(line);
+            assert!(
+                printed.contains(&want),
+                "README line of `vecpar-coord {}` is not printed today:\n  {line}\n  as {want}\nprinted:\n{}\n{}",
+                args.join(" "),
+                out.stderr,
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn a_skeleton_keeps_the_words_and_columns_only() {
+    assert_eq!(
+        skeleton("Add:                  40.8     0.000850     0.000588     0.001335"),
+        skeleton("Add:  1234.5  0.1  0.2  0.3")
+    );
+    assert_eq!(skeleton("median 33.4 GB/s (719.5 µs) · IQR 3.1 ms"), "median # GB/s (#t) · IQR #t");
+    assert_eq!(skeleton("c digest 08abb979f347e6c2)"), "c digest <digest>)");
+    assert_eq!(skeleton("avx2, regular stores · steady"), skeleton("avx512, regular stores · noisy, scattered"));
+    assert_ne!(skeleton("Add: 1 2"), skeleton("Add: 1 2 3"), "a column more is a change");
+    assert_ne!(skeleton("best GB/s"), skeleton("best MB/s"));
+}

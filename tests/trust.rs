@@ -214,3 +214,20 @@ fn isolation_uses_the_worker_vecpar_worker_names() {
     run_cmd(cmd, LIMIT).expect_code(0);
     assert!(seen.exists(), "the child runs started the worker VECPAR_WORKER names");
 }
+
+#[test]
+fn a_slow_start_is_not_a_hang_whatever_the_timeout() {
+    // A worker binary that takes 1.5 s to start (a loaded machine, a slow
+    // file system) under --timeout 0.5: start-up has its own patience, so
+    // the run is neither refused nor counted as a fault.
+    let dir = TempDir::new("slowstart");
+    let slow = script(&dir, "slow-worker", &format!("sleep 1.5\nexec \"{}\" \"$@\"", worker_bin()));
+    let mut cmd = Command::new(coord_bin());
+    cmd.args(["--procs", "2", "--len", "1e5", "--timeout", "0.5", "--export-json", "-", "-q", "--worker-bin"])
+        .arg(&slow);
+    let out = run_cmd(cmd, LIMIT);
+    out.expect_code(0);
+    let r = out.json();
+    assert_eq!(r["validated"], true);
+    assert_eq!(r["faults"].as_array().map(Vec::len), Some(0), "{}", r["faults"]);
+}

@@ -414,8 +414,11 @@ impl<'c> Conductor<'c> {
         step_started: Instant,
         at: Option<Position>,
     ) -> bool {
-        let step_elapsed_s = step_started.elapsed().as_secs_f64();
+        let step_elapsed = step_started.elapsed();
+        let step_elapsed_s = step_elapsed.as_secs_f64();
         let now_ns = crate::clock::now_ns();
+        // A stamp is the worker's word: one outside the step is not taken.
+        let step_start_ns = now_ns.saturating_sub(step_elapsed.as_nanos() as u64);
         let mut keep_going = true;
         for Lost { id, cause } in lost {
             let range = self.partition.chunk(id);
@@ -425,8 +428,9 @@ impl<'c> Conductor<'c> {
             loop {
                 // From the worker's own stamp; a hang nothing stamped was
                 // declared after `--timeout` without a sign of life.
-                let detected_after_s = match (team.silent_since_ns(id), &cause) {
-                    (Some(t), _) => Some(at_ns.saturating_sub(t) as f64 * 1e-9),
+                let stamp = team.silent_since_ns(id).filter(|t| (step_start_ns..=at_ns).contains(t));
+                let detected_after_s = match (stamp, &cause) {
+                    (Some(t), _) => Some((at_ns - t) as f64 * 1e-9),
                     (None, crate::fault::Cause::Timeout { seconds }) => Some(*seconds),
                     (None, _) => None,
                 };

@@ -276,6 +276,16 @@ pub(crate) struct Lost {
     pub(crate) id: usize,
     /// Why.
     pub(crate) cause: Cause,
+    /// When the coordinator found it lost (CLOCK_MONOTONIC ns): the end
+    /// of its detection, before the others are waited for.
+    pub(crate) found_ns: u64,
+}
+
+impl Lost {
+    /// Worker `id`, found lost now for `cause`.
+    pub(crate) fn new(id: usize, cause: Cause) -> Lost {
+        Lost { id, cause, found_ns: crate::clock::now_ns() }
+    }
 }
 
 /// Why a worker was declared lost.

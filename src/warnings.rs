@@ -138,6 +138,9 @@ pub enum Warning {
         noisy: usize,
         /// Runs whose fastest round was too short to time well.
         short: usize,
+        /// Runs whose rounds were scattered (a wide interquartile range).
+        #[serde(default)]
+        scattered: usize,
         /// Runs in all.
         runs: usize,
     },
@@ -287,7 +290,7 @@ impl fmt::Display for Warning {
                 plural(points.len() as u64),
                 points.join("; ")
             ),
-            Warning::NoisyRuns { noisy, short, runs } => {
+            Warning::NoisyRuns { noisy, short, scattered, runs } => {
                 let mut parts = Vec::new();
                 if *noisy > 0 {
                     parts.push(format!(
@@ -296,6 +299,9 @@ impl fmt::Display for Warning {
                 }
                 if *short > 0 {
                     parts.push(format!("{short} of {runs} runs had rounds too short to time well"));
+                }
+                if *scattered > 0 {
+                    parts.push(format!("{scattered} of {runs} runs had scattered rounds"));
                 }
                 write!(
                     f,

@@ -21,7 +21,7 @@ fn a_sweep_measures_every_point_against_serial() {
     out.expect_code(0);
     let r = out.json();
     assert_eq!(r["kind"], "sweep");
-    assert_eq!(r["format_version"], 3);
+    assert_eq!(r["format_version"], 4);
     let points = r["points"].as_array().unwrap();
     // serial once, then procs and threads at 1 and 2 workers
     let shape: Vec<(String, u64)> =

@@ -217,14 +217,13 @@ fn isolation_uses_the_worker_vecpar_worker_names() {
 
 #[test]
 fn a_slow_start_is_not_a_hang_whatever_the_timeout() {
-    // A worker binary that takes 1.5 s to start (a loaded machine, a slow
-    // file system) under --timeout 0.5: start-up has its own patience, so
+    // A worker binary that takes 4 s to start (a loaded machine, a slow
+    // file system) under --timeout 2: start-up has its own patience, so
     // the run is neither refused nor counted as a fault.
     let dir = TempDir::new("slowstart");
-    let slow = script(&dir, "slow-worker", &format!("sleep 1.5\nexec \"{}\" \"$@\"", worker_bin()));
+    let slow = script(&dir, "slow-worker", &format!("sleep 4\nexec \"{}\" \"$@\"", worker_bin()));
     let mut cmd = Command::new(coord_bin());
-    cmd.args(["--procs", "2", "--len", "1e5", "--timeout", "0.5", "--export-json", "-", "-q", "--worker-bin"])
-        .arg(&slow);
+    cmd.args(["--procs", "2", "--len", "1e5", "--timeout", "2", "--export-json", "-", "-q", "--worker-bin"]).arg(&slow);
     let out = run_cmd(cmd, LIMIT);
     out.expect_code(0);
     let r = out.json();

@@ -27,7 +27,7 @@ use crate::warnings::Warning;
 pub use noise::Noise;
 
 /// Version of the JSON layout; bumped when a key changes meaning or goes away.
-pub const REPORT_FORMAT_VERSION: u32 = 3;
+pub const REPORT_FORMAT_VERSION: u32 = 4;
 
 /// What every export starts with: what produced it, when, on which machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -420,20 +420,19 @@ impl<'c> Conductor<'c> {
         // A stamp is the worker's word: one outside the step is not taken.
         let step_start_ns = now_ns.saturating_sub(step_elapsed.as_nanos() as u64);
         let mut keep_going = true;
-        for Lost { id, cause } in lost {
+        for Lost { id, cause, found_ns } in lost {
             let range = self.partition.chunk(id);
             let range = [range.start as u64, range.end as u64];
             let (mut phase, mut cause) = (phase, cause);
-            let mut at_ns = now_ns;
+            let mut at_ns = found_ns.min(now_ns);
             loop {
-                // From the worker's own stamp; a hang nothing stamped was
-                // declared after `--timeout` without a sign of life.
-                let stamp = team.silent_since_ns(id).filter(|t| (step_start_ns..=at_ns).contains(t));
-                let detected_after_s = match (stamp, &cause) {
-                    (Some(t), _) => Some((at_ns - t) as f64 * 1e-9),
-                    (None, crate::fault::Cause::Timeout { seconds }) => Some(*seconds),
-                    (None, _) => None,
-                };
+                // From the worker's own stamp to the moment it was found
+                // lost; unknown when nothing stamped the moment (a kill from
+                // outside, a real hang) or the stamp lies outside the step.
+                let detected_after_s = team
+                    .silent_since_ns(id)
+                    .filter(|t| (step_start_ns..=at_ns).contains(t))
+                    .map(|t| (at_ns - t) as f64 * 1e-9);
                 let facts = team.member(id);
                 let record = |action| FaultRecord {
                     worker: id,
@@ -480,7 +479,7 @@ impl<'c> Conductor<'c> {
                         self.faults.push(record(FaultAction::ReplacementLost));
                         phase = Phase::StartUp;
                         cause = again.cause;
-                        at_ns = crate::clock::now_ns();
+                        at_ns = again.found_ns;
                     }
                     Err(ReplaceError::Impossible(why)) => {
                         self.faults.push(record(FaultAction::Irreplaceable(why)));
@@ -661,7 +660,7 @@ mod tests {
             let mut o = StepOutcome::default();
             let (done, lost) = match script {
                 Script::Ok => (count, None),
-                Script::Lose { worker, rounds, cause } => (rounds.min(count), Some(Lost { id: worker, cause })),
+                Script::Lose { worker, rounds, cause } => (rounds.min(count), Some(Lost::new(worker, cause))),
                 Script::Interrupt => return Err(Interrupted(nix::sys::signal::Signal::SIGINT)),
             };
             match step {

@@ -94,7 +94,7 @@ impl ThreadTeam {
             let (member, failure) = team.spawn(id, 0, None)?;
             team.members.push(member);
             if let Some(cause) = failure {
-                lost.push(Lost { id, cause });
+                lost.push(Lost::new(id, cause));
             }
         }
         Ok((team, lost))
@@ -122,7 +122,19 @@ impl ThreadTeam {
             .map_err(|e| Error::runtime_from(format!("cannot start worker thread {id}; lower --procs"), e))?;
         let mut member =
             Member { attempt, handle: Some(handle), panic, tid: 0, pin: PinOutcome::Unpinned, abandoned: false };
-        let failure = match ready_rx.recv_timeout(self.cfg.start_up_patience()) {
+        // In slices, so that Ctrl-C is answered within a poll whatever the
+        // start-up patience.
+        let mut patience = crate::clock::Patience::new(self.cfg.start_up_patience());
+        let ready = loop {
+            if let Err(i) = crate::signals::check() {
+                return Err(i.into());
+            }
+            match ready_rx.recv_timeout(POLL) {
+                Err(mpsc::RecvTimeoutError::Timeout) if !patience.tick() => continue,
+                other => break other,
+            }
+        };
+        let failure = match ready {
             Ok(Ok((pin, tid))) => {
                 member.pin = pin;
                 member.tid = tid;
@@ -206,7 +218,7 @@ impl Watch for Members<'_> {
                     Some(message) => Cause::Panic { message },
                     None => Cause::Failed { message: "the thread returned".into() },
                 };
-                Lost { id, cause }
+                Lost::new(id, cause)
             })
             .collect()
     }
@@ -216,7 +228,7 @@ impl Watch for Members<'_> {
         for &id in ids {
             self.0[id].abandoned = true;
         }
-        ids.iter().map(|&id| Lost { id, cause: Cause::Timeout { seconds: patience.as_secs_f64() } }).collect()
+        ids.iter().map(|&id| Lost::new(id, Cause::Timeout { seconds: patience.as_secs_f64() })).collect()
     }
 }
 
@@ -275,7 +287,7 @@ impl Team for ThreadTeam {
             }
             Ok((member, Some(cause))) => {
                 self.members[id] = member;
-                Err(ReplaceError::Lost(Lost { id, cause }))
+                Err(ReplaceError::Lost(Lost::new(id, cause)))
             }
             Err(e) => Err(ReplaceError::Impossible(e.to_string())),
         }

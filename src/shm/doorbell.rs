@@ -521,7 +521,8 @@ pub(crate) fn ring_and_wait(
     patience: Duration,
     watch: &mut dyn Watch,
 ) -> Result<Rung, Interrupted> {
-    let seq = control.ring(step, live.len() as u32, crate::clock::now_ns());
+    let rung_ns = crate::clock::now_ns();
+    let seq = control.ring(step, live.len() as u32, rung_ns);
     let done_bell = &control.words().done_bell;
     let mut lost: Vec<Lost> = Vec::new();
     let mut aborted = false;
@@ -575,10 +576,15 @@ pub(crate) fn ring_and_wait(
         }
         // A worker that just said it stops is about to end: look again
         // soon, rather than a whole poll later.
+        // (A stamp from before the bell or from the future is no reason.)
         let now = crate::clock::now_ns();
-        let stopping = pending
-            .iter()
-            .any(|&id| control.silent_since_ns(id).is_some_and(|t| now.saturating_sub(t) < CLOSE_WATCH_NS));
+        let stopping = pending.iter().any(|&id| {
+            control
+                .silent_since_ns(id)
+                .filter(|&t| t >= rung_ns)
+                .and_then(|t| now.checked_sub(t))
+                .is_some_and(|age| age < CLOSE_WATCH_NS)
+        });
         let poll = if stopping { poll.min(CLOSE_POLL) } else { poll };
         if done_bell.wait_past(epoch, spin, true, poll) == Waited::TimedOut {
             full_sleeps += 1;
@@ -809,7 +815,7 @@ mod tests {
                 if std::mem::replace(&mut self.0, true) || !ids.contains(&1) {
                     return Vec::new();
                 }
-                vec![Lost { id: 1, cause: Cause::Disconnected }]
+                vec![Lost::new(1, Cause::Disconnected)]
             }
             fn hung(&mut self, _ids: &[usize], _patience: Duration) -> Vec<Lost> {
                 Vec::new()

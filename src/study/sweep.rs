@@ -27,7 +27,7 @@ pub(crate) fn run(
     let mut warnings: Vec<Warning> = plan.notes.clone();
     let mut interrupted = None;
     let (mut in_cache, mut llc) = (Vec::new(), 0);
-    let (mut noisy, mut short) = (0, 0);
+    let (mut noisy, mut short, mut scattered) = (0, 0, 0);
     let mut throttled: Vec<String> = Vec::new();
     let quota = machine.cpu_quota.as_ref().map(|q| q.cpus());
     'grid: for rep in 0..plan.repeat {
@@ -56,7 +56,7 @@ pub(crate) fn run(
                 Err(e) => return Err(e),
             };
             // What each run says about itself is summed up over the sweep.
-            let (mut was_noisy, mut was_short) = (false, false);
+            let (mut was_noisy, mut was_short, mut was_scattered) = (false, false, false);
             for w in &report.warnings {
                 match w {
                     Warning::FitsInCache { llc: bytes, .. } | Warning::PartlyCached { llc: bytes, .. } => {
@@ -66,6 +66,7 @@ pub(crate) fn run(
                         }
                     }
                     Warning::Outliers { .. } => was_noisy = true,
+                    Warning::Scattered { .. } => was_scattered = true,
                     Warning::TooShort { .. } => was_short = true,
                     Warning::Throttled { .. } if !throttled.contains(&what) => throttled.push(what.clone()),
                     Warning::Throttled { .. } => {}
@@ -74,6 +75,7 @@ pub(crate) fn run(
                 }
             }
             noisy += usize::from(was_noisy);
+            scattered += usize::from(was_scattered);
             short += usize::from(was_short);
             by_point[i].push(report.clone());
             runs.push(report);
@@ -87,8 +89,8 @@ pub(crate) fn run(
     if !throttled.is_empty() {
         warnings.push(Warning::SweepThrottled { points: throttled, quota });
     }
-    if noisy + short > 0 {
-        warnings.push(Warning::NoisyRuns { noisy, short, runs: runs.len() });
+    if noisy + short + scattered > 0 {
+        warnings.push(Warning::NoisyRuns { noisy, short, scattered, runs: runs.len() });
     }
     let report = SweepReport {
         about: Provenance::new("sweep", arguments, host),

@@ -178,7 +178,7 @@ impl ProcTeam {
                                         member.process.pid()
                                     ),
                                 });
-                                finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
+                                finished.push((*id, Some(Lost::new(*id, Cause::Disconnected))));
                             } else {
                                 *greeted = true;
                             }
@@ -195,27 +195,24 @@ impl ProcTeam {
                         Ok(other) => {
                             member.last_words =
                                 Some(Cause::Failed { message: format!("sent {other:?} during start-up") });
-                            finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
+                            finished.push((*id, Some(Lost::new(*id, Cause::Disconnected))));
                         }
                         Err(RecvError::Empty) => {}
                         Err(RecvError::Closed | RecvError::Io(_)) => {
-                            finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
+                            finished.push((*id, Some(Lost::new(*id, Cause::Disconnected))));
                         }
                         Err(RecvError::Garbage(why)) => {
                             member.last_words =
                                 Some(Cause::Failed { message: format!("sent an unreadable message ({why})") });
-                            finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
+                            finished.push((*id, Some(Lost::new(*id, Cause::Disconnected))));
                         }
                     }
                 } else if member.process.exited().is_some() {
-                    finished.push((*id, Some(Lost { id: *id, cause: Cause::Disconnected })));
+                    finished.push((*id, Some(Lost::new(*id, Cause::Disconnected))));
                 } else if patience.tick() {
                     finished.push((
                         *id,
-                        Some(Lost {
-                            id: *id,
-                            cause: Cause::Timeout { seconds: self.cfg.start_up_patience().as_secs_f64() },
-                        }),
+                        Some(Lost::new(*id, Cause::Timeout { seconds: self.cfg.start_up_patience().as_secs_f64() })),
                     ));
                 }
             }
@@ -248,7 +245,7 @@ impl ProcTeam {
         let what = match (words, exit, cause) {
             (Some(Cause::Failed { message }), _, _) => message,
             (Some(Cause::Panic { message }), _, _) => format!("panicked: {message}"),
-            (_, _, Cause::Timeout { seconds }) => format!("said nothing for {seconds}s of start-up"),
+            (_, _, Cause::Timeout { seconds }) => format!("was not ready within {seconds}s of start-up"),
             (_, Some(Exit::Code(code)), _) => format!("exited with code {code} (is it vecpar-worker?)"),
             (_, Some(Exit::Signal(sig)), _) => {
                 format!("was killed by {} (is it vecpar-worker?)", crate::fault::signal_name(sig))
@@ -283,7 +280,7 @@ impl ProcTeam {
             (_, Some(words)) if forced => words,
             (_, words) => cause_of(exit, words, self.segment.control(), id, &self.partition, &self.oom),
         };
-        Lost { id, cause }
+        Lost::new(id, cause)
     }
 
     fn step_doorbell(&mut self, step: &Step, patience: Duration) -> Result<StepOutcome, Interrupted> {

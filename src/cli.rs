@@ -503,7 +503,7 @@ pub(crate) struct RunArgs {
     #[arg(short, long, value_enum, default_value_t = Mode::Procs, help_heading = "Workload")]
     pub(crate) mode: Mode,
 
-    /// Instruction set of the kernel (auto: the widest this CPU has); a level this CPU lacks is refused
+    /// Instruction set of the kernel (auto: the widest this CPU has, but avx2 over avx512: compilers prefer 256-bit vectors, and so does memory here); a level this CPU lacks is refused
     #[arg(long, default_value = "auto", value_parser = ChoiceParser::<Simd, false>::new(), help_heading = "Tuning")]
     pub(crate) simd: Auto<Simd>,
 

@@ -543,7 +543,12 @@ mod with_mpi {
         assert!(r["rows"].as_array().unwrap().iter().all(|row| row["ranks"] == 2));
         let summary =
             r["summary"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect::<Vec<_>>().join(" ");
-        assert!(summary.contains("Under MPI (2 ranks)") && summary.contains("validated in 2 of 2 faults"), "{summary}");
+        assert!(
+            summary.contains("Under MPI (2 ranks)")
+                && summary.contains("detected by its rank in 2 of 2 faults")
+                && summary.contains("validated in 2 of 2"),
+            "{summary}"
+        );
         // Typed: how the job ended, as another rank saw it.
         assert_eq!(r["rows"][2]["fail_run"]["ending"], serde_json::json!({"ending": "rank-lost", "rank": 1}), "{r}");
         assert_eq!(r["rows"][3]["fail_run"]["ending"], serde_json::json!({"ending": "ranks-stuck"}), "{r}");

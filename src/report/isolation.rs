@@ -394,12 +394,13 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
         let mut parts = Vec::new();
         if !inside.is_empty() {
             let recovered: Vec<&str> = inside.iter().filter(|r| r.recovered).map(|r| r.fault.as_str()).collect();
+            let detected = inside.iter().filter(|r| r.fail_run.cause.is_some()).count();
             parts.push(format!(
-                "a worker lost inside a rank was detected by its rank, and --on-fault retry replaced it and the job \
-                 validated in {} of {} faults{}",
+                "a worker lost inside a rank was detected by its rank in {detected} of {n} faults, and --on-fault \
+                 retry replaced it and the job validated in {} of {n}{}",
                 recovered.len(),
-                inside.len(),
-                if recovered.is_empty() { String::new() } else { format!(" ({})", listed(&recovered)) }
+                if recovered.is_empty() { String::new() } else { format!(" ({})", listed(&recovered)) },
+                n = inside.len(),
             ));
         }
         if !rank.is_empty() {

@@ -70,12 +70,7 @@ impl Exportable for RunReport {
                     Cell::two(validated.to_string(), if validated { "yes" } else { "**no**" }),
                     Cell::text(self.exit_code.to_string()),
                     seconds(s.map(|s| s.iqr_s)),
-                    Cell::text(k.noise.as_ref().map_or(String::new(), |n| {
-                        serde_json::to_value(n.verdict)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default()
-                    })),
+                    Cell::text(k.noise.as_ref().map_or("", |n| n.verdict.name())),
                 ]
             })
             .collect();

@@ -128,18 +128,8 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
         let Some(s) = &k.summary else { continue };
         let iqr_pct = k.noise.as_ref().map_or(0.0, |n| n.iqr_pct);
         let prefix = if r.kernels.len() > 1 { format!("{}: ", k.op) } else { String::new() };
-        let verdicts: Vec<String> = k
-            .noise
-            .as_ref()
-            .map(|n| {
-                n.verdicts
-                    .iter()
-                    .map(|v| {
-                        serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let verdicts: Vec<&str> =
+            k.noise.as_ref().map(|n| n.verdicts.iter().map(|v| v.name()).collect()).unwrap_or_default();
         let spread = if s.rounds < 2 {
             "one round: no spread to show".to_string()
         } else {

@@ -305,10 +305,15 @@ fn listed(names: &[&str]) -> String {
     }
 }
 
-/// Whether a fault of this name kills the worker outright (not a hang,
-/// not a stray write).
-fn is_crash(fault: &str) -> bool {
-    !matches!(fault, "hang" | "oob-write") && !fault.starts_with("stall")
+/// The fault a row injected.
+fn kind(r: &IsolationRow) -> Option<FaultKind> {
+    r.fault.parse().ok()
+}
+
+/// Whether the row's fault kills the worker outright (it stops showing
+/// life, and not by hanging).
+fn is_crash(r: &IsolationRow) -> bool {
+    kind(r).is_some_and(|k| k.stops_the_worker() && k != FaultKind::Hang)
 }
 
 /// Plain sentences from the rows, and only from them: per mode, what
@@ -350,7 +355,7 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
         });
         let crashes: Vec<(&str, f64)> = mine
             .iter()
-            .filter(|r| r.fault != "hang" && r.fail_run.cause.is_some())
+            .filter(|r| kind(r) != Some(FaultKind::Hang) && r.fail_run.cause.is_some())
             .filter_map(|r| Some((r.fault.as_str(), r.fail_run.detected_after_s?)))
             .collect();
         if !crashes.is_empty() {
@@ -365,7 +370,7 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
                 if what.len() == 1 { "was" } else { "were" }
             ));
         }
-        if let Some(h) = mine.iter().find(|r| r.fault == "hang" && r.fail_run.cause.is_some()) {
+        if let Some(h) = mine.iter().find(|r| kind(r) == Some(FaultKind::Hang) && r.fail_run.cause.is_some()) {
             let after = h.fail_run.detected_after_s.map_or(String::new(), |t| format!(" {}", short_time(t)));
             parts.push(format!(
                 "the hang was declared{after} after the worker's last sign of life (--timeout {timeout} s)"
@@ -426,13 +431,13 @@ pub fn summarise(rows: &[IsolationRow], timeout: f64) -> Vec<String> {
     let procs: Vec<&IsolationRow> = rows.iter().filter(|r| r.mode == Mode::Procs && r.ranks.is_none()).collect();
     let threads: Vec<&IsolationRow> = rows.iter().filter(|r| r.mode == Mode::Threads).collect();
     let mut costs = Vec::new();
-    if threads.iter().any(|r| is_crash(&r.fault) && !r.survived) {
+    if threads.iter().any(|r| is_crash(r) && !r.survived) {
         costs.push("a crash ends every thread");
     }
-    if threads.iter().any(|r| r.fault == "oob-write" && r.fail_run.mismatch.is_some()) {
+    if threads.iter().any(|r| kind(r) == Some(FaultKind::OobWrite) && r.fail_run.mismatch.is_some()) {
         costs.push("a stray write corrupts a neighbour's data, which only validation notices");
     }
-    if threads.iter().any(|r| r.fault == "hang" && !r.recovered) {
+    if threads.iter().any(|r| kind(r) == Some(FaultKind::Hang) && !r.recovered) {
         costs.push("a hung thread can be neither killed nor replaced");
     }
     if !procs.is_empty() && procs.iter().all(|r| r.survived && r.recovered) && !costs.is_empty() {

@@ -43,6 +43,19 @@ pub enum Verdict {
     Steady,
 }
 
+impl Verdict {
+    /// Its name, as the table, the exports and the JSON spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::OneRound => "one-round",
+            Verdict::TooShort => "too-short",
+            Verdict::Noisy => "noisy",
+            Verdict::Scattered => "scattered",
+            Verdict::Steady => "steady",
+        }
+    }
+}
+
 /// The verdict and what it rests on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Noise {
@@ -119,6 +132,13 @@ mod tests {
         assert_eq!(Noise::of(&rounds(&[5e-6, 5e-6]), Mode::Serial).unwrap().verdict, Verdict::Steady);
         assert_eq!(Noise::of(&rounds(&[5e-6, 5e-6]), Mode::Threads).unwrap().verdict, Verdict::TooShort);
         assert!(Noise::of(&[], Mode::Serial).is_none());
+    }
+
+    #[test]
+    fn names_are_the_json_names() {
+        for v in [Verdict::OneRound, Verdict::TooShort, Verdict::Noisy, Verdict::Scattered, Verdict::Steady] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.name());
+        }
     }
 
     #[test]

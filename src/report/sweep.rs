@@ -148,7 +148,7 @@ pub fn points_of(by_point: &[Vec<RunReport>]) -> Vec<SweepPoint> {
 }
 
 /// Why the runs of a point are suspect (see [`SweepPoint::suspect`]).
-fn suspect_of(runs: &[RunReport]) -> Vec<String> {
+pub(crate) fn suspect_of(runs: &[RunReport]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in runs {
         for w in &r.warnings {

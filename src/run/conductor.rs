@@ -424,7 +424,7 @@ impl<'c> Conductor<'c> {
             let range = self.partition.chunk(id);
             let range = [range.start as u64, range.end as u64];
             let (mut phase, mut cause) = (phase, cause);
-            let mut at_ns = found_ns.min(now_ns);
+            let mut at_ns = found_ns;
             loop {
                 // From the worker's own stamp to the moment it was found
                 // lost; unknown when nothing stamped the moment (a kill from

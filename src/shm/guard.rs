@@ -130,7 +130,9 @@ pub(crate) fn note_stopping() {
     let slot = SLOT.load(Ordering::SeqCst);
     if !slot.is_null() {
         // SAFETY: `SLOT` is set only while a FaultRecorder lives (or was
-        // forgotten), whose share of the mapping keeps the slot mapped.
+        // forgotten), whose share of the mapping keeps the slot mapped; it
+        // clears `SLOT` before that share goes, and a worker drops its
+        // recorder only on its way out, after its last fault can strike.
         unsafe { &*slot }.doorbell.note_stopping();
     }
     ring_the_coordinator();
@@ -141,8 +143,9 @@ pub(crate) fn note_stopping() {
 fn ring_the_coordinator() {
     let bell = BELL.load(Ordering::SeqCst);
     if !bell.is_null() {
-        // SAFETY: `BELL` is set and cleared with `SLOT`, and points into
-        // the same control block mapping, which the recorder keeps mapped.
+        // SAFETY: `BELL` is set and cleared with `SLOT` (set before it,
+        // cleared after it), and points into the same control block
+        // mapping, which the recorder keeps mapped as `SLOT`'s comment says.
         unsafe { &*bell }.bump_and_wake_all();
     }
 }
@@ -255,9 +258,8 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         slot.fault_index.store(index, Ordering::SeqCst);
         slot.fault_site.store(site, Ordering::SeqCst);
         slot.fault_signal.store(sig as u32, Ordering::SeqCst);
-        slot.doorbell.note_stopping();
     }
-    ring_the_coordinator();
+    note_stopping();
     // SAFETY: raise is async-signal-safe; SA_RESETHAND restored the default
     // action, so this ends the process with `sig`.
     unsafe {

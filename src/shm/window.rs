@@ -289,6 +289,11 @@ pub(crate) struct WindowChunk<'w> {
 unsafe impl Send for WindowChunk<'_> {}
 
 impl WindowChunk<'_> {
+    /// The bytes of this rank's chunk of one array, in whole pages.
+    fn own_bytes(&self) -> usize {
+        (self.len() * self.window.dtype.size()).div_ceil(PAGE) * PAGE
+    }
+
     fn len(&self) -> usize {
         self.window.chunks[self.window.me].len()
     }
@@ -307,7 +312,7 @@ impl ChunkAccess for WindowChunk<'_> {
     fn bind(&self, binding: &Binding) -> Result<Option<u32>, Errno> {
         // This rank's part of each array of the node's window, bound before
         // `reserve` faults it in.
-        let bytes = (self.len() * self.window.dtype.size()).div_ceil(PAGE) * PAGE;
+        let bytes = self.own_bytes();
         let mut node = None;
         for array in Array::ALL {
             node = super::numa::bind(self.window.byte_ptr(array) as usize, bytes, binding)?;
@@ -319,7 +324,7 @@ impl ChunkAccess for WindowChunk<'_> {
         // The library created the pages; fault them in now, where running
         // out of space is an error code (MADV_POPULATE_WRITE) and not a
         // SIGBUS at first touch. Own pages of a and b are writable for it.
-        let bytes = (self.len() * self.window.dtype.size()).div_ceil(PAGE) * PAGE;
+        let bytes = self.own_bytes();
         for array in Array::ALL {
             if bytes == 0 {
                 break;

@@ -55,8 +55,16 @@ pub(crate) fn run(
                 }
                 Err(e) => return Err(e),
             };
-            // What each run says about itself is summed up over the sweep.
-            let (mut was_noisy, mut was_short, mut was_scattered) = (false, false, false);
+            // What each run says about itself is summed up over the sweep:
+            // its doubts as the table marks them, the rest each once.
+            let doubts = crate::report::sweep::suspect_of(std::slice::from_ref(&report));
+            let doubted = |word: &str| doubts.iter().any(|d| d == word);
+            noisy += usize::from(doubted("noisy"));
+            scattered += usize::from(doubted("scattered"));
+            short += usize::from(doubted("too-short"));
+            if doubted("throttled") && !throttled.contains(&what) {
+                throttled.push(what.clone());
+            }
             for w in &report.warnings {
                 match w {
                     Warning::FitsInCache { llc: bytes, .. } | Warning::PartlyCached { llc: bytes, .. } => {
@@ -65,18 +73,14 @@ pub(crate) fn run(
                             in_cache.push(cfg.len());
                         }
                     }
-                    Warning::Outliers { .. } => was_noisy = true,
-                    Warning::Scattered { .. } => was_scattered = true,
-                    Warning::TooShort { .. } => was_short = true,
-                    Warning::Throttled { .. } if !throttled.contains(&what) => throttled.push(what.clone()),
-                    Warning::Throttled { .. } => {}
+                    Warning::Outliers { .. }
+                    | Warning::Scattered { .. }
+                    | Warning::TooShort { .. }
+                    | Warning::Throttled { .. } => {}
                     w if !warnings.contains(w) => warnings.push(w.clone()),
                     _ => {}
                 }
             }
-            noisy += usize::from(was_noisy);
-            scattered += usize::from(was_scattered);
-            short += usize::from(was_short);
             by_point[i].push(report.clone());
             runs.push(report);
         }

@@ -906,7 +906,8 @@ fn resolve_memory(
         format!("{reason}; one NUMA node, so nothing to place")
     } else if mode.is_rank() {
         format!(
-            "{reason}; in --mode ranks each rank's part of the MPI window is bound, but its placement is not checked"
+            "{reason}; in --mode ranks each rank's part of the MPI window is bound, and the rank that checks it asks \
+             where its pages are"
         )
     } else {
         reason

@@ -166,11 +166,18 @@ pub enum Warning {
         workers: Vec<(usize, usize, f64)>,
         /// After what: the arrays' filling, or the last round.
         when: String,
+        /// `--mode ranks`: the ids are MPI ranks, each with its part of the
+        /// node's window.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ranks: bool,
     },
     /// Workers computed on another node than their pages'.
     RanOffNode {
         /// The workers, each with its pages' node and the nodes it ran on.
         workers: Vec<(usize, usize, Vec<usize>)>,
+        /// `--mode ranks`: the ids are MPI ranks.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ranks: bool,
     },
     /// Pages moved between nodes during the rounds.
     PagesMigrated {
@@ -324,10 +331,13 @@ impl fmt::Display for Warning {
                 "automatic NUMA balancing is on (/proc/sys/kernel/numa_balancing): the kernel moves pages while the \
                  run measures; turn it off (sysctl kernel.numa_balancing=0) for placement you choose",
             ),
-            Warning::PolicyNotHonoured { workers, when } => {
+            Warning::PolicyNotHonoured { workers, when, ranks } => {
                 let parts: Vec<String> = workers
                     .iter()
-                    .map(|(w, node, share)| format!("worker {w}: {:.0}% on node {node}", share * 100.0))
+                    .map(|(w, node, share)| {
+                        let who = if *ranks { format!("rank {w}'s part of the window") } else { format!("worker {w}") };
+                        format!("{who}: {:.0}% on node {node}", share * 100.0)
+                    })
                     .collect();
                 write!(
                     f,
@@ -336,19 +346,17 @@ impl fmt::Display for Warning {
                     parts.join(", ")
                 )
             }
-            Warning::RanOffNode { workers } => {
+            Warning::RanOffNode { workers, ranks } => {
                 let parts: Vec<String> = workers
                     .iter()
                     .map(|(w, node, ran)| {
                         let ran: Vec<String> = ran.iter().map(|n| n.to_string()).collect();
-                        format!("worker {w} (pages on node {node}) ran on node {}", ran.join(", "))
+                        let who = if *ranks { "rank" } else { "worker" };
+                        format!("{who} {w} (pages on node {node}) ran on node {}", ran.join(", "))
                     })
                     .collect();
-                write!(
-                    f,
-                    "{}: its memory was remote for those rounds; pin workers (--pin) to keep them",
-                    parts.join("; ")
-                )
+                let fix = if *ranks { "bind ranks to cores (mpirun --bind-to core)" } else { "pin workers (--pin)" };
+                write!(f, "{}: its memory was remote for those rounds; {fix} to keep them", parts.join("; "))
             }
             Warning::PagesMigrated { pages } => write!(
                 f,
@@ -436,6 +444,21 @@ mod tests {
         assert!(throttled(2).to_string().contains("lower --procs"));
         let one = throttled(1).to_string();
         assert!(!one.contains("lower --procs") && one.contains("raise the quota"), "one worker cannot be fewer: {one}");
+    }
+
+    #[test]
+    fn placement_warnings_name_workers_or_ranks() {
+        let when = "after the last round".to_string();
+        let w = Warning::PolicyNotHonoured { workers: vec![(1, 0, 0.5)], when: when.clone(), ranks: false };
+        assert!(w.to_string().contains("(worker 1: 50% on node 0)"), "{w}");
+        let r = Warning::PolicyNotHonoured { workers: vec![(3, 1, 0.25)], when, ranks: true };
+        assert!(r.to_string().contains("(rank 3's part of the window: 25% on node 1)"), "{r}");
+        let json = serde_json::to_value(&w).unwrap();
+        assert!(json.get("ranks").is_none(), "workers, as before: {json}");
+        let off = Warning::RanOffNode { workers: vec![(2, 0, vec![1])], ranks: true }.to_string();
+        assert!(off.starts_with("rank 2 (pages on node 0) ran on node 1") && off.contains("--bind-to core"), "{off}");
+        let off = Warning::RanOffNode { workers: vec![(2, 0, vec![1])], ranks: false }.to_string();
+        assert!(off.starts_with("worker 2 (pages") && off.contains("--pin"), "{off}");
     }
 
     #[test]

@@ -5,14 +5,22 @@
 use crate::util::*;
 
 /// A sample: the command after `$ ` and the lines shown under it.
-struct Sample {
-    args: Vec<String>,
+pub(crate) struct Sample {
+    /// `vecpar-coord`, or `mpirun` (its arguments then start with its own).
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
     lines: Vec<String>,
 }
 
-/// The samples of the README's `text` blocks that run on any machine (the
-/// NUMA block needs a NUMA machine: tests/numa.rs checks it there).
-fn samples(readme: &str) -> Vec<Sample> {
+/// The README.
+pub(crate) fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+/// The samples of the README's `text` blocks that run on any machine, or
+/// (`numa`) those of the blocks shown from the emulated NUMA machine, with
+/// its numa_maps (tests/numa.rs checks them there).
+pub(crate) fn samples(readme: &str, numa: bool) -> Vec<Sample> {
     let mut out = Vec::new();
     let mut block: Option<Vec<Sample>> = None;
     let mut portable = true;
@@ -24,7 +32,7 @@ fn samples(readme: &str) -> Vec<Sample> {
             }
             (Some(_), "```") => {
                 let done = block.take().expect("in a block");
-                if portable {
+                if portable != numa {
                     out.extend(done);
                 }
             }
@@ -34,9 +42,12 @@ fn samples(readme: &str) -> Vec<Sample> {
                 }
                 if let Some(command) = l.strip_prefix("$ ") {
                     let mut words = command.split_whitespace();
-                    let program = words.next().unwrap_or_default();
-                    assert!(program.ends_with("vecpar-coord"), "a sample runs vecpar-coord: {l}");
-                    b.push(Sample { args: words.map(str::to_string).collect(), lines: Vec::new() });
+                    let program = words.next().unwrap_or_default().to_string();
+                    assert!(
+                        program.ends_with("vecpar-coord") || program == "mpirun",
+                        "a sample runs vecpar-coord, or mpirun: {l}"
+                    );
+                    b.push(Sample { program, args: words.map(str::to_string).collect(), lines: Vec::new() });
                 } else if let Some(s) = b.last_mut()
                     && !l.trim().is_empty()
                     && l.trim() != "…"
@@ -117,39 +128,45 @@ fn skeleton(line: &str) -> String {
     out.join(" · ")
 }
 
+/// Asserts that each line `sample` shows is one of `printed` (what its
+/// command printed, stderr and stdout) in skeleton.
+pub(crate) fn check_sample(sample: &Sample, printed: &str) {
+    let printed: Vec<String> = printed.lines().map(skeleton).collect();
+    for line in &sample.lines {
+        let want = skeleton(line);
+        // A warning depends on the host (its CPUs, its caches): checked
+        // where the host gives it, by its first words.
+        if let Some(warning) = want.strip_prefix("vecpar-coord: warning: ") {
+            let opening: Vec<&str> = warning.split_whitespace().take(4).collect();
+            let given = printed.iter().any(|p| {
+                p.strip_prefix("vecpar-coord: warning: ")
+                    .is_some_and(|w| w.split_whitespace().take(4).collect::<Vec<_>>() == opening)
+            });
+            if !given {
+                continue;
+            }
+        }
+        assert!(
+            printed.contains(&want),
+            "README line of `{} {}` is not printed today:\n  {line}\n  as {want}\nprinted:\n{}",
+            sample.program,
+            sample.args.join(" "),
+            printed.join("\n")
+        );
+    }
+}
+
 #[test]
 fn the_readme_sample_output_is_what_the_binary_prints() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let samples = samples(&readme);
+    let samples = samples(&readme(), false);
     assert!(samples.len() >= 6, "the README's samples were found: {}", samples.len());
     for sample in &samples {
+        assert!(sample.program.ends_with("vecpar-coord"), "a portable sample runs vecpar-coord");
         let args: Vec<&str> = sample.args.iter().map(String::as_str).collect();
         // Some samples end badly on purpose (a worker thread's SIGSEGV
         // takes the process): what matters is what they print.
         let out = coord(&args);
-        let printed: Vec<String> = out.stderr.lines().chain(out.stdout.lines()).map(skeleton).collect();
-        for line in &sample.lines {
-            let want = skeleton(line);
-            // A warning depends on the host (its CPUs, its caches): checked
-            // where the host gives it, by its first words.
-            if let Some(warning) = want.strip_prefix("vecpar-coord: warning: ") {
-                let opening: Vec<&str> = warning.split_whitespace().take(4).collect();
-                let given = printed.iter().any(|p| {
-                    p.strip_prefix("vecpar-coord: warning: ")
-                        .is_some_and(|w| w.split_whitespace().take(4).collect::<Vec<_>>() == opening)
-                });
-                if !given {
-                    continue;
-                }
-            }
-            assert!(
-                printed.contains(&want),
-                "README line of `vecpar-coord {}` is not printed today:\n  {line}\n  as {want}\nprinted:\n{}\n{}",
-                args.join(" "),
-                out.stderr,
-                out.stdout
-            );
-        }
+        check_sample(sample, &format!("{}\n{}", out.stderr, out.stdout));
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::docs::{Sample, check_sample, readme, samples};
 use crate::util::*;
 
 /// The guest's kernel and initramfs, built once per test binary, or why
@@ -46,7 +47,9 @@ fn guest() -> Result<&'static PathBuf, String> {
                 .arg("/var/cache/vecpar-numa-test")
                 .arg(&out)
                 .arg(coord_bin())
-                .arg(worker_bin());
+                .arg(worker_bin())
+                // Open MPI too, for the MPI build's tests (mod mpi).
+                .env("GUEST_MPI", if cfg!(feature = "mpi") { "1" } else { "0" });
             let built = run_cmd(cmd, LIMIT);
             if built.code != Some(0) {
                 return Err(format!("prepare.sh failed:\n{}", built.stderr));
@@ -82,14 +85,17 @@ fn in_guest(test: &str, nodes: usize, mem_mb: usize, script: &str) -> Option<Str
 }
 
 /// Shell functions for the guest: `run NAME COMM COUNT PAGES ARGS…` runs
-/// vecpar with ARGS (a stall keeps it alive about 2 s), catches the
-/// numa_maps of COUNT processes named COMM once each has PAGES pages of
-/// the segment present (its whole chunk: filled, not half-way), and prints
-/// its exit code and its JSON, each framed by markers.
+/// vecpar with ARGS (`--len $LEN`, 2e5 unless set; a stall keeps it alive
+/// about 2 s), catches the numa_maps of COUNT processes named COMM once
+/// each has PAGES pages of the segment present (its whole chunk: filled,
+/// not half-way), and prints its exit code and its JSON, each framed by
+/// markers. `mrun` does the same for `mpirun -n 2 vecpar-coord ARGS…`,
+/// the stall in rank 0's own process.
 const GUEST_FUNCTIONS: &str = r#"
 run() {
     name=$1; comm=$2; count=$3; pages=$4; shift 4
-    "$@" --len 2e5 --runs 10 --inject-fault 0:stall=2000@3 -q --export-json /tmp/$name.json > /tmp/$name.err 2>&1 &
+    "$@" --len ${LEN:-2e5} --runs 10 --inject-fault ${STALL:-0}:stall=2000@3 -q --export-json /tmp/$name.json \
+        > /tmp/$name.err 2>&1 &
     vp=$!
     echo "@@maps $name"
     placement --wait "$comm" -n "$count" -k "$pages" -t 300 -w $vp
@@ -100,7 +106,45 @@ run() {
     cat /tmp/$name.json
     echo "@@end $name"
 }
+mpi_env() {
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=/bin/false HOME=/root
+    hostname guest; ip link set lo up
+}
+mrun() {
+    name=$1; comm=$2; count=$3; pages=$4; shift 4
+    mpi_env
+    STALL=rank:0 run "$name" "$comm" "$count" "$pages" mpirun -n 2 vecpar-coord "$@"
+}
 "#;
+
+/// The README's samples from the emulated NUMA machine that `program`
+/// runs (`vecpar-coord` or `mpirun`), and the guest script lines that run
+/// each, its output framed by markers.
+fn readme_samples(program: &str) -> (Vec<Sample>, String) {
+    let samples: Vec<Sample> = samples(&readme(), true).into_iter().filter(|s| s.program == program).collect();
+    assert!(!samples.is_empty(), "the README shows {program} on the emulated NUMA machine");
+    let script = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!("echo '@@sample {i}'; {} {} 2>&1; echo '@@sample-end {i}'\n", s.program, s.args.join(" "))
+        })
+        .collect();
+    (samples, script)
+}
+
+/// Checks what the guest printed for each README sample against the
+/// README's lines.
+fn check_readme_samples(samples: &[Sample], output: &str) {
+    for (i, sample) in samples.iter().enumerate() {
+        let printed = output
+            .split(&format!("@@sample {i}\n"))
+            .nth(1)
+            .and_then(|o| o.split(&format!("@@sample-end {i}")).next())
+            .unwrap_or_else(|| panic!("sample {i} did not run:\n{output}"));
+        check_sample(sample, printed);
+    }
+}
 
 /// One run's results from the guest's output.
 struct Run {
@@ -202,7 +246,9 @@ fn warning_kinds(run: &Run) -> Vec<String> {
 
 #[test]
 fn two_nodes_every_policy_placed_and_checked_against_numa_maps() {
-    let script = r#"
+    let (readme, shown) = readme_samples("vecpar-coord");
+    let script = shown
+        + r#"
 echo "@@numactl"; numactl -H; echo "@@numactl-end"
 echo "@@topology"; vecpar-coord topology --export-json -; echo "@@topology-end"
 run local vecpar-worker 2 580 vecpar-coord --procs 2
@@ -216,9 +262,11 @@ echo "@@sweep"
 vecpar-coord sweep --modes procs --procs 1 --numa-nodes 1,2 --len 1e5 --runs 3 -q --export-json -
 echo "@@sweep-end"
 "#;
-    let Some(output) = in_guest("two_nodes_every_policy_placed_and_checked_against_numa_maps", 2, 512, script) else {
+    let Some(output) = in_guest("two_nodes_every_policy_placed_and_checked_against_numa_maps", 2, 512, &script) else {
         return;
     };
+    // The README's NUMA section shows what this machine prints.
+    check_readme_samples(&readme, &output);
     // topology against numactl -H.
     let numactl = output.split("@@numactl\n").nth(1).unwrap().split("@@numactl-end").next().unwrap();
     let topo: Value =
@@ -387,4 +435,213 @@ run balancing vecpar-worker 2 580 vecpar-coord --procs 2
     let run = &runs["balancing"];
     assert!(warning_kinds(run).contains(&"numa-balancing".to_string()), "{:?}", warning_kinds(run));
     assert_eq!(run.json["numa"]["balancing"], true);
+}
+
+#[test]
+fn a_node_that_runs_out_spills_and_the_run_says_so() {
+    // Node 1 has 256 MiB; the arrays under node:1 want 288 MB of it.
+    let script = r#"
+LEN=1.2e7 run spill vecpar-worker 1 70000 vecpar-coord --pin M0:1 --mem-policy node:1
+"#;
+    let Some(output) = in_guest("a_node_that_runs_out_spills_and_the_run_says_so", 2, 256, script) else {
+        return;
+    };
+    let runs = runs(&output);
+    let run = &runs["spill"];
+    assert_eq!(run.rc, 0, "a spill is a warning, not a failure: {}", run.json);
+    assert_eq!(run.json["validated"], true);
+    let placed = &run.json["numa"]["after_run"][0];
+    assert_eq!(placed["intended"], 1);
+    let share = placed["on_intended"].as_f64().unwrap();
+    assert!(share > 0.3 && share < 0.9, "node 1 filled, the rest spilled: {placed}");
+    let h = histogram(run, 0);
+    assert_eq!(h.keys().copied().collect::<Vec<_>>(), vec![0, 1], "{h:?}");
+    agree("spill", &h, &maps_histogram(run, worker_pids(run)[0], 2), 2);
+    let warning = run.json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "policy-not-honoured")
+        .unwrap_or_else(|| panic!("no policy-not-honoured warning: {:?}", warning_kinds(run)));
+    let message = warning["message"].as_str().unwrap();
+    assert!(message.contains(&format!("worker 0: {:.0}% on node 1", share * 100.0)), "{message}");
+    assert!(message.contains("after the arrays were filled"), "{message}");
+}
+
+/// Under MPI (the `mpi` build, whose guest has Open MPI): `--mode ranks`
+/// binds each rank's part of its node's window to the rank's node, and the
+/// rank that checks a part asks where its pages are; hybrid ranks report
+/// their workers' placement. Both against numa_maps.
+#[cfg(feature = "mpi")]
+mod mpi {
+    use super::*;
+
+    /// Pages per node of rank `r`'s part of the window, as the job reports.
+    fn part_histogram(run: &Run, r: usize) -> BTreeMap<u64, u64> {
+        let numa = &run.json["mpi"]["per_rank"][r]["numa"];
+        let mut out = BTreeMap::new();
+        for array in numa["after_run"][0]["arrays"].as_array().unwrap_or_else(|| panic!("rank {r}: {numa}")) {
+            for pair in array["nodes"].as_array().unwrap() {
+                *out.entry(pair[0].as_u64().unwrap()).or_default() += pair[1].as_u64().unwrap();
+            }
+        }
+        out
+    }
+
+    /// Pages per node in `pid`'s mappings of the window (Open MPI's
+    /// `osc_sm` file, less its first page, where the window's start is
+    /// aligned), by the memory policy numa_maps gives each mapping.
+    fn window_maps(run: &Run, pid: u64) -> BTreeMap<String, BTreeMap<u64, u64>> {
+        let mut out: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+        for (p, kv) in &run.maps {
+            if *p != pid || !kv["file"].contains("osc_sm") || kv["offset"] == "0x0" {
+                continue;
+            }
+            for n in 0..2 {
+                let count: u64 = kv[&format!("N{n}")].parse().unwrap();
+                if count > 0 {
+                    *out.entry(kv["policy"].clone()).or_default().entry(n).or_default() += count;
+                }
+            }
+        }
+        out
+    }
+
+    fn sum(hs: impl IntoIterator<Item = BTreeMap<u64, u64>>) -> BTreeMap<u64, u64> {
+        let mut out = BTreeMap::new();
+        for h in hs {
+            for (n, c) in h {
+                *out.entry(n).or_default() += c;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn two_nodes_each_ranks_window_part_and_hybrid_ranks_against_numa_maps() {
+        let (readme, shown) = readme_samples("mpirun");
+        let script = "mpi_env\n".to_string()
+            + &shown
+            + r#"
+mrun local vecpar-coord 2 580 --mode ranks
+mrun node1 vecpar-coord 2 580 --mode ranks --mem-policy node:1
+mrun interleave vecpar-coord 2 580 --mode ranks --mem-policy interleave
+mrun hybrid vecpar-worker 2 580 --procs 1
+"#;
+        let test = "two_nodes_each_ranks_window_part_and_hybrid_ranks_against_numa_maps";
+        let Some(output) = in_guest(test, 2, 512, &script) else {
+            return;
+        };
+        check_readme_samples(&readme, &output);
+        let runs = runs(&output);
+        assert_eq!(runs.len(), 4, "{output}");
+        for (name, run) in &runs {
+            assert_eq!(run.rc, 0, "{name}: {}", run.json);
+            assert_eq!(run.json["validated"], true, "{name}");
+            assert_eq!(run.json["mpi"]["ranks"], 2, "{name}");
+        }
+        for name in ["local", "node1", "interleave"] {
+            let run = &runs[name];
+            for r in 0..2 {
+                // Each part asked about by the rank that checks it, the
+                // other one.
+                let numa = &run.json["mpi"]["per_rank"][r]["numa"];
+                assert_eq!(numa["window_part"], serde_json::json!({"rank": r, "surveyed_by": 1 - r}), "{name}");
+                assert_eq!(numa["ran_on"], serde_json::json!([[r]]), "{name}: mpirun binds rank {r} to CPU {r}");
+            }
+            assert_eq!(run.json["numa"]["window_part"]["rank"], 0, "{name}: the report's own is rank 0's part");
+            // The window's pages, all parts together, as each rank's
+            // numa_maps sees them.
+            let vecpar = sum((0..2).map(|r| part_histogram(run, r)));
+            for r in 0..2 {
+                let pid = run.json["mpi"]["per_rank"][r]["pid"].as_u64().unwrap();
+                let maps = sum(window_maps(run, pid).into_values());
+                agree(&format!("{name}: the window in rank {r}"), &vecpar, &maps, 2);
+            }
+        }
+        // local: rank r's part on node r, and numa_maps shows it under the
+        // policy vecpar gave it (prefer:r) with as many pages.
+        let run = &runs["local"];
+        let pid0 = run.json["mpi"]["per_rank"][0]["pid"].as_u64().unwrap();
+        let by_policy = window_maps(run, pid0);
+        for r in 0..2 {
+            let placed = &run.json["mpi"]["per_rank"][r]["numa"]["after_run"][0];
+            assert_eq!((placed["intended"].as_u64(), placed["on_intended"].as_f64()), (Some(r as u64), Some(1.0)));
+            let h = part_histogram(run, r);
+            assert_eq!(h.keys().copied().collect::<Vec<_>>(), vec![r as u64], "rank {r}: {h:?}");
+            agree(&format!("rank {r}'s part"), &h, &by_policy[&format!("prefer:{r}")], 2);
+        }
+        let table = &run.json["warnings"];
+        assert!(!warning_kinds(run).iter().any(|k| k.contains("node") || k.contains("policy")), "{table}");
+        // node:1: every part on node 1.
+        let run = &runs["node1"];
+        for r in 0..2 {
+            assert_eq!(part_histogram(run, r).keys().copied().collect::<Vec<_>>(), vec![1], "node:1 rank {r}");
+            assert_eq!(run.json["mpi"]["per_rank"][r]["numa"]["after_run"][0]["on_intended"], 1.0);
+        }
+        // interleave: every part over both nodes, no node meant.
+        let run = &runs["interleave"];
+        for r in 0..2 {
+            let h = part_histogram(run, r);
+            let total: u64 = h.values().sum();
+            assert!(h.len() == 2 && h.values().all(|&c| c * 3 >= total), "interleave rank {r}: {h:?}");
+            assert!(run.json["mpi"]["per_rank"][r]["numa"]["after_run"][0]["intended"].is_null());
+        }
+        // Hybrid: each rank conducts a worker of its own, on the rank's CPU
+        // and node, and reports where that worker's pages are.
+        let run = &runs["hybrid"];
+        for r in 0..2 {
+            let rank = &run.json["mpi"]["per_rank"][r];
+            assert!(rank["numa"]["window_part"].is_null());
+            let placed = &rank["numa"]["after_run"][0];
+            assert_eq!((placed["intended"].as_u64(), placed["on_intended"].as_f64()), (Some(r as u64), Some(1.0)));
+            let mut h = BTreeMap::new();
+            for array in placed["arrays"].as_array().unwrap() {
+                for pair in array["nodes"].as_array().unwrap() {
+                    *h.entry(pair[0].as_u64().unwrap()).or_default() += pair[1].as_u64().unwrap();
+                }
+            }
+            let pid = rank["workers"][0]["pid"].as_u64().unwrap();
+            agree(&format!("hybrid rank {r}'s worker"), &h, &maps_histogram(run, pid, 2), 2);
+        }
+    }
+
+    #[test]
+    fn a_node_that_runs_out_spills_window_parts_and_the_job_says_so() {
+        // Node 1 has 256 MiB; the window under node:1 wants 288 MB of it
+        // (and /dev/shm room for it, which Open MPI checks first).
+        let script = r#"
+mpi_env
+mount -o remount,size=90% /dev/shm
+mpirun -n 2 vecpar-coord --mode ranks --mem-policy node:1 --len 1.2e7 --runs 3 -q --export-json /tmp/spill.json
+echo "@@rc $?"
+echo "@@json"; cat /tmp/spill.json; echo "@@json-end"
+"#;
+        let test = "a_node_that_runs_out_spills_window_parts_and_the_job_says_so";
+        let Some(output) = in_guest(test, 2, 256, script) else {
+            return;
+        };
+        assert!(output.contains("@@rc 0"), "a spill is a warning, not a failure:\n{output}");
+        let json: Value =
+            serde_json::from_str(output.split("@@json\n").nth(1).unwrap().split("@@json-end").next().unwrap()).unwrap();
+        assert_eq!(json["validated"], true);
+        let mut shares = Vec::new();
+        for r in 0..2 {
+            let placed = &json["mpi"]["per_rank"][r]["numa"]["after_run"][0];
+            assert_eq!(placed["intended"], 1, "rank {r}");
+            let share = placed["on_intended"].as_f64().unwrap();
+            assert!(share > 0.3 && share < 0.9, "node 1 filled, the rest spilled: rank {r}: {placed}");
+            shares.push(share);
+        }
+        // Each rank warns about the part it checks: rank 0 about rank 1's,
+        // and rank 1 (through rank 0) about rank 0's.
+        let messages: Vec<&str> =
+            json["warnings"].as_array().unwrap().iter().filter_map(|w| w["message"].as_str()).collect();
+        let said = |prefix: &str, part: usize| {
+            let text = format!("rank {part}'s part of the window: {:.0}% on node 1", shares[part] * 100.0);
+            messages.iter().any(|m| m.starts_with(prefix) && m.contains("pages are not where") && m.contains(&text))
+        };
+        assert!(said("pages are not where", 1), "{messages:#?}");
+        assert!(said("rank 1: pages are not where", 0), "{messages:#?}");
+    }
 }

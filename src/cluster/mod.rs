@@ -38,8 +38,9 @@ use crate::machine::cpus::format_cpu_list;
 use crate::machine::{HostInfo, Machine};
 use crate::output::table;
 use crate::partition::Partition;
-use crate::report::{CheckedBy, MpiRecord, Provenance, RankRecord, RunReport};
-use crate::run::{Checked, With};
+use crate::report::{CheckedBy, MpiRecord, NumaRecord, Provenance, RankRecord, RunReport};
+use crate::run::placement::{Subject, Survey};
+use crate::run::{Checked, OwnTeam, With};
 use crate::shm::window::Window;
 use crate::warnings::Warning;
 use lockstep::MpiLockstep;
@@ -206,20 +207,39 @@ fn job(
     let mut lockstep = MpiLockstep::new(world, global_len as u64, &peers, patience, faults, starts);
 
     lockstep.window = window.as_ref();
-    let team = match &window {
-        Some(w) => match crate::run::serial::SerialTeam::over(&cfg, w.chunk()) {
+    // Where each rank's part of the window is meant to be (the node of its
+    // CPU under `local`, the node of `node:N`): the rank that checks a part
+    // also asks the kernel where its pages are. Every rank of a ranks job
+    // takes part, NUMA machine or not.
+    let meant: Vec<Option<usize>> = match &window {
+        Some(_) => lockstep.exchange_json(
+            &cfg.memory().intended.first().copied().flatten(),
+            "to learn where each rank's part of the window belongs",
+        ),
+        None => Vec::new(),
+    };
+    let view = window.as_ref().map(Window::view);
+    let team = match (&window, &view) {
+        (Some(w), Some(view)) => match crate::run::serial::SerialTeam::over(&cfg, w.chunk()) {
             Ok(t) => {
                 // Each rank checks the next node rank's chunk: never its own,
                 // unless it is alone on its node.
                 let next = (node_rank + 1) % node_size;
+                let part = w.chunks()[next].clone();
                 let checked = Checked {
-                    view: w.view(),
-                    range: w.chunks()[next].clone(),
+                    view: *view,
+                    range: part.clone(),
                     base: node_start as u64,
                     by: CheckedBy::NeighbourRank { alone: ranks_per_node.iter().filter(|&&n| n == 1).count() },
                 };
                 let pages = Pages { bytes: 4096, reason: "the node's MPI shared window, page-aligned".into() };
-                Some((Box::new(t) as Box<dyn crate::run::Team>, checked, pages))
+                let survey = cfg.memory().numa.then(|| {
+                    let owner = order[position - node_rank + next];
+                    let node_bytes = w.chunks().last().map_or(0, |c| c.end) * cfg.dtype().size();
+                    let subject = Subject::WindowPart { rank: owner, intended: meant[owner], by: rank };
+                    Survey::new(view, vec![part], 4096, node_bytes).of(subject)
+                });
+                Some(OwnTeam { team: Box::new(t), checked, pages, survey })
             }
             Err(e) => {
                 crate::output::present::report_error(e);
@@ -227,7 +247,7 @@ fn job(
                 crate::shm::window::abort_job(i32::from(EXIT_RUNTIME));
             }
         },
-        None => None,
+        _ => None,
     };
     *lockstep.exports.get_mut() = exports;
     let cfg = cfg.with_warnings(extra);
@@ -259,6 +279,10 @@ fn job(
                 report.warnings.push(Warning::OfRank { rank: r.rank, warning: Box::new(w) });
             }
         }
+    }
+    if cfg.mode().is_rank() {
+        give_parts_to_owners(&mut per_rank);
+        report.numa = per_rank.iter().find(|r| r.rank == 0).and_then(|r| r.numa.clone());
     }
     report.mpi = Some(MpiRecord {
         library: library_name(&mpi::environment::library_version().unwrap_or_default()),
@@ -400,6 +424,22 @@ fn lowest_failed(world: &SimpleCommunicator, failed: bool) -> usize {
     lowest as usize
 }
 
+/// In `--mode ranks` each rank asked where the pages of the part of the
+/// window it checks are: each part's placement goes to the rank that
+/// computes it, with the nodes that rank itself ran on.
+fn give_parts_to_owners(per_rank: &mut [RankRecord]) {
+    let asked: Vec<Option<NumaRecord>> = per_rank.iter_mut().map(|r| r.numa.take()).collect();
+    let ran_on: Vec<Vec<Vec<usize>>> =
+        asked.iter().map(|n| n.as_ref().map(|n| n.ran_on.clone()).unwrap_or_default()).collect();
+    for mut n in asked.into_iter().flatten() {
+        let Some(part) = n.window_part else { continue };
+        if let Some(owner) = per_rank.iter().position(|r| r.rank == part.rank) {
+            n.ran_on = ran_on[owner].clone();
+            per_rank[owner].numa = Some(n);
+        }
+    }
+}
+
 /// What rank 0's report says about this rank.
 fn rank_record(report: &RunReport, rank: usize, me: &Peer, cpus: &[usize], mine: &Range<usize>) -> RankRecord {
     let compute: Vec<f64> = report
@@ -430,6 +470,49 @@ fn rank_record(report: &RunReport, rank: usize, me: &Peer, cpus: &[usize], mine:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_window_part_goes_to_the_rank_that_computes_it() {
+        let topology = crate::machine::Topology::detect();
+        let part = |rank, by, ran: usize| NumaRecord {
+            topology: topology.clone(),
+            control_node: None,
+            sampled_every: 1,
+            after_init: None,
+            after_run: Some(vec![crate::machine::numa::WorkerPlacement::new(rank, Some(rank), Default::default())]),
+            ran_on: vec![vec![ran]],
+            balancing: false,
+            window_part: Some(crate::report::WindowPart { rank, surveyed_by: by }),
+        };
+        let record = |rank, numa| RankRecord {
+            rank,
+            host: "h".into(),
+            node: 0,
+            node_rank: rank,
+            pid: 1,
+            start: 0,
+            end: 0,
+            cpus: String::new(),
+            median_compute_s: None,
+            phases: Default::default(),
+            workers: Vec::new(),
+            faults: Vec::new(),
+            retries: Vec::new(),
+            exit_code: 0,
+            warnings: Vec::new(),
+            numa: Some(numa),
+        };
+        // Rank 0 asked about rank 1's part, rank 1 about rank 0's; each ran
+        // on its own node.
+        let mut per_rank = vec![record(0, part(1, 0, 0)), record(1, part(0, 1, 1))];
+        give_parts_to_owners(&mut per_rank);
+        for (r, record) in per_rank.iter().enumerate() {
+            let numa = record.numa.as_ref().unwrap();
+            assert_eq!(numa.window_part, Some(crate::report::WindowPart { rank: r, surveyed_by: 1 - r }));
+            assert_eq!(numa.after_run.as_ref().unwrap()[0].worker, r);
+            assert_eq!(numa.ran_on, vec![vec![r]], "the owner's own nodes");
+        }
+    }
 
     #[test]
     fn the_library_name_is_text() {

@@ -148,6 +148,8 @@ impl Topology {
                     "no CPUs".to_string()
                 } else if mine.len() == n.cpus.len() {
                     format!("CPUs {}", format_cpu_list(&n.cpus))
+                } else if mine.is_empty() {
+                    format!("CPUs {} (none allowed)", format_cpu_list(&n.cpus))
                 } else {
                     format!("CPUs {} ({} allowed)", format_cpu_list(&n.cpus), format_cpu_list(&mine))
                 };
@@ -361,6 +363,8 @@ mod tests {
         let s = t.summary(&[0, 1, 2, 3, 8, 9, 10, 11, 4]);
         assert!(s.starts_with("2 NUMA nodes: 0 (CPUs 0-3,8-11"), "{s}");
         assert!(s.contains("1 (CPUs 4-7,12-15 (4 allowed)"), "{s}");
+        let s = t.summary(&[0, 1]);
+        assert!(s.contains("1 (CPUs 4-7,12-15 (none allowed)"), "{s}");
     }
 
     #[test]

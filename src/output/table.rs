@@ -79,12 +79,30 @@ pub(crate) fn write_run(out: &mut dyn Write, r: &RunReport, style: Style) -> io:
     )?;
     if let Some(n) = &r.numa {
         let allowed = crate::machine::cpus::parse_cpu_list(&r.about.host.allowed_cpus).unwrap_or_default();
+        // An MPI job's ranks on this host may each have CPUs of their own.
+        #[cfg(feature = "mpi")]
+        let allowed = match &r.mpi {
+            Some(m) => {
+                let here = m.per_rank.iter().filter(|p| p.host == r.about.host.hostname);
+                let mut all: Vec<usize> = here
+                    .flat_map(|p| crate::machine::cpus::parse_cpu_list(&p.cpus).unwrap_or_default())
+                    .chain(allowed)
+                    .collect();
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+            None => allowed,
+        };
+        let control = match (n.window_part, n.control_node) {
+            (Some(_), _) => String::new(), // an MPI window has no control block
+            (None, node) => format!(" · control block on node {}", node.map_or("?".to_string(), |n| n.to_string())),
+        };
         writeln!(
             out,
-            "{} · --mem-policy {} · control block on node {}{}",
+            "{} · --mem-policy {}{control}{}",
             n.topology.summary(&allowed),
             c.memory.policy,
-            n.control_node.map_or("?".to_string(), |n| n.to_string()),
             if n.sampled_every > 1 { format!(" · every {}th page asked", n.sampled_every) } else { String::new() }
         )?;
     }
@@ -350,18 +368,27 @@ fn numa_cells(n: &crate::report::NumaRecord, id: usize) -> String {
 #[cfg(feature = "mpi")]
 fn write_ranks(out: &mut dyn Write, m: &MpiRecord, mode: Mode, style: Style) -> io::Result<()> {
     writeln!(out, "{}", style.bold("Ranks"))?;
+    // Where each rank's part of its node's window is (--mode ranks, a NUMA
+    // machine): asked by the rank that checks it.
+    let parts = mode.is_rank() && m.per_rank.iter().any(|p| p.numa.is_some());
+    let pages_head = if parts { "  ran on  pages (after the last round)" } else { "" };
     writeln!(
         out,
-        "  {:>4}  {:<12}  {:>8}  {:<25}  {:<8}  {:<20}  {:>14}",
+        "  {:>4}  {:<12}  {:>8}  {:<25}  {:<8}  {:<20}  {:>14}{pages_head}",
         "rank", "host", "pid", "elements", "cpus", "workers", "median compute"
     )?;
     for p in &m.per_rank {
         let workers = if mode.is_single() { "its own thread".into() } else { mode.workers(p.workers.len()) };
         let attempts: u32 = p.workers.iter().map(|w| w.attempts.saturating_sub(1)).sum();
         let workers = if attempts > 0 { format!("{workers}, {attempts} replaced") } else { workers };
+        let pages = match (&p.numa, parts) {
+            (Some(n), true) => numa_cells(n, 0),
+            (None, true) => "       -  unknown".to_string(),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "  {:>4}  {:<12}  {:>8}  {:<25}  {:<8}  {:<20}  {:>14}",
+            "  {:>4}  {:<12}  {:>8}  {:<25}  {:<8}  {:<20}  {:>14}{pages}",
             p.rank,
             p.host,
             p.pid,

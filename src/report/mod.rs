@@ -402,6 +402,21 @@ pub struct NumaRecord {
     pub ran_on: Vec<Vec<usize>>,
     /// Whether automatic NUMA balancing was on.
     pub balancing: bool,
+    /// `--mode ranks`: whose part of the node's MPI window the placement
+    /// is, and which rank asked the kernel (`ran_on` is the part's owner's
+    /// own, once rank 0 has gathered the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_part: Option<WindowPart>,
+}
+
+/// Whose part of an MPI window a placement is, and who asked about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowPart {
+    /// The rank that computes the part.
+    pub rank: usize,
+    /// The rank that asked the kernel where its pages are: the one that
+    /// checks it (the rank itself only when it is alone on its node).
+    pub surveyed_by: usize,
 }
 
 /// An MPI job: where its ranks ran and what each did.

@@ -17,7 +17,7 @@ pub(crate) mod check;
 mod conductor;
 mod failure;
 pub(crate) mod lockstep;
-mod placement;
+pub(crate) mod placement;
 mod procs;
 pub(crate) mod serial;
 pub(crate) mod team;
@@ -115,8 +115,19 @@ pub(crate) struct With<'w> {
     /// The ranks it moves in step with.
     pub(crate) lockstep: Option<&'w dyn Lockstep>,
     /// For `--mode ranks`: the team, over memory of its own (an MPI shared
-    /// window) instead of a segment, and the part of it this rank checks.
-    pub(crate) team: Option<(Box<dyn Team + 'w>, Checked<'w>, Pages)>,
+    /// window) instead of a segment.
+    pub(crate) team: Option<OwnTeam<'w>>,
+}
+
+/// A team over memory of its own (`--mode ranks`: a rank over its node's
+/// MPI shared window).
+pub(crate) struct OwnTeam<'w> {
+    pub(crate) team: Box<dyn Team + 'w>,
+    /// The part of the memory this run checks.
+    pub(crate) checked: Checked<'w>,
+    pub(crate) pages: Pages,
+    /// Where this run asks where pages are (a NUMA machine).
+    pub(crate) survey: Option<placement::Survey<'w>>,
 }
 
 /// [`run`], in step with other runs and with a team of its own, as `with`
@@ -125,8 +136,8 @@ pub(crate) fn run_with(cfg: &RunConfig, about: Provenance, with: With<'_>) -> Re
     let started = Instant::now();
     let mut phases = Phases::default();
     let mut warnings = cfg.warnings().to_vec();
-    if let Some((team, checked, pages)) = with.team {
-        let launched = Launched { team, lost: Vec::new(), checked, pages, survey: None, control_node: None };
+    if let Some(OwnTeam { team, checked, pages, survey }) = with.team {
+        let launched = Launched { team, lost: Vec::new(), checked, pages, survey, control_node: None };
         return conduct(cfg, about, warnings, launched, with.lockstep, (started, started), phases);
     }
     if cfg.shm() == Backend::Posix {
@@ -169,7 +180,9 @@ pub(crate) fn run_with(cfg: &RunConfig, about: Provenance, with: With<'_>) -> Re
     let checked = Checked { view: read.view(), range: 0..cfg.len(), base: cfg.share().base, by };
     let survey = cfg.memory().numa.then(|| {
         let layout = segment.layout();
-        placement::Survey::new(&read, cfg.partition(pages.bytes), pages.bytes, layout.array_bytes)
+        let partition = cfg.partition(pages.bytes);
+        let chunks = (0..cfg.procs()).map(|id| partition.chunk(id)).collect();
+        placement::Survey::new(&read, chunks, pages.bytes, layout.array_bytes)
     });
     let control_node = if cfg.memory().numa { segment.control_node() } else { None };
     let launched = Launched { team, lost, checked, pages, survey, control_node };
@@ -222,7 +235,7 @@ fn conduct(
     // of any phase), and again after the last round.
     let mut placement_error = None;
     let after_init = match (&survey, ok) {
-        (Some(s), true) => s.nodes(cfg.procs()).map_err(|e| placement_error = Some(e)).ok(),
+        (Some(s), true) => s.nodes().map_err(|e| placement_error = Some(e)).ok(),
         _ => None,
     };
     if ok {
@@ -232,7 +245,7 @@ fn conduct(
     }
 
     let after_run = match (&survey, &after_init) {
-        (Some(s), Some(_)) => s.nodes(cfg.procs()).map_err(|e| placement_error = Some(e)).ok(),
+        (Some(s), Some(_)) => s.nodes().map_err(|e| placement_error = Some(e)).ok(),
         _ => None,
     };
 
@@ -271,11 +284,11 @@ fn conduct(
         let found = placement::findings(
             cfg,
             &crate::machine::Topology::detect(),
+            &s,
             &intended,
             (after_init, after_run),
             &cpus_seen,
             control_node,
-            s.stride(),
         );
         conductor.warnings.extend(found.warnings);
         found.record

@@ -11,9 +11,8 @@ use crate::config::RunConfig;
 use crate::machine::Topology;
 use crate::machine::numa::MemPolicy;
 use crate::machine::numa::{ArrayPlacement, WorkerPlacement, balancing_on};
-use crate::partition::Partition;
-use crate::report::NumaRecord;
-use crate::shm::ReadArrays;
+use crate::report::{NumaRecord, WindowPart};
+use crate::shm::PageNodes;
 use crate::vocab::Array;
 use crate::warnings::Warning;
 
@@ -22,34 +21,59 @@ use crate::warnings::Warning;
 /// base pages, asked in well under a second.
 const MAX_PAGES: usize = 4 << 20;
 
-/// The node of every sampled page of each worker's chunk, per array
+/// The node of every sampled page of each surveyed chunk, per array
 /// (negative: unknown).
 pub(crate) type Nodes = Vec<[Vec<i32>; 3]>;
 
+/// Whose chunks a survey asks about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Subject {
+    /// The run's workers, chunk `i` being worker `i`'s.
+    Workers,
+    /// `--mode ranks`: the part of the node's MPI window that rank `rank`
+    /// computes (one chunk), meant for node `intended`; asked by rank `by`,
+    /// which checks it (the rank itself only when alone on its node).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    WindowPart { rank: usize, intended: Option<usize>, by: usize },
+}
+
 /// The placement survey of one run.
 pub(crate) struct Survey<'r> {
-    read: &'r ReadArrays,
-    partition: Partition,
+    pages: &'r dyn PageNodes,
+    chunks: Vec<Range<usize>>,
     stride: usize,
+    subject: Subject,
 }
 
 impl<'r> Survey<'r> {
-    /// A survey of `read` for the chunks of `partition`.
-    pub(crate) fn new(read: &'r ReadArrays, partition: Partition, page_bytes: usize, array_bytes: usize) -> Self {
-        let pages = 3 * array_bytes.div_ceil(page_bytes.max(1));
-        Survey { read, partition, stride: pages.div_ceil(MAX_PAGES).max(1) }
+    /// A survey of the workers' chunks `chunks` through `pages`, arrays of
+    /// `array_bytes` bytes in pages of `page_bytes`.
+    pub(crate) fn new(
+        pages: &'r dyn PageNodes,
+        chunks: Vec<Range<usize>>,
+        page_bytes: usize,
+        array_bytes: usize,
+    ) -> Self {
+        let pages_in = 3 * array_bytes.div_ceil(page_bytes.max(1));
+        Survey { pages, chunks, stride: pages_in.div_ceil(MAX_PAGES).max(1), subject: Subject::Workers }
     }
 
-    /// Where each worker's pages are now; `Err` with why it cannot be told.
-    pub(crate) fn nodes(&self, workers: usize) -> Result<Nodes, String> {
-        (0..workers)
-            .map(|id| {
-                let range: Range<usize> = self.partition.chunk(id);
+    /// The same survey, of another subject than the run's own workers.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn of(self, subject: Subject) -> Self {
+        Survey { subject, ..self }
+    }
+
+    /// Where each chunk's pages are now; `Err` with why it cannot be told.
+    pub(crate) fn nodes(&self) -> Result<Nodes, String> {
+        self.chunks
+            .iter()
+            .map(|range| {
                 let mut out: [Vec<i32>; 3] = Default::default();
                 for array in Array::ALL {
                     out[array.index()] = self
-                        .read
-                        .nodes(array, &range, self.stride)
+                        .pages
+                        .nodes(array, range, self.stride)
                         .map_err(|e| format!("the kernel would not say where pages are (move_pages: {})", e.desc()))?;
                 }
                 Ok(out)
@@ -60,18 +84,22 @@ impl<'r> Survey<'r> {
     pub(crate) fn stride(&self) -> usize {
         self.stride
     }
+
+    pub(crate) fn subject(&self) -> Subject {
+        self.subject
+    }
 }
 
-/// Each worker's placement, from its pages' nodes and the node it is meant
-/// for.
-pub(crate) fn placements(nodes: &Nodes, intended: &[Option<usize>]) -> Vec<WorkerPlacement> {
+/// Each surveyed chunk's placement, from its pages' nodes, under the id of
+/// its worker (or rank) and with the node it is meant for.
+pub(crate) fn placements(nodes: &[[Vec<i32>; 3]], ids: &[usize], intended: &[Option<usize>]) -> Vec<WorkerPlacement> {
     nodes
         .iter()
         .enumerate()
-        .map(|(id, arrays)| {
+        .map(|(i, arrays)| {
             WorkerPlacement::new(
-                id,
-                intended.get(id).copied().flatten(),
+                ids.get(i).copied().unwrap_or(i),
+                intended.get(i).copied().flatten(),
                 arrays.clone().map(|p| ArrayPlacement::of(&p)),
             )
         })
@@ -91,23 +119,33 @@ pub(crate) struct Findings {
 
 /// Puts the survey's results together: the record, and a warning for a
 /// policy not honoured, a worker that ran off its node, and pages that
-/// migrated during the rounds.
+/// migrated during the rounds. `own_intended` is the node each of the
+/// run's own workers is meant for, and `cpus_seen` the CPUs each ran on.
 pub(crate) fn findings(
     cfg: &RunConfig,
     topology: &Topology,
-    intended: &[Option<usize>],
+    survey: &Survey<'_>,
+    own_intended: &[Option<usize>],
     (after_init, after_run): (Option<Nodes>, Option<Nodes>),
     cpus_seen: &[Vec<u32>],
     control_node: Option<usize>,
-    stride: usize,
 ) -> Findings {
     let mut warnings = Vec::new();
     let balancing = balancing_on();
     if balancing {
         warnings.push(Warning::NumaBalancing);
     }
-    let init = after_init.as_ref().map(|n| placements(n, intended));
-    let run = after_run.as_ref().map(|n| placements(n, intended));
+    // Whose pages were asked about, and the node each is meant for; and
+    // the ids under which the run's own workers are named.
+    let (ids, intended, own_ids, ranks) = match survey.subject() {
+        Subject::Workers => {
+            let ids: Vec<usize> = (0..own_intended.len()).collect();
+            (ids.clone(), own_intended.to_vec(), ids, false)
+        }
+        Subject::WindowPart { rank, intended, by } => (vec![rank], vec![intended], vec![by], true),
+    };
+    let init = after_init.as_ref().map(|n| placements(n, &ids, &intended));
+    let run = after_run.as_ref().map(|n| placements(n, &ids, &intended));
     for (when, placed) in [("after the arrays were filled", &init), ("after the last round", &run)] {
         let off: Vec<(usize, usize, f64)> = placed
             .iter()
@@ -116,7 +154,7 @@ pub(crate) fn findings(
             .filter(|&(_, _, share)| share < HONOURED)
             .collect();
         if !off.is_empty() {
-            warnings.push(Warning::PolicyNotHonoured { workers: off, when: when.to_string() });
+            warnings.push(Warning::PolicyNotHonoured { workers: off, when: when.to_string(), ranks });
             break; // said once: after the rounds it is the same story
         }
     }
@@ -130,17 +168,18 @@ pub(crate) fn findings(
         })
         .collect();
     if cfg.memory().policy == MemPolicy::Local {
-        let off: Vec<(usize, usize, Vec<usize>)> = intended
+        let off: Vec<(usize, usize, Vec<usize>)> = own_intended
             .iter()
             .enumerate()
             .filter_map(|(w, node)| {
                 let node = (*node)?;
                 let ran = ran_on.get(w)?;
-                (!ran.is_empty() && ran.iter().any(|&n| n != node)).then(|| (w, node, ran.clone()))
+                let id = own_ids.get(w).copied().unwrap_or(w);
+                (!ran.is_empty() && ran.iter().any(|&n| n != node)).then(|| (id, node, ran.clone()))
             })
             .collect();
         if !off.is_empty() {
-            warnings.push(Warning::RanOffNode { workers: off });
+            warnings.push(Warning::RanOffNode { workers: off, ranks });
         }
     }
     if let (Some(before), Some(after)) = (&after_init, &after_run) {
@@ -152,17 +191,22 @@ pub(crate) fn findings(
             .filter(|(b, a)| **b >= 0 && **a >= 0 && b != a)
             .count() as u64;
         if moved > 0 {
-            warnings.push(Warning::PagesMigrated { pages: moved * stride as u64 });
+            warnings.push(Warning::PagesMigrated { pages: moved * survey.stride() as u64 });
         }
     }
+    let window_part = match survey.subject() {
+        Subject::Workers => None,
+        Subject::WindowPart { rank, by, .. } => Some(WindowPart { rank, surveyed_by: by }),
+    };
     let record = NumaRecord {
         topology: topology.clone(),
         control_node,
-        sampled_every: stride,
+        sampled_every: survey.stride(),
         after_init: init,
         after_run: run,
         ran_on,
         balancing,
+        window_part,
     };
     Findings { record, warnings }
 }
@@ -174,9 +218,11 @@ mod tests {
     #[test]
     fn a_worker_on_its_node_has_all_its_pages_there() {
         let nodes: Nodes = vec![[vec![0, 0], vec![0, 0], vec![0, 0]], [vec![1, 1], vec![0, 0], vec![1, -14]]];
-        let p = placements(&nodes, &[Some(0), Some(1)]);
+        let p = placements(&nodes, &[0, 1], &[Some(0), Some(1)]);
         assert_eq!(p[0].on_intended, Some(1.0));
         assert_eq!(p[1].on_intended, Some(3.0 / 6.0));
         assert_eq!(p[1].arrays[2].unknown, 1);
+        let rank = placements(&nodes[1..], &[3], &[Some(1)]);
+        assert_eq!((rank[0].worker, rank[0].on_intended), (3, Some(3.0 / 6.0)));
     }
 }

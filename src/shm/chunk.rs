@@ -547,15 +547,27 @@ pub(crate) struct ReadArrays {
     pub(super) layout: Layout,
 }
 
-impl ReadArrays {
-    /// Where the pages of `array`'s elements `range` are: the node of every
-    /// `stride`-th page (negative: unknown), whoever allocated them.
-    pub(crate) fn nodes(&self, array: Array, range: &Range<usize>, stride: usize) -> Result<Vec<i32>, Errno> {
+/// Where the pages of a run's arrays are (on a NUMA machine), asked
+/// through a read-only mapping of them.
+pub(crate) trait PageNodes {
+    /// The node of every `stride`-th page of `array`'s elements `range`
+    /// (negative: unknown), whoever allocated them.
+    ///
+    /// # Panics
+    /// If `range` is outside the arrays.
+    fn nodes(&self, array: Array, range: &Range<usize>, stride: usize) -> Result<Vec<i32>, Errno>;
+}
+
+impl PageNodes for ReadArrays {
+    fn nodes(&self, array: Array, range: &Range<usize>, stride: usize) -> Result<Vec<i32>, Errno> {
+        assert!(range.start <= range.end && range.end <= self.layout.len, "a range inside the arrays");
         let bytes = self.layout.chunk_bytes(range);
         let at = array.index() * self.layout.array_bytes;
         self.map.nodes(&(at + bytes.start..at + bytes.end), self.layout.page, stride)
     }
+}
 
+impl ReadArrays {
     /// A view for copying elements out.
     pub(crate) fn view(&self) -> ArraysView<'_> {
         ArraysView {
@@ -593,10 +605,15 @@ impl<'m> ArraysView<'m> {
     ///
     /// # Safety
     /// `base` points to `3 * per_array` bytes that stay mapped readable for
-    /// `'m`, and `len` elements of `dtype` fit in `per_array` bytes.
+    /// `'m`.
+    ///
+    /// # Panics
+    /// Unless `len` elements of `dtype` fit in `per_array` bytes, and `base`
+    /// and `per_array` are whole 4 KiB pages (a mapping's are).
     #[cfg(feature = "mpi")]
     pub(super) unsafe fn from_raw(base: *const u8, per_array: usize, len: usize, dtype: Dtype) -> ArraysView<'m> {
         assert!(len.checked_mul(dtype.size()).is_some_and(|b| b <= per_array), "the arrays fit their spans");
+        assert!((base as usize).is_multiple_of(4096) && per_array.is_multiple_of(4096), "whole pages");
         ArraysView { base, per_array, len, dtype, _mapping: PhantomData }
     }
 
@@ -622,5 +639,25 @@ impl<'m> ArraysView<'m> {
         unsafe {
             std::ptr::copy_nonoverlapping(self.base.add(offset).cast::<T>(), out.as_mut_ptr(), out.len());
         }
+    }
+}
+
+/// Asked in 4 KiB pages, whatever the mapping's page size: the view knows
+/// only where its memory is, not how it was mapped.
+impl PageNodes for ArraysView<'_> {
+    fn nodes(&self, array: Array, range: &Range<usize>, stride: usize) -> Result<Vec<i32>, Errno> {
+        const PAGE: usize = 4096;
+        assert!(range.start <= range.end && range.end <= self.len, "a range inside the arrays");
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = self.dtype.size();
+        let start = range.start * size / PAGE * PAGE;
+        let end = (range.end * size).next_multiple_of(PAGE).min(self.per_array);
+        let at = self.base as usize + array.index() * self.per_array;
+        // The view's memory is mapped readable for 'm (its constructor's
+        // contract) from a page-aligned base, `per_array` bytes (whole pages)
+        // per array: these whole pages lie inside it.
+        super::numa::nodes_of(at + start, end - start, PAGE, stride)
     }
 }

@@ -64,7 +64,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-pub(crate) use chunk::{ArraysView, ChunkAccess, Claim, ReadArrays, SharedArrays, WorkerArrays};
+pub(crate) use chunk::{ArraysView, ChunkAccess, Claim, PageNodes, ReadArrays, SharedArrays, WorkerArrays};
 pub(crate) use control::{Control, FaultSite};
 pub(crate) use doorbell::{BATCH, Pulse};
 pub(crate) use guard::{

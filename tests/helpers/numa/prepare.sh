@@ -16,6 +16,10 @@
 # Environment:
 #   KERNEL_PKG  pin the kernel package (default: the one `apt-cache depends
 #               linux-image-amd64` names; without apt lists, the newest cached)
+#   GUEST_MPI   1: add Open MPI (mpirun, orted, their plugins and help files,
+#               PMIx's, and every library ldd lists for them), for vecpar
+#               built with --features mpi; the guest runs `mpirun` on its one
+#               node (no ssh: give it `--mca plm_rsh_agent /bin/false`)
 set -euo pipefail
 export LC_ALL=C
 
@@ -175,6 +179,30 @@ copy_bin() {  # copy $1 to /bin/NAME, and the libraries ldd lists to the same pa
 for b in "$(command -v numactl)" "$(command -v numastat)" "$(command -v migratepages)" "${bins[@]}"; do
   copy_bin "$b"
 done
+if [ "${GUEST_MPI:-0}" = 1 ]; then
+  # Open MPI as Debian installs it: the launcher and daemon where its
+  # compiled-in prefix looks for them, the plugins it dlopens, the files
+  # it reads (help texts, MCA defaults), and the libraries all of them need.
+  mpi_bins=() mpi_dirs=()
+  for b in orterun orted; do
+    f=$(command -v "$b" 2>/dev/null) || die "GUEST_MPI=1: $b not found (apt-get install openmpi-bin)"
+    mpi_bins+=("$(readlink -f "$f")")
+    mkdir -p "$root/usr/bin"; cp -L "$f" "$root/usr/bin/$b"
+  done
+  ln -sf orterun "$root/usr/bin/mpirun"
+  for d in /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 /usr/share/openmpi /etc/openmpi \
+           /usr/share/pmix; do
+    [ -e "$d" ] || continue
+    mpi_dirs+=("$d")
+    mkdir -p "$root${d%/*}"; cp -aL "$d" "$root$d"
+  done
+  libs=$( { ldd "${mpi_bins[@]}"; find "${mpi_dirs[@]}" -name '*.so*' -type f -exec ldd {} \; ; } 2>/dev/null \
+          | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\// && $i !~ /:$/) print $i }' | sort -u)
+  for lib in $libs; do
+    [ -e "$root$lib" ] && continue
+    mkdir -p "$root${lib%/*}"; cp -L "$lib" "$root$lib"
+  done
+fi
 install -m 0755 "$HERE/placement.sh" "$root/bin/placement"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"

@@ -536,6 +536,21 @@ impl RunConfig {
         self
     }
 
+    /// The same configuration with `node` (where the caller runs now) as
+    /// the node of every unpinned worker under `--mem-policy local` on a
+    /// NUMA machine, decided before the pages are bound rather than by
+    /// where each worker happens to run then. `--mode ranks` uses it: the
+    /// rank that checks a part of the window must know its node.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn with_unpinned_node(mut self, node: Option<usize>) -> RunConfig {
+        if self.memory.policy == MemPolicy::Local && self.memory.numa {
+            for meant in self.memory.intended.iter_mut().filter(|m| m.is_none()) {
+                *meant = node;
+            }
+        }
+        self
+    }
+
     /// The execution mode.
     pub fn mode(&self) -> Mode {
         self.mode

@@ -184,6 +184,9 @@ pub enum Warning {
         /// Pages that were on another node after the last round than
         /// after the filling.
         pages: u64,
+        /// `--mode ranks`: the rank whose part of the window they are in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part_of: Option<usize>,
     },
     /// Placement could not be bound or checked here (a note).
     PlacementUnknown {
@@ -355,14 +358,16 @@ impl fmt::Display for Warning {
                         format!("{who} {w} (pages on node {node}) ran on node {}", ran.join(", "))
                     })
                     .collect();
-                let fix = if *ranks { "bind ranks to cores (mpirun --bind-to core)" } else { "pin workers (--pin)" };
+                let fix =
+                    if *ranks { "pin ranks (no --pin none; mpirun --bind-to core)" } else { "pin workers (--pin)" };
                 write!(f, "{}: its memory was remote for those rounds; {fix} to keep them", parts.join("; "))
             }
-            Warning::PagesMigrated { pages } => write!(
+            Warning::PagesMigrated { pages, part_of } => write!(
                 f,
-                "{pages} page{} moved to another NUMA node during the rounds (automatic NUMA balancing, or memory \
+                "{pages} page{}{} moved to another NUMA node during the rounds (automatic NUMA balancing, or memory \
                  pressure): the rates mix local and remote access",
-                plural(*pages)
+                plural(*pages),
+                part_of.map_or(String::new(), |r| format!(" of rank {r}'s part of the window"))
             ),
             Warning::PlacementUnknown { why } => write!(f, "NUMA placement unknown: {why}"),
             Warning::OfRank { rank, warning } => write!(f, "rank {rank}: {warning}"),
@@ -456,7 +461,7 @@ mod tests {
         let json = serde_json::to_value(&w).unwrap();
         assert!(json.get("ranks").is_none(), "workers, as before: {json}");
         let off = Warning::RanOffNode { workers: vec![(2, 0, vec![1])], ranks: true }.to_string();
-        assert!(off.starts_with("rank 2 (pages on node 0) ran on node 1") && off.contains("--bind-to core"), "{off}");
+        assert!(off.starts_with("rank 2 (pages on node 0) ran on node 1") && off.contains("no --pin none"), "{off}");
         let off = Warning::RanOffNode { workers: vec![(2, 0, vec![1])], ranks: false }.to_string();
         assert!(off.starts_with("worker 2 (pages") && off.contains("--pin"), "{off}");
     }

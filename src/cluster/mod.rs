@@ -207,10 +207,18 @@ fn job(
     let mut lockstep = MpiLockstep::new(world, global_len as u64, &peers, patience, faults, starts);
 
     lockstep.window = window.as_ref();
+    // From here a watched collective may end the job: it removes the
+    // unfinished exports as it does.
+    *lockstep.exports.get_mut() = exports;
     // Where each rank's part of the window is meant to be (the node of its
-    // CPU under `local`, the node of `node:N`): the rank that checks a part
-    // also asks the kernel where its pages are. Every rank of a ranks job
-    // takes part, NUMA machine or not.
+    // CPU under `local`, or of where it runs now when it is not pinned; the
+    // node of `node:N`): the rank that checks a part also asks the kernel
+    // where its pages are. Every rank of a ranks job takes part, NUMA
+    // machine or not.
+    let cfg = match &window {
+        Some(_) => cfg.with_unpinned_node(crate::shm::numa::current_node()),
+        None => cfg,
+    };
     let meant: Vec<Option<usize>> = match &window {
         Some(_) => lockstep.exchange_json(
             &cfg.memory().intended.first().copied().flatten(),
@@ -243,13 +251,12 @@ fn job(
             }
             Err(e) => {
                 crate::output::present::report_error(e);
-                exports.clear();
+                lockstep.exports.get_mut().clear();
                 crate::shm::window::abort_job(i32::from(EXIT_RUNTIME));
             }
         },
         _ => None,
     };
-    *lockstep.exports.get_mut() = exports;
     let cfg = cfg.with_warnings(extra);
     let outcome = crate::run::run_with(&cfg, about, With { lockstep: Some(&lockstep), team });
     let report = match outcome {

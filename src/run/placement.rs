@@ -191,7 +191,11 @@ pub(crate) fn findings(
             .filter(|(b, a)| **b >= 0 && **a >= 0 && b != a)
             .count() as u64;
         if moved > 0 {
-            warnings.push(Warning::PagesMigrated { pages: moved * survey.stride() as u64 });
+            let part_of = match survey.subject() {
+                Subject::Workers => None,
+                Subject::WindowPart { rank, .. } => Some(rank),
+            };
+            warnings.push(Warning::PagesMigrated { pages: moved * survey.stride() as u64, part_of });
         }
     }
     let window_part = match survey.subject() {

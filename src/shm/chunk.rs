@@ -643,7 +643,10 @@ impl<'m> ArraysView<'m> {
 }
 
 /// Asked in 4 KiB pages, whatever the mapping's page size: the view knows
-/// only where its memory is, not how it was mapped.
+/// only where its memory is, not how it was mapped. Asking faults in a page
+/// that is not there yet (see `nodes_of`): ask once the owner has written
+/// its part (in `--mode ranks`, after the ranks met at the end of the
+/// filling).
 impl PageNodes for ArraysView<'_> {
     fn nodes(&self, array: Array, range: &Range<usize>, stride: usize) -> Result<Vec<i32>, Errno> {
         const PAGE: usize = 4096;

@@ -72,8 +72,12 @@ pub(super) fn bind(addr: usize, len: usize, binding: &Binding) -> Result<Option<
 /// `page` bytes, page-aligned, inside a mapping of this process): a node
 /// number, or a negative errno for a page the kernel cannot place (not
 /// present). The mapping's page tables are populated for reading first
-/// (`MADV_POPULATE_READ`): a page another process allocated is then found
-/// here too, and none is allocated by asking.
+/// (`MADV_POPULATE_READ`), so that a page another process allocated is
+/// found here too. On shared memory (a memfd, tmpfs, an MPI window's file)
+/// that read fault allocates any page not yet there, under this process's
+/// policy: ask only about pages their owners have already reserved or
+/// written (vecpar asks after the filling, which every worker and rank has
+/// finished by then).
 pub(super) fn nodes_of(addr: usize, len: usize, page: usize, stride: usize) -> Result<Vec<i32>, Errno> {
     let stride = stride.max(1);
     let pages: Vec<usize> = (0..len / page).step_by(stride).map(|i| addr + i * page).collect();

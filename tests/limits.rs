@@ -142,7 +142,7 @@ fn a_cgroup_cpu_quota_lowers_the_default() {
     let mut made = None;
     for root in candidates {
         let dir = root.join(&name);
-        if std::fs::create_dir(&dir).is_err() {
+        if !make_cgroup(&dir) {
             continue;
         }
         let ok = if dir.join("cpu.cfs_quota_us").exists() {
@@ -290,6 +290,20 @@ struct TestCgroup {
     dirs: Vec<PathBuf>,
 }
 
+/// Makes `dir` a cgroup: true when the kernel made it one (it holds
+/// `cgroup.procs`). On cgroup v1, /sys/fs/cgroup itself is a tmpfs where a
+/// directory is only a directory: one made there is removed at once.
+fn make_cgroup(dir: &Path) -> bool {
+    if std::fs::create_dir(dir).is_err() {
+        return false;
+    }
+    if dir.join("cgroup.procs").exists() {
+        return true;
+    }
+    let _ = std::fs::remove_dir(dir);
+    false
+}
+
 impl TestCgroup {
     /// A parent cgroup with `settings` (file, value) and a child in it
     /// with none: a limit the child inherits without showing it.
@@ -297,16 +311,20 @@ impl TestCgroup {
         if !is_root() {
             return None;
         }
-        let name = format!("vecpar-test-{}-{controller}", std::process::id());
+        // Unique per cgroup, not only per test binary: tests that run at
+        // once must never share (or remove) each other's.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("vecpar-test-{}-{n}-{controller}", std::process::id());
         for root in [Path::new("/sys/fs/cgroup").join(controller), PathBuf::from("/sys/fs/cgroup")] {
             let parent = root.join(&name);
-            if std::fs::create_dir(&parent).is_err() {
+            if !make_cgroup(&parent) {
                 continue;
             }
             let cg = TestCgroup { dirs: vec![parent.clone()] };
             if settings.iter().all(|(file, value)| std::fs::write(parent.join(file), value).is_ok()) {
                 let child = parent.join("inner");
-                if std::fs::create_dir(&child).is_ok() {
+                if make_cgroup(&child) {
                     let mut cg = cg;
                     cg.dirs.push(child);
                     return Some(cg);

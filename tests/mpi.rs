@@ -259,6 +259,41 @@ mod with_mpi {
     }
 
     #[test]
+    fn a_window_larger_than_dev_shm_is_refused_in_one_line_before_the_job() {
+        let test = "a_window_larger_than_dev_shm_is_refused_in_one_line_before_the_job";
+        let Some(_one_job) = have_mpirun(test) else {
+            return;
+        };
+        if !is_root() || !can_unshare_mounts() {
+            return skip(test, "needs root and unshare -m for a small private /dev/shm");
+        }
+        // 3 × 16 MB of window in a 16 MiB /dev/shm, as a small container
+        // has (Docker's default is 64 MiB).
+        let s = seed(10);
+        let inner = mpirun(2, &[], &["--mode", "ranks", "--len", "2e6", "--seed", &s]);
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "sh", "-c", "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec \"$@\"", "sh"]);
+        cmd.arg(inner.get_program()).args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let out = run_cmd(cmd, LIMIT);
+        out.expect_code(1);
+        let said: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error:")).collect();
+        assert_eq!(said.len(), 1, "one rank says it:\n{}", out.stderr);
+        assert!(
+            said[0].contains("needs ") && said[0].contains("MB in /dev/shm") && said[0].contains("lower --len"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("MPI_ERR") && !out.stderr.contains("panicked"), "{}", out.stderr);
+        assert_eq!(out.stdout, "", "nothing measured");
+        assert!(processes().iter().all(|(_, c)| !c.contains(&s)), "no rank left");
+    }
+
+    #[test]
     fn a_rank_that_dies_ends_the_job_and_the_others_say_which() {
         let Some(_one_job) = have_mpirun("a_rank_that_dies_ends_the_job_and_the_others_say_which") else {
             return;

@@ -153,8 +153,17 @@ fn job(
     let slices = Partition::new(global_len, size, page_elems);
     let mine = slices.chunk(position);
 
+    // The node's ranks hold neighbouring shares; the window is node-relative.
+    let node_start = slices.chunk(position - node_rank).start;
+    let node_chunks: Vec<Range<usize>> = (0..node_size)
+        .map(|nr| slices.chunk(position - node_rank + nr))
+        .map(|c| c.start - node_start..c.end - node_start)
+        .collect();
+    let node_elems = node_chunks.last().map_or(0, |c| c.end);
+
     // Resolve this rank's share; every rank learns whether all could.
-    let resolved = resolve(&cli, &machine, &slices, size, node_size, &mine);
+    let resolved = resolve(&cli, &machine, &slices, size, node_size, &mine)
+        .and_then(|cfg| window_fits(&cfg, cli.run.len, node_elems, node_size).map(|()| cfg));
     let exports = match (&resolved, rank) {
         (Ok(_), 0) => plan.open_exports(),
         _ => Ok(Vec::new()),
@@ -174,12 +183,6 @@ fn job(
         extra.push(Warning::RanksShareCpus { ranks: node_size, share: format_cpu_list(&share.mine) });
     }
     let mut exports = exports.expect("checked");
-    // The node's ranks hold neighbouring shares; the window is node-relative.
-    let node_start = slices.chunk(position - node_rank).start;
-    let node_chunks: Vec<Range<usize>> = (0..node_size)
-        .map(|nr| slices.chunk(position - node_rank + nr))
-        .map(|c| c.start - node_start..c.end - node_start)
-        .collect();
     let window = if cfg.mode().is_rank() {
         match Window::allocate(&node, cfg.dtype(), node_chunks, node_rank) {
             Ok(w) => Some(w),
@@ -413,6 +416,38 @@ fn resolve(
     args.len = mine.len();
     let share = Share { base: mine.start as u64, global_len: cli.run.len as u64 };
     RunConfig::resolve_share(&args, machine, Some(share))
+}
+
+/// Open MPI's own shared segment per rank (its `vader` transport's, about
+/// 4 MiB each), beside the window.
+const LIBRARY_SEGMENT: u64 = 4 << 20;
+
+/// `--mode ranks`: whether the node's window of `node_elems` elements per
+/// array fits where the MPI library puts its backing file (Open MPI's
+/// `shmem_mmap_backing_file_base_dir`, `/dev/shm` unless set), with room
+/// for the library's own segments of `node_size` ranks. Without this, a
+/// window that does not fit ends the job in the library's own abort.
+fn window_fits(cfg: &RunConfig, len: usize, node_elems: usize, node_size: usize) -> Result<(), Error> {
+    if !cfg.mode().is_rank() {
+        return Ok(());
+    }
+    let dir = std::env::var("OMPI_MCA_shmem_mmap_backing_file_base_dir").unwrap_or_else(|_| "/dev/shm".into());
+    let Ok(st) = nix::sys::statvfs::statvfs(dir.as_str()) else {
+        return Ok(()); // the library will say what it finds
+    };
+    let free = st.blocks_available() * st.fragment_size();
+    let array = (node_elems as u64 * cfg.dtype().size() as u64).next_multiple_of(4096);
+    let needed = 3 * array + 4096 + node_size as u64 * LIBRARY_SEGMENT;
+    if needed <= free {
+        return Ok(());
+    }
+    Err(Error::runtime(format!(
+        "--mode ranks: this node's part of --len {len} needs {} in {dir} (the MPI window and the library's own \
+         segments), but only {} is free there; lower --len, spread the ranks over more nodes, or enlarge {dir} \
+         (e.g. docker run --shm-size)",
+        crate::units::human_bytes(needed),
+        crate::units::human_bytes(free)
+    )))
 }
 
 /// The largest exit code of the ranks that failed, if any did (collective).

@@ -195,11 +195,11 @@ fn runs(output: &str) -> BTreeMap<String, Run> {
     out
 }
 
-/// Pages per node over a worker's placement after the last round.
-fn histogram(run: &Run, worker: usize) -> BTreeMap<u64, u64> {
-    let w = &run.json["numa"]["after_run"][worker];
+/// Pages per node over one placement record (a worker's, or a rank's
+/// part of the window), its three arrays together.
+fn pages_by_node(placed: &Value) -> BTreeMap<u64, u64> {
     let mut out = BTreeMap::new();
-    for array in w["arrays"].as_array().unwrap() {
+    for array in placed["arrays"].as_array().unwrap_or_else(|| panic!("a placement: {placed}")) {
         for pair in array["nodes"].as_array().unwrap() {
             *out.entry(pair[0].as_u64().unwrap()).or_default() += pair[1].as_u64().unwrap();
         }
@@ -207,23 +207,42 @@ fn histogram(run: &Run, worker: usize) -> BTreeMap<u64, u64> {
     out
 }
 
+/// Pages per node of several histograms together.
+fn sum(hs: impl IntoIterator<Item = BTreeMap<u64, u64>>) -> BTreeMap<u64, u64> {
+    let mut out = BTreeMap::new();
+    for h in hs {
+        for (n, c) in h {
+            *out.entry(n).or_default() += c;
+        }
+    }
+    out
+}
+
+/// Pages per node over a worker's placement after the last round.
+fn histogram(run: &Run, worker: usize) -> BTreeMap<u64, u64> {
+    pages_by_node(&run.json["numa"]["after_run"][worker])
+}
+
 /// Pages per node in `pid`'s mappings of the arrays (not the header and
 /// control block at file offsets below 0x2000... whose mapping is the one
 /// at offset 0x1000 or 0), from numa_maps.
 fn maps_histogram(run: &Run, pid: u64, nodes: usize) -> BTreeMap<u64, u64> {
-    let mut out = BTreeMap::new();
-    for (p, kv) in &run.maps {
-        if *p != pid || kv["offset"] == "0x1000" || kv["offset"] == "0x0" || !kv["file"].contains("vecpar") {
-            continue;
-        }
-        for n in 0..nodes {
-            let count: u64 = kv.get(&format!("N{n}")).map_or(0, |v| v.parse().unwrap());
-            if count > 0 {
-                *out.entry(n as u64).or_default() += count;
-            }
-        }
-    }
-    out
+    sum(run
+        .maps
+        .iter()
+        .filter(|(p, kv)| {
+            *p == pid && kv["offset"] != "0x1000" && kv["offset"] != "0x0" && kv["file"].contains("vecpar")
+        })
+        .map(|(_, kv)| map_pages(kv, nodes)))
+}
+
+/// Pages per node (those it has any on) of one numa_maps line, of a
+/// machine with `nodes` nodes.
+fn map_pages(kv: &BTreeMap<String, String>, nodes: usize) -> BTreeMap<u64, u64> {
+    (0..nodes as u64)
+        .map(|n| (n, kv.get(&format!("N{n}")).map_or(0, |v| v.parse().unwrap())))
+        .filter(|&(_, count)| count > 0)
+        .collect()
 }
 
 /// Asserts two histograms agree within `slack` pages per node (the pages a
@@ -345,29 +364,16 @@ echo "@@sweep-end"
     // Threads: one mapping of all three arrays in the coordinator; its
     // numa_maps counts are the workers' pages together.
     let run = &runs["threads"];
-    let mut vecpar: BTreeMap<u64, u64> = BTreeMap::new();
+    let vecpar = sum((0..2).map(|w| histogram(run, w)));
     for w in 0..2 {
-        for (n, c) in histogram(run, w) {
-            *vecpar.entry(n).or_default() += c;
-        }
         assert_eq!(run.json["numa"]["after_run"][w]["on_intended"], 1.0, "threads worker {w} on its node");
     }
     let pid = run.json["coordinator_pid"].as_u64().unwrap();
-    let rw: Vec<&BTreeMap<String, String>> = run
+    let maps = sum(run
         .maps
         .iter()
         .filter(|(p, kv)| *p == pid && kv["perm"] == "rw-s" && kv["offset"] != "0x0")
-        .map(|(_, kv)| kv)
-        .collect();
-    let mut maps: BTreeMap<u64, u64> = BTreeMap::new();
-    for kv in rw {
-        for n in 0..2u64 {
-            let c: u64 = kv[&format!("N{n}")].parse().unwrap();
-            if c > 0 {
-                *maps.entry(n).or_default() += c;
-            }
-        }
-    }
+        .map(|(_, kv)| map_pages(kv, 2)));
     agree("threads", &vecpar, &maps, 4);
     // Remote access on purpose: computing on node 0, pages on node 1.
     let run = &runs["remote"];
@@ -484,14 +490,7 @@ mod mpi {
 
     /// Pages per node of rank `r`'s part of the window, as the job reports.
     fn part_histogram(run: &Run, r: usize) -> BTreeMap<u64, u64> {
-        let numa = &run.json["mpi"]["per_rank"][r]["numa"];
-        let mut out = BTreeMap::new();
-        for array in numa["after_run"][0]["arrays"].as_array().unwrap_or_else(|| panic!("rank {r}: {numa}")) {
-            for pair in array["nodes"].as_array().unwrap() {
-                *out.entry(pair[0].as_u64().unwrap()).or_default() += pair[1].as_u64().unwrap();
-            }
-        }
-        out
+        pages_by_node(&run.json["mpi"]["per_rank"][r]["numa"]["after_run"][0])
     }
 
     /// Pages per node in `pid`'s mappings of the window (Open MPI's
@@ -500,24 +499,9 @@ mod mpi {
     fn window_maps(run: &Run, pid: u64) -> BTreeMap<String, BTreeMap<u64, u64>> {
         let mut out: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
         for (p, kv) in &run.maps {
-            if *p != pid || !kv["file"].contains("osc_sm") || kv["offset"] == "0x0" {
-                continue;
-            }
-            for n in 0..2 {
-                let count: u64 = kv[&format!("N{n}")].parse().unwrap();
-                if count > 0 {
-                    *out.entry(kv["policy"].clone()).or_default().entry(n).or_default() += count;
-                }
-            }
-        }
-        out
-    }
-
-    fn sum(hs: impl IntoIterator<Item = BTreeMap<u64, u64>>) -> BTreeMap<u64, u64> {
-        let mut out = BTreeMap::new();
-        for h in hs {
-            for (n, c) in h {
-                *out.entry(n).or_default() += c;
+            if *p == pid && kv["file"].contains("osc_sm") && kv["offset"] != "0x0" {
+                let policy = out.entry(kv["policy"].clone()).or_default();
+                *policy = sum([std::mem::take(policy), map_pages(kv, 2)]);
             }
         }
         out
@@ -613,12 +597,7 @@ mrun hybrid vecpar-worker 2 580 --procs 1
             assert!(rank["numa"]["window_part"].is_null());
             let placed = &rank["numa"]["after_run"][0];
             assert_eq!((placed["intended"].as_u64(), placed["on_intended"].as_f64()), (Some(r as u64), Some(1.0)));
-            let mut h = BTreeMap::new();
-            for array in placed["arrays"].as_array().unwrap() {
-                for pair in array["nodes"].as_array().unwrap() {
-                    *h.entry(pair[0].as_u64().unwrap()).or_default() += pair[1].as_u64().unwrap();
-                }
-            }
+            let h = pages_by_node(placed);
             let pid = rank["workers"][0]["pid"].as_u64().unwrap();
             agree(&format!("hybrid rank {r}'s worker"), &h, &maps_histogram(run, pid, 2), 2);
         }
@@ -651,13 +630,9 @@ echo "@@json"; cat /tmp/spill.json; echo "@@json-end"
             let placed = &json["mpi"]["per_rank"][r]["numa"]["after_run"][0];
             assert_eq!(placed["intended"], 1, "rank {r}");
             shares.push(placed["on_intended"].as_f64().unwrap());
-            for array in placed["arrays"].as_array().unwrap() {
-                for pair in array["nodes"].as_array().unwrap() {
-                    let (node, pages) = (pair[0].as_u64().unwrap(), pair[1].as_u64().unwrap());
-                    total += pages;
-                    on_1 += if node == 1 { pages } else { 0 };
-                }
-            }
+            let h = pages_by_node(placed);
+            total += h.values().sum::<u64>();
+            on_1 += h.get(&1).copied().unwrap_or(0);
         }
         assert!(on_1 * 10 < total * 9 && on_1 * 10 > total * 3, "node 1 filled, the rest spilled: {on_1} of {total}");
         // Each rank warns about the part it checks: rank 0 about rank 1's,

@@ -11,6 +11,9 @@
 #
 # Environment:
 #   GUEST_TIMEOUT   seconds for boot + script + power-off (300)
+#   GUEST_BOOT_TIMEOUT  seconds for the guest to be up (its /init running; 120):
+#                   a guest not up by then is stopped and booted again
+#   GUEST_BOOT_TRIES    boots in all before giving up with 124 (3)
 #   GUEST_APPEND    extra kernel command-line arguments (appended last)
 #   NUMA_BALANCING  1 keeps automatic NUMA balancing on (default: numa_balancing=disable)
 #   GUEST_CPU       QEMU -cpu model (max)
@@ -139,9 +142,49 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config
       -no-reboot -pidfile "$work/qemu.pid")
 pd=(); [ "$have_pdeathsig" = 1 ] && pd=(setpriv --pdeathsig KILL --)
 
+# A guest that is not up (its /init's marker on the console) within
+# GUEST_BOOT_TIMEOUT is booted again, up to GUEST_BOOT_TRIES times in all:
+# under TCG, with more vCPUs than host CPUs on a busy machine, Debian's
+# kernel has been seen to hang while booting (a kworker in a soft lockup
+# for minutes, before /init ran). Each new boot is said on stderr.
+boot_s=${GUEST_BOOT_TIMEOUT:-120}
+tries=${GUEST_BOOT_TRIES:-3}
+isint "$boot_s" || die "GUEST_BOOT_TIMEOUT must be a positive integer, not '$boot_s'"
+isint "$tries" || die "GUEST_BOOT_TRIES must be a positive integer, not '$tries'"
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }'; }
+attempt=1
 t0=$EPOCHREALTIME
-"${pd[@]}" timeout -k 5 "$timeout_s" "${pd[@]}" "${qemu[@]}" </dev/null >"$work/qemu.log" 2>&1 &
-tpid=$!
+while :; do
+  rm -f "$work/console" "$work/out" "$work/qemu.pid"
+  tb=$EPOCHREALTIME
+  "${pd[@]}" timeout -k 5 "$timeout_s" "${pd[@]}" "${qemu[@]}" </dev/null >"$work/qemu.log" 2>&1 &
+  tpid=$!
+  up=0
+  while kill -0 "$tpid" 2>/dev/null; do
+    if grep -aqF "@@VNT-UP $nonce" "$work/console" 2>/dev/null; then up=1; break; fi
+    [ "$(since "$tb")" -lt "$boot_s" ] || break
+    sleep 0.2
+  done
+  if [ "$up" = 1 ] || ! kill -0 "$tpid" 2>/dev/null; then
+    break                                                 # up, or QEMU ended: the results say which
+  fi
+  {
+    echo "[run-in-guest] the guest was not up after ${boot_s}s (boot $attempt of $tries); its last console lines:"
+    tr -d '\r' < "$work/console" 2>/dev/null | tail -n 5 | sed 's/^/  | /'
+  } >&2 || true
+  kill -TERM "$tpid" 2>/dev/null || true                  # timeout(1) passes it on to QEMU
+  wait "$tpid" 2>/dev/null || true
+  tpid=""
+  if read -r qp 2>/dev/null < "$work/qemu.pid" && grep -qF "$work" "/proc/$qp/cmdline" 2>/dev/null; then
+    kill -KILL "$qp" 2>/dev/null || true
+  fi
+  if [ "$attempt" -ge "$tries" ]; then
+    echo "[run-in-guest] the guest did not boot in $tries tries" >&2
+    exit 124
+  fi
+  attempt=$((attempt + 1))
+  echo "[run-in-guest] booting it again" >&2
+done
 qrc=0; wait "$tpid" || qrc=$?
 tpid=""
 t1=$EPOCHREALTIME

@@ -9,9 +9,11 @@
  *            not vectorise an in-order floating-point sum without -ffast-math)
  *   avx2     vecpar's loop: AVX2 FMAs into four accumulators
  *   avx2pf   the same with software prefetch PF bytes ahead (default 2048)
- * It prints each loop's best GB/s and every round's (bytes counted the STREAM
- * way: 2 arrays). 2 OpenMP threads, each a contiguous half, first-touched by
- * its thread.
+ * The order of the three rotates from round to round, so that no loop always
+ * runs first. It prints each loop's best and median GB/s and every round's
+ * (bytes counted the STREAM way: 2 arrays), and the median over rounds of
+ * avx2 ÷ scalar and avx2pf ÷ avx2 within each round. 2 OpenMP threads, each a
+ * contiguous half, first-touched by its thread; the first round warms up.
  *
  *   gcc -O3 -march=native -fopenmp scripts/dot_moments.c -o target/dot-moments
  *   OMP_NUM_THREADS=2 OMP_PROC_BIND=spread OMP_PLACES=cores target/dot-moments [N [ROUNDS [PF]]]
@@ -58,6 +60,17 @@ static double dot_avx2(const double *a, const double *b, long lo, long hi, int p
     return s;
 }
 
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (sorts v). */
+static double median(double *v, int n) {
+    qsort(v, n, sizeof(double), cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 100000000;
     int rounds = argc > 2 ? atoi(argv[2]) : 25;
@@ -81,8 +94,14 @@ int main(int argc, char **argv) {
     }
     const char *names[3] = {"scalar", "avx2", "avx2pf"};
     double *gbps = malloc(sizeof(double) * 3 * rounds), best[3] = {0, 0, 0}, check = 0;
+    double *tmp = malloc(sizeof(double) * rounds);
+    if (!gbps || !tmp) {
+        fprintf(stderr, "dot_moments: out of memory\n");
+        return 1;
+    }
     for (int r = 0; r < rounds; r++) {
-        for (int v = 0; v < 3; v++) {
+        for (int k = 0; k < 3; k++) {
+            int v = (k + r) % 3;
             double sum = 0, t0 = now();
 #pragma omp parallel reduction(+ : sum)
             {
@@ -97,9 +116,15 @@ int main(int argc, char **argv) {
         }
     }
     for (int v = 0; v < 3; v++) {
-        printf("%-7s best %5.1f GB/s  rounds:", names[v], best[v]);
-        for (int r = 1; r < rounds; r++) printf(" %.0f", gbps[v * rounds + r]);
+        for (int r = 1; r < rounds; r++) tmp[r - 1] = gbps[v * rounds + r];
+        printf("%-7s best %5.1f  median %5.1f GB/s  rounds:", names[v], best[v], median(tmp, rounds - 1));
+        for (int r = 1; r < rounds; r++) printf(" %.1f", gbps[v * rounds + r]);
         printf("\n");
+    }
+    for (int pair = 0; pair < 2; pair++) {
+        int x = pair + 1, y = pair; /* avx2 / scalar, avx2pf / avx2 */
+        for (int r = 1; r < rounds; r++) tmp[r - 1] = gbps[x * rounds + r] / gbps[y * rounds + r];
+        printf("%s / %s within a round: median %.3f\n", names[x], names[y], median(tmp, rounds - 1));
     }
     return check == 0; /* keeps the sums alive */
 }

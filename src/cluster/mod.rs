@@ -162,8 +162,9 @@ fn job(
     let node_elems = node_chunks.last().map_or(0, |c| c.end);
 
     // Resolve this rank's share; every rank learns whether all could.
+    let library = library_name(&mpi::environment::library_version().unwrap_or_default());
     let resolved = resolve(&cli, &machine, &slices, size, node_size, &mine)
-        .and_then(|cfg| window_fits(&cfg, cli.run.len, node_elems, node_size).map(|()| cfg));
+        .and_then(|cfg| window_fits(&cfg, &library, cli.run.len, node_elems).map(|()| cfg));
     let exports = match (&resolved, rank) {
         (Ok(_), 0) => plan.open_exports(),
         _ => Ok(Vec::new()),
@@ -295,7 +296,7 @@ fn job(
         report.numa = per_rank.iter().find(|r| r.rank == 0).and_then(|r| r.numa.clone());
     }
     report.mpi = Some(MpiRecord {
-        library: library_name(&mpi::environment::library_version().unwrap_or_default()),
+        library,
         launcher: launcher.0.to_string(),
         ranks: size,
         nodes: leaders.len(),
@@ -418,33 +419,39 @@ fn resolve(
     RunConfig::resolve_share(&args, machine, Some(share))
 }
 
-/// Open MPI's own shared segment per rank (its `vader` transport's, about
-/// 4 MiB each), beside the window.
-const LIBRARY_SEGMENT: u64 = 4 << 20;
-
-/// `--mode ranks`: whether the node's window of `node_elems` elements per
-/// array fits where the MPI library puts its backing file (Open MPI's
-/// `shmem_mmap_backing_file_base_dir`, `/dev/shm` unless set), with room
-/// for the library's own segments of `node_size` ranks. Without this, a
-/// window that does not fit ends the job in the library's own abort.
-fn window_fits(cfg: &RunConfig, len: usize, node_elems: usize, node_size: usize) -> Result<(), Error> {
-    if !cfg.mode().is_rank() {
+/// `--mode ranks` under Open MPI: whether the node's window of
+/// `node_elems` elements per array fits where Open MPI puts its backing
+/// file (`osc_sm_backing_directory`: `/dev/shm` on Linux unless set, e.g.
+/// by `mpirun --mca`, which reaches the ranks as `OMPI_MCA_…`). Without
+/// this, a window that does not fit ends the job in the library's own
+/// abort. tmpfs gives pages as they are touched, so only the window is
+/// counted; a directory this process cannot write to is left to the
+/// library.
+fn window_fits(cfg: &RunConfig, library: &str, len: usize, node_elems: usize) -> Result<(), Error> {
+    if !cfg.mode().is_rank() || !library.trim_start().starts_with("Open MPI") {
         return Ok(());
     }
-    let dir = std::env::var("OMPI_MCA_shmem_mmap_backing_file_base_dir").unwrap_or_else(|_| "/dev/shm".into());
-    let Ok(st) = nix::sys::statvfs::statvfs(dir.as_str()) else {
-        return Ok(()); // the library will say what it finds
+    let (dir, how) = match std::env::var("OMPI_MCA_osc_sm_backing_directory") {
+        Ok(dir) => (dir, "its osc_sm_backing_directory"),
+        Err(_) => ("/dev/shm".to_string(), "Open MPI's osc_sm_backing_directory on Linux"),
     };
+    let writable = nix::unistd::access(dir.as_str(), nix::unistd::AccessFlags::W_OK).is_ok();
+    let Ok(st) = nix::sys::statvfs::statvfs(dir.as_str()) else {
+        return Ok(());
+    };
+    if !writable {
+        return Ok(());
+    }
     let free = st.blocks_available() * st.fragment_size();
     let array = (node_elems as u64 * cfg.dtype().size() as u64).next_multiple_of(4096);
-    let needed = 3 * array + 4096 + node_size as u64 * LIBRARY_SEGMENT;
+    let needed = 3 * array + 4096;
     if needed <= free {
         return Ok(());
     }
     Err(Error::runtime(format!(
-        "--mode ranks: this node's part of --len {len} needs {} in {dir} (the MPI window and the library's own \
-         segments), but only {} is free there; lower --len, spread the ranks over more nodes, or enlarge {dir} \
-         (e.g. docker run --shm-size)",
+        "--mode ranks: this node's part of --len {len} needs {} for the MPI window in {dir} ({how}), but only {} \
+         is free there; lower --len, spread the ranks over more nodes, or give the window room: enlarge {dir} \
+         (e.g. docker run --shm-size) or point mpirun --mca osc_sm_backing_directory at a larger local file system",
         crate::units::human_bytes(needed),
         crate::units::human_bytes(free)
     )))

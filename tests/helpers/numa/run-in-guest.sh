@@ -153,11 +153,16 @@ isint "$boot_s" || die "GUEST_BOOT_TIMEOUT must be a positive integer, not '$boo
 isint "$tries" || die "GUEST_BOOT_TRIES must be a positive integer, not '$tries'"
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }'; }
 attempt=1
+gaveup=""
 t0=$EPOCHREALTIME
+: > "$work/qemu.log"
 while :; do
   rm -f "$work/console" "$work/out" "$work/qemu.pid"
   tb=$EPOCHREALTIME
-  "${pd[@]}" timeout -k 5 "$timeout_s" "${pd[@]}" "${qemu[@]}" </dev/null >"$work/qemu.log" 2>&1 &
+  left=$((timeout_s - $(since "$t0")))                    # GUEST_TIMEOUT covers every boot
+  [ "$left" -gt 0 ] || left=1
+  echo "[boot $attempt]" >> "$work/qemu.log"
+  "${pd[@]}" timeout -k 5 "$left" "${pd[@]}" "${qemu[@]}" </dev/null >>"$work/qemu.log" 2>&1 &
   tpid=$!
   up=0
   while kill -0 "$tpid" 2>/dev/null; do
@@ -178,14 +183,15 @@ while :; do
   if read -r qp 2>/dev/null < "$work/qemu.pid" && grep -qF "$work" "/proc/$qp/cmdline" 2>/dev/null; then
     kill -KILL "$qp" 2>/dev/null || true
   fi
-  if [ "$attempt" -ge "$tries" ]; then
-    echo "[run-in-guest] the guest did not boot in $tries tries" >&2
-    exit 124
+  if [ "$attempt" -ge "$tries" ] || [ "$(since "$t0")" -ge "$timeout_s" ]; then
+    gaveup="not up after ${boot_s}s in $attempt boot(s)"
+    break
   fi
   attempt=$((attempt + 1))
   echo "[run-in-guest] booting it again" >&2
 done
-qrc=0; wait "$tpid" || qrc=$?
+qrc=0
+if [ -n "$tpid" ]; then wait "$tpid" || qrc=$?; fi
 tpid=""
 t1=$EPOCHREALTIME
 wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
@@ -212,10 +218,12 @@ fi
 up_s=$(sed -n "s/^@@VNT-UP $nonce uptime=\([0-9.]*\).*/\1/p" "$work/console.txt")
 end_s=$(sed -n "s/^@@VNT-END $nonce rc=[0-9]* uptime=\([0-9.]*\).*/\1/p" "$work/console.txt")
 if [ "${GUEST_QUIET:-0}" != 1 ]; then
-  echo "[run-in-guest] nodes=$nodes vcpus=$((nodes * cpn)) mem=$((nodes * mem))M wall=${wall}s guest_up=${up_s:-?}s guest_end=${end_s:-?}s rc=${grc:-none}" >&2
+  echo "[run-in-guest] nodes=$nodes vcpus=$((nodes * cpn)) mem=$((nodes * mem))M wall=${wall}s boots=$attempt guest_up=${up_s:-?}s guest_end=${end_s:-?}s rc=${grc:-none}" >&2
 fi
 if [ -z "$grc" ]; then
-  if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then why="timed out after ${timeout_s}s"; else why="QEMU exited ($qrc) without the end marker"; fi
+  if [ -n "$gaveup" ]; then why="the guest did not boot: $gaveup"
+  elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then why="timed out after ${timeout_s}s"
+  else why="QEMU exited ($qrc) without the end marker"; fi
   {
     echo "[run-in-guest] $why; last console lines:"
     tail -n 40 "$work/console.txt" | sed 's/^/  | /'

@@ -270,28 +270,25 @@ mod with_mpi {
         // 3 × 16 MB of window in a 16 MiB /dev/shm, as a small container
         // has (Docker's default is 64 MiB).
         let s = seed(10);
-        let inner = mpirun(2, &[], &["--mode", "ranks", "--len", "2e6", "--seed", &s]);
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "sh", "-c", "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec \"$@\"", "sh"]);
-        cmd.arg(inner.get_program()).args(inner.get_args());
-        for (k, v) in inner.get_envs() {
-            if let Some(v) = v {
-                cmd.env(k, v);
+        // The job in a mount namespace of its own, with a 16 MiB /dev/shm.
+        let small_dev_shm = || {
+            let inner = mpirun(2, &[], &["--mode", "ranks", "--len", "2e6", "--seed", &s]);
+            let mut cmd = Command::new("unshare");
+            cmd.args(["-m", "sh", "-c", "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec \"$@\"", "sh"]);
+            cmd.arg(inner.get_program()).args(inner.get_args());
+            for (k, v) in inner.get_envs() {
+                if let Some(v) = v {
+                    cmd.env(k, v);
+                }
             }
-        }
-        let out = run_cmd(cmd, LIMIT);
+            cmd
+        };
+        let out = run_cmd(small_dev_shm(), LIMIT);
         out.expect_code(1);
         // Pointed elsewhere (mpirun --mca reaches the ranks as OMPI_MCA_…),
         // the window is checked there: the job runs.
-        let mut elsewhere = Command::new("unshare");
-        elsewhere.args(["-m", "sh", "-c", "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec \"$@\"", "sh"]);
-        elsewhere.arg(inner.get_program()).args(inner.get_args());
-        for (k, v) in inner.get_envs() {
-            if let Some(v) = v {
-                elsewhere.env(k, v);
-            }
-        }
         let roomy = TempDir::new("window");
+        let mut elsewhere = small_dev_shm();
         elsewhere.env("OMPI_MCA_osc_sm_backing_directory", roomy.path());
         let ran = run_cmd(elsewhere, LIMIT);
         ran.expect_code(0);

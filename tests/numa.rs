@@ -127,7 +127,7 @@ fn readme_samples(program: &str) -> (Vec<Sample>, String) {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            format!("echo '@@sample {i}'; {} {} 2>&1; echo '@@sample-end {i}'\n", s.program, s.args.join(" "))
+            format!("echo '@@sample-{i}'; {} {} 2>&1; echo '@@sample-{i}-end'\n", s.program, s.args.join(" "))
         })
         .collect();
     (samples, script)
@@ -137,13 +137,17 @@ fn readme_samples(program: &str) -> (Vec<Sample>, String) {
 /// README's lines.
 fn check_readme_samples(samples: &[Sample], output: &str) {
     for (i, sample) in samples.iter().enumerate() {
-        let printed = output
-            .split(&format!("@@sample {i}\n"))
-            .nth(1)
-            .and_then(|o| o.split(&format!("@@sample-end {i}")).next())
-            .unwrap_or_else(|| panic!("sample {i} did not run:\n{output}"));
-        check_sample(sample, printed);
+        check_sample(sample, section(output, &format!("sample-{i}")));
     }
+}
+
+/// What the guest printed between the lines `@@NAME` and `@@NAME-end`.
+fn section<'o>(output: &'o str, name: &str) -> &'o str {
+    output
+        .split(&format!("@@{name}\n"))
+        .nth(1)
+        .and_then(|o| o.split(&format!("@@{name}-end")).next())
+        .unwrap_or_else(|| panic!("no @@{name} section in:\n{output}"))
 }
 
 /// One run's results from the guest's output.
@@ -293,10 +297,8 @@ echo "@@sweep-end"
     // The README's NUMA section shows what this machine prints.
     check_readme_samples(&readme, &output);
     // topology against numactl -H.
-    let numactl = output.split("@@numactl\n").nth(1).unwrap().split("@@numactl-end").next().unwrap();
-    let topo: Value =
-        serde_json::from_str(output.split("@@topology\n").nth(1).unwrap().split("@@topology-end").next().unwrap())
-            .unwrap();
+    let numactl = section(&output, "numactl");
+    let topo: Value = serde_json::from_str(section(&output, "topology")).unwrap();
     assert!(numactl.contains("available: 2 nodes (0-1)"), "{numactl}");
     let nodes = topo["numa"]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);
@@ -381,19 +383,7 @@ echo "@@sweep-end"
     assert_eq!(histogram(run, 0).keys().copied().collect::<Vec<_>>(), vec![1], "node:1 from node 0");
     assert!(!warning_kinds(run).contains(&"ran-off-node".to_string()), "asked for: {:?}", warning_kinds(run));
     // A sweep over memory domains: one worker per node on 1, then 2 nodes.
-    let sweep: Value = serde_json::from_str(
-        output
-            .split(
-                "@@sweep
-",
-            )
-            .nth(1)
-            .unwrap()
-            .split("@@sweep-end")
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let sweep: Value = serde_json::from_str(section(&output, "sweep")).unwrap();
     let points: Vec<(u64, u64)> = sweep["points"]
         .as_array()
         .unwrap()
@@ -619,8 +609,7 @@ echo "@@json"; cat /tmp/spill.json; echo "@@json-end"
             return;
         };
         assert!(output.contains("@@rc 0"), "a spill is a warning, not a failure:\n{output}");
-        let json: Value =
-            serde_json::from_str(output.split("@@json\n").nth(1).unwrap().split("@@json-end").next().unwrap()).unwrap();
+        let json: Value = serde_json::from_str(section(&output, "json")).unwrap();
         assert_eq!(json["validated"], true);
         // The two ranks fill node 1 at once, and which of them got more of
         // it depends on the moment: the window as a whole spilled.

@@ -219,16 +219,14 @@ fn job(
     // node of `node:N`): the rank that checks a part also asks the kernel
     // where its pages are. Every rank of a ranks job takes part, NUMA
     // machine or not.
-    let cfg = match &window {
-        Some(_) => cfg.with_unpinned_node(crate::shm::numa::current_node()),
-        None => cfg,
-    };
-    let meant: Vec<Option<usize>> = match &window {
-        Some(_) => lockstep.exchange_json(
-            &cfg.memory().intended.first().copied().flatten(),
-            "to learn where each rank's part of the window belongs",
-        ),
-        None => Vec::new(),
+    let (cfg, meant): (RunConfig, Vec<Option<usize>>) = match &window {
+        Some(_) => {
+            let cfg = cfg.with_unpinned_node(crate::shm::numa::current_node());
+            let mine = cfg.memory().intended.first().copied().flatten();
+            let meant = lockstep.exchange_json(&mine, "to learn where each rank's part of the window belongs");
+            (cfg, meant)
+        }
+        None => (cfg, Vec::new()),
     };
     let view = window.as_ref().map(Window::view);
     let team = match (&window, &view) {
@@ -247,7 +245,7 @@ fn job(
                 let pages = Pages { bytes: 4096, reason: "the node's MPI shared window, page-aligned".into() };
                 let survey = cfg.memory().numa.then(|| {
                     let owner = order[position - node_rank + next];
-                    let node_bytes = w.chunks().last().map_or(0, |c| c.end) * cfg.dtype().size();
+                    let node_bytes = node_elems * cfg.dtype().size();
                     let subject = Subject::WindowPart { rank: owner, intended: meant[owner], by: rank };
                     Survey::new(view, vec![part], 4096, node_bytes).of(subject)
                 });
@@ -443,8 +441,7 @@ fn window_fits(cfg: &RunConfig, library: &str, len: usize, node_elems: usize) ->
         return Ok(());
     }
     let free = st.blocks_available() * st.fragment_size();
-    let array = (node_elems as u64 * cfg.dtype().size() as u64).next_multiple_of(4096);
-    let needed = 3 * array + 4096;
+    let needed = crate::shm::window::window_bytes(cfg.dtype(), node_elems).map_or(u64::MAX, |(_, all)| all as u64);
     if needed <= free {
         return Ok(());
     }

@@ -137,13 +137,16 @@ pub(crate) fn findings(
     }
     // Whose pages were asked about, and the node each is meant for; and
     // the ids under which the run's own workers are named.
-    let (ids, intended, own_ids, ranks) = match survey.subject() {
+    let (ids, intended, own_ids, window_part) = match survey.subject() {
         Subject::Workers => {
             let ids: Vec<usize> = (0..own_intended.len()).collect();
-            (ids.clone(), own_intended.to_vec(), ids, false)
+            (ids.clone(), own_intended.to_vec(), ids, None)
         }
-        Subject::WindowPart { rank, intended, by } => (vec![rank], vec![intended], vec![by], true),
+        Subject::WindowPart { rank, intended, by } => {
+            (vec![rank], vec![intended], vec![by], Some(WindowPart { rank, surveyed_by: by }))
+        }
     };
+    let ranks = window_part.is_some();
     let init = after_init.as_ref().map(|n| placements(n, &ids, &intended));
     let run = after_run.as_ref().map(|n| placements(n, &ids, &intended));
     for (when, placed) in [("after the arrays were filled", &init), ("after the last round", &run)] {
@@ -191,17 +194,10 @@ pub(crate) fn findings(
             .filter(|(b, a)| **b >= 0 && **a >= 0 && b != a)
             .count() as u64;
         if moved > 0 {
-            let part_of = match survey.subject() {
-                Subject::Workers => None,
-                Subject::WindowPart { rank, .. } => Some(rank),
-            };
+            let part_of = window_part.map(|p| p.rank);
             warnings.push(Warning::PagesMigrated { pages: moved * survey.stride() as u64, part_of });
         }
     }
-    let window_part = match survey.subject() {
-        Subject::Workers => None,
-        Subject::WindowPart { rank, by, .. } => Some(WindowPart { rank, surveyed_by: by }),
-    };
     let record = NumaRecord {
         topology: topology.clone(),
         control_node,

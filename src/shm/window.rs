@@ -52,6 +52,14 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The bytes of each array of a node's window of `node_len` elements of
+/// `dtype` (whole pages), and of the whole window (the three arrays and
+/// the page their start is aligned in); `None` beyond the address space.
+pub(crate) fn window_bytes(dtype: Dtype, node_len: usize) -> Option<(usize, usize)> {
+    let per_array = node_len.checked_mul(dtype.size())?.checked_next_multiple_of(PAGE)?;
+    Some((per_array, per_array.checked_mul(3)?.checked_add(PAGE)?))
+}
+
 /// A node's part of `a`, `b` and `c` in one MPI shared window, as this rank
 /// sees it.
 #[derive(Debug)]
@@ -107,11 +115,9 @@ impl Window {
             return Err(ShmError::Window(format!("node rank {me} but the node has {} chunks", chunks.len())));
         }
         let node_len = chunks.last().map_or(0, |c| c.end);
-        let per_array = node_len
-            .checked_mul(dtype.size())
-            .and_then(|b| b.checked_next_multiple_of(PAGE))
+        let (per_array, total) = window_bytes(dtype, node_len)
             .ok_or_else(|| ShmError::Window(format!("{node_len} elements do not fit in the address space")))?;
-        let size = if me == 0 { 3 * per_array + PAGE } else { 0 };
+        let size = if me == 0 { total } else { 0 };
         // SAFETY: an out-handle zeroed as rsmpi's own wrappers do (its type
         // differs between MPI libraries and is never inspected).
         let mut win: ffi::MPI_Win = unsafe { std::mem::zeroed() };
@@ -135,8 +141,8 @@ impl Window {
             ffi::MPI_Win_shared_query(win, 0, &mut qsize, &mut qdisp, (&mut qbase as *mut *mut c_void).cast())
         };
         check(rc, "MPI_Win_shared_query")?;
-        if (qsize as usize) < 3 * per_array + PAGE || qbase.is_null() {
-            return Err(ShmError::Window(format!("the shared window has {qsize} bytes, not {}", 3 * per_array + PAGE)));
+        if (qsize as usize) < total || qbase.is_null() {
+            return Err(ShmError::Window(format!("the shared window has {qsize} bytes, not {total}")));
         }
         let pad = (PAGE - qbase as usize % PAGE) % PAGE;
         // SAFETY: `pad` < PAGE, and rank 0's segment has PAGE bytes beyond

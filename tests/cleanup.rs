@@ -158,13 +158,21 @@ fn a_second_signal_forces_the_stop_and_a_repeated_sigterm_does_not() {
 
 #[test]
 fn children_start_with_no_signal_blocked_and_workers_block_the_terminating_ones() {
-    // A --worker-bin wrapper sees the mask its coordinator gave it.
+    // A --worker-bin wrapper sees the mask its coordinator gave it. It
+    // reads it with shell builtins only: a shell blocks every signal for a
+    // moment around each fork, and a `grep` it forked could read that
+    // moment's mask instead (seen once on a busy machine).
     let dir = TempDir::new("mask");
     let seen = dir.join("mask");
     let wrapper = dir.join("wrapper");
     std::fs::write(
         &wrapper,
-        format!("#!/bin/sh\ngrep SigBlk /proc/$$/status > '{}'\nexec \"{}\" \"$@\"\n", seen.display(), worker_bin()),
+        format!(
+            "#!/bin/sh\nwhile read -r k v; do [ \"$k\" = SigBlk: ] && printf '%s\\t%s\\n' \"$k\" \"$v\" > '{}'; done \
+             < /proc/$$/status\nexec \"{}\" \"$@\"\n",
+            seen.display(),
+            worker_bin()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -5,7 +5,6 @@
 //! are provably ours and provably dead). Also: what a live worker's
 //! mappings look like.
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -164,18 +163,16 @@ fn children_start_with_no_signal_blocked_and_workers_block_the_terminating_ones(
     // moment's mask instead (seen once on a busy machine).
     let dir = TempDir::new("mask");
     let seen = dir.join("mask");
-    let wrapper = dir.join("wrapper");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nwhile read -r k v; do [ \"$k\" = SigBlk: ] && printf '%s\\t%s\\n' \"$k\" \"$v\" > '{}'; done \
-             < /proc/$$/status\nexec \"{}\" \"$@\"\n",
+    let wrapper = script(
+        &dir,
+        "wrapper",
+        &format!(
+            "while read -r k v; do [ \"$k\" = SigBlk: ] && printf '%s\\t%s\\n' \"$k\" \"$v\" > '{}'; done \
+             < /proc/$$/status\nexec \"{}\" \"$@\"",
             seen.display(),
             worker_bin()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     coord(&["--procs", "1", "--len", "1e4", "-q", "--worker-bin", wrapper.to_str().unwrap()]).expect_code(0);
     let mask = std::fs::read_to_string(&seen).unwrap();
     assert_eq!(mask.trim(), "SigBlk:\t0000000000000000", "nothing blocked in a child: {mask}");
@@ -285,13 +282,11 @@ fn a_worker_bin_that_forks_is_killed_with_its_whole_process_group() {
     // without a group kill, `vecpar-coord … | cat` would wait for it.
     let dir = TempDir::new("wrapper");
     let marker = format!("vecpar-grandchild-{}", std::process::id());
-    let wrapper = dir.join("worker-wrapper");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nsh -c 'exec -a {marker} sleep 1000' &\nexec \"{}\" \"$@\"\n", worker_bin()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wrapper = script(
+        &dir,
+        "worker-wrapper",
+        &format!("sh -c 'exec -a {marker} sleep 1000' &\nexec \"{}\" \"$@\"", worker_bin()),
+    );
     let grandchildren = || processes().into_iter().filter(|(_, cmd)| cmd.starts_with(&marker)).count();
     for (fault, code) in [("hang", 4), ("segv", 4), ("none", 0)] {
         let mut args = vec!["--worker-bin", wrapper.to_str().unwrap(), "--procs", "2", "--len", "1e4", "-q"];

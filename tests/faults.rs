@@ -235,8 +235,16 @@ fn a_stopped_worker_is_replaced_and_no_survivor_is_stranded() {
     // SIGSTOP one worker mid-batch: it is declared hung, killed and
     // replaced; the others, caught inside the aborted batch, must all
     // leave it before the next bell, so none is killed as hung in turn.
+    // Each worker takes a second to start (a wrapper that sleeps, then
+    // execs it), so a test that stopped a worker before it said hello
+    // would fail every time, not once on a busy machine: one stopped
+    // there is a worker that could not start (exit 1), never retried.
+    let dir = TempDir::new("slow-start");
+    let slow = script(&dir, "vecpar-worker-slow", &format!("sleep 1\nexec \"{}\" \"$@\"", worker_bin()));
     for victim in [0usize, 1, 2] {
         let mut run = Background::start(&[
+            "--worker-bin",
+            slow.to_str().unwrap(),
             "--procs",
             "3",
             "--len",

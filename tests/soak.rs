@@ -86,10 +86,7 @@ fn hundreds_of_random_runs_end_as_expected_and_leave_nothing() {
     // sleeps first) and a liar that speaks the protocol and computes
     // nothing (the coordinator's own check must catch it every time).
     let dir = TempDir::new("soak");
-    let slow = dir.join("slow-worker");
-    std::fs::write(&slow, format!("#!/bin/sh\nsleep 0.2\nexec \"{}\" \"$@\"\n", worker_bin())).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let slow = script(&dir, "slow-worker", &format!("sleep 0.2\nexec \"{}\" \"$@\"", worker_bin()));
     let liar = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/lying-worker.py");
     for i in 0..runs {
         let mode = rng.pick(&["procs", "procs", "threads"]);

@@ -60,15 +60,6 @@ fn a_recovered_update_in_place_ends_exactly_as_a_fault_free_run() {
     }
 }
 
-/// Writes an executable shell script `name` in `dir`.
-fn script(dir: &TempDir, name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
 /// A run long enough to be signalled while its workers compute.
 const LONG: [&str; 4] = ["--len", "1e6", "--runs", "1000000"];
 

@@ -131,6 +131,42 @@ pub(crate) fn workers_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Whether worker `pid` is past its start-up: it has touched a page of the
+/// arrays. A worker maps the segment's control block before it says hello;
+/// it maps `a`, `b` and its part of `c` once assigned, and touches none of
+/// their pages before its first step (the fill), which the coordinator
+/// rings only after the worker said it was ready. A process that already
+/// shows the pid of a worker, even its command line, may not have said
+/// hello yet: stopped or killed there, it is a worker that could not start.
+pub(crate) fn at_work(pid: u32) -> bool {
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else { return false };
+    // (offset, pages resident) of each shared mapping of the segment.
+    let mut pieces: Vec<(u64, u64)> = Vec::new();
+    let mut in_segment = false;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let is_header = fields.first().is_some_and(|f| f.contains('-') && !f.ends_with(':'));
+        if is_header {
+            let shared = fields.get(1).is_some_and(|p| p.ends_with('s'));
+            // A worker's only shared mappings are of the segment (a memfd,
+            // or a /dev/shm or hugetlbfs file unlinked and so renamed).
+            in_segment = shared;
+            if in_segment {
+                pieces.push((u64::from_str_radix(fields.get(2).unwrap_or(&"0"), 16).unwrap_or(0), 0));
+            }
+        } else if in_segment && matches!(fields.first(), Some(&("Rss:" | "Shared_Hugetlb:" | "Private_Hugetlb:"))) {
+            let kb: u64 = fields.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+            if let Some(last) = pieces.last_mut() {
+                last.1 += kb;
+            }
+        }
+    }
+    // The control block is the piece of lowest offset; any other with a
+    // resident page is an array the worker has touched.
+    let control = pieces.iter().map(|p| p.0).min();
+    pieces.iter().any(|&(offset, kb)| Some(offset) != control && kb > 0)
+}
+
 /// Every live (not zombie) process: (pid, command line with NULs).
 pub(crate) fn processes() -> Vec<(u32, String)> {
     std::fs::read_dir("/proc")
@@ -264,11 +300,13 @@ impl Background {
         self.child.id()
     }
 
-    /// Waits until `n` workers of this coordinator are running.
+    /// Waits until `n` workers of this coordinator are at work (see
+    /// [`at_work`]): from then on, a signal to one of them is a fault of a
+    /// running worker, never one that could not start.
     pub(crate) fn wait_for_workers(&mut self, n: usize) -> Vec<u32> {
         let deadline = Instant::now() + LIMIT;
         loop {
-            let workers = workers_of(self.pid());
+            let workers: Vec<u32> = workers_of(self.pid()).into_iter().filter(|&w| at_work(w)).collect();
             if workers.len() >= n {
                 return workers;
             }
@@ -354,6 +392,15 @@ pub(crate) fn skip(test: &str, why: &str) {
 /// Whether `unshare -m` (a private mount namespace) works here.
 pub(crate) fn can_unshare_mounts() -> bool {
     matches!(Command::new("unshare").args(["-m", "true"]).status(), Ok(s) if s.success())
+}
+
+/// An executable shell script `name` in `dir`: `#!/bin/sh`, then `body`.
+pub(crate) fn script(dir: &TempDir, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 /// A fresh directory under $TMPDIR, removed with everything in it on drop.

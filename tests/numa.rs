@@ -470,6 +470,55 @@ LEN=1.2e7 run spill vecpar-worker 1 70000 vecpar-coord --pin M0:1 --mem-policy n
     assert!(message.contains("after the arrays were filled"), "{message}");
 }
 
+#[test]
+fn huge_pages_back_the_arrays_when_the_pool_has_room() {
+    // In the guest: its huge page pool is its own kernel's, so no other
+    // test's run meets a pool this test filled (the host's vm.nr_hugepages
+    // is shared by every run on it).
+    let script = r#"
+section() { name=$1; shift; echo "@@$name"; "$@" 2>&1; echo "rc=$?"; echo "@@$name-end"; }
+echo 0 > /proc/sys/vm/nr_hugepages
+section no-pool vecpar-coord --huge-pages always --len 1e6 --procs 2 --mode threads
+echo 32 > /proc/sys/vm/nr_hugepages
+section pool cat /proc/sys/vm/nr_hugepages
+for mode in procs threads serial; do
+    procs="--procs 2"; [ $mode = serial ] && procs=
+    section $mode vecpar-coord --huge-pages always --len 1000003 --op triad --mode $mode $procs --export-json - -q
+done
+section unbalanced vecpar-coord --len 1e6 --procs 8 --mode threads --export-json - -q
+"#;
+    let Some(output) = in_guest("huge_pages_back_the_arrays_when_the_pool_has_room", 2, 256, script) else {
+        return;
+    };
+    let json = |name: &str| -> Value {
+        let text = section(&output, name);
+        assert!(text.trim_end().ends_with("rc=0"), "{name}: {text}");
+        let body = text.trim_end().trim_end_matches("rc=0");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"))
+    };
+    // Without a pool, `always` says how to get one.
+    let none = section(&output, "no-pool");
+    assert!(none.trim_end().ends_with("rc=1"), "{none}");
+    assert!(none.contains("vm.nr_hugepages") && none.contains("--huge-pages never"), "{none}");
+    assert_eq!(section(&output, "pool").lines().next(), Some("32"), "the guest's pool was filled");
+    for mode in ["procs", "threads", "serial"] {
+        let r = json(mode);
+        assert_eq!(r["validated"], true, "{mode}");
+        assert_eq!(r["config"]["page_bytes"], 2 * 1024 * 1024, "{mode}: {}", r["config"]["pages_reason"]);
+        assert_eq!(r["config"]["pages"], "always");
+        // Chunks are whole huge pages of c.
+        let boundary = r["workers"][0]["end"].as_u64().unwrap();
+        assert!(boundary == 1_000_003 || boundary.is_multiple_of(2 * 1024 * 1024 / 8), "{mode}: {boundary}");
+        assert_partition(&r);
+    }
+    // A run whose chunks would be unbalanced keeps base pages under auto,
+    // even with a pool.
+    let r = json("unbalanced");
+    assert_eq!(r["config"]["page_bytes"], 4096, "{}", r["config"]["pages_reason"]);
+    assert_eq!(r["config"]["pages"], "auto");
+    assert!(r["config"]["pages_reason"].as_str().unwrap().contains("unbalanced"), "{}", r["config"]["pages_reason"]);
+}
+
 /// Under MPI (the `mpi` build, whose guest has Open MPI): `--mode ranks`
 /// binds each rank's part of its node's window to the rank's node, and the
 /// rank that checks a part asks where its pages are; hybrid ranks report

@@ -294,12 +294,15 @@ mod default_build {
             all.extend(args);
             let step = Background::spawn(c.client("srun", &all));
             let job = c.running_job(&name);
-            // Once vecpar's workers run.
+            // Once vecpar's workers are at work: scancel signals every
+            // process of the step, and a worker that has not yet said hello
+            // would be one that could not start.
             let deadline = Instant::now() + LIMIT;
-            while !processes()
-                .iter()
-                .any(|(p, cmd)| cmd.starts_with(coord_bin()) && cmd.contains(&seed) && !workers_of(*p).is_empty())
-            {
+            while !processes().iter().any(|(p, cmd)| {
+                cmd.starts_with(coord_bin())
+                    && cmd.contains(&seed)
+                    && workers_of(*p).into_iter().filter(|&w| at_work(w)).count() >= 2
+            }) {
                 assert!(Instant::now() < deadline, "no worker started");
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -224,7 +224,7 @@ fn every_export_parses_back_for_runs_and_sweeps() {
 
 #[test]
 fn the_isolation_experiment_shows_what_processes_buy() {
-    let out = coord(&["isolation", "--len", "1e5", "--timeout", "0.5", "--export-json", "-", "-q"]);
+    let out = coord(&["isolation", "--len", "1e5", "--timeout", "2", "--export-json", "-", "-q"]);
     out.expect_code(0);
     let r = out.json();
     assert_eq!(r["kind"], "isolation");

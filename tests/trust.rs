@@ -84,14 +84,8 @@ fn a_fault_signal_sent_to_a_worker_thread_is_an_interruption_not_a_dead_thread()
     // threads: si_code SI_TKILL, a signal someone sent, not a fault.
     for signal in [libc::SIGSEGV, libc::SIGFPE, libc::SIGABRT] {
         let mut run = Background::start(&[&LONG[..], &["--procs", "2", "--mode", "threads", "-q"]].concat());
-        run.wait_for_threads(3);
         let pid = run.pid() as i32;
-        let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .find(|&t| t != pid)
-            .expect("a worker thread");
+        let tid = run.wait_for_worker_threads(2)[0];
         // SAFETY: a plain system call with integer arguments.
         let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) };
         assert_eq!(sent, 0, "tgkill");

@@ -319,15 +319,30 @@ impl Background {
         }
     }
 
-    /// Waits until the coordinator has `n` threads (threads mode: its workers).
-    pub(crate) fn wait_for_threads(&mut self, n: usize) {
+    /// Waits until this coordinator's `n` worker threads (threads mode) run
+    /// and the arrays have been touched (see [`at_work`]); their thread ids.
+    /// Serial mode has none: with `n` = 0 this waits for its one thread to
+    /// be at work. (Counting all threads is no sign: the coordinator has
+    /// three before it reads its arguments.)
+    pub(crate) fn wait_for_worker_threads(&mut self, n: usize) -> Vec<i32> {
         let deadline = Instant::now() + LIMIT;
         loop {
-            let threads = std::fs::read_dir(format!("/proc/{}/task", self.pid())).map_or(0, |d| d.count());
-            if threads >= n {
-                return;
+            let pid = self.pid();
+            let workers: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| {
+                    d.flatten()
+                        .filter(|t| {
+                            std::fs::read_to_string(t.path().join("comm"))
+                                .is_ok_and(|c| c.starts_with("vecpar-worker-"))
+                        })
+                        .filter_map(|t| t.file_name().to_str()?.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if workers.len() >= n && at_work(pid) {
+                return workers;
             }
-            assert!(Instant::now() < deadline, "{n} threads did not start");
+            assert!(Instant::now() < deadline, "{n} worker threads did not start work");
             std::thread::sleep(Duration::from_millis(5));
         }
     }

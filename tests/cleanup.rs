@@ -485,6 +485,9 @@ second = subprocess.run(run, capture_output=True, text=True)
 print("released:", second.returncode, os.path.exists(name), second.stderr.strip() or "-")
 "#;
     let script = format!("cp {header} {name}\npython3 -c '{locker}' {name}");
+    if !Command::new("python3").arg("-c").arg("").status().is_ok_and(|s| s.success()) {
+        return skip("a locked segment", "python3 (which holds the lock) is not installed; .ci/run installs it");
+    }
     let Some(out) = in_private_dev_shm(&script) else {
         return skip("a locked segment", "needs root and unshare -m for a private /dev/shm");
     };

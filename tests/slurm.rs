@@ -457,18 +457,23 @@ mod with_mpi {
         let job_run = Background::spawn(c.client("srun", &all));
         let job = c.running_job(&name);
         let deadline = Instant::now() + LIMIT;
-        let rank1 = loop {
-            let found = processes().into_iter().find(|(p, cmd)| {
+        // Both ranks, once each has its worker at work (a rank killed while
+        // it starts would be another test).
+        let rank = |r: u32| {
+            let tag = format!("SLURM_PROCID={r}");
+            processes().into_iter().find(|(p, cmd)| {
                 cmd.contains(&seed)
                     && cmd.starts_with(coord_bin())
                     && std::fs::read(format!("/proc/{p}/environ"))
-                        .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == b"SLURM_PROCID=1"))
-                    && !workers_of(*p).is_empty()
-            });
-            if let Some((p, _)) = found {
+                        .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == tag.as_bytes()))
+                    && workers_of(*p).into_iter().any(at_work)
+            })
+        };
+        let rank1 = loop {
+            if let (Some(_), Some((p, _))) = (rank(0), rank(1)) {
                 break p;
             }
-            assert!(Instant::now() < deadline, "rank 1 never started its workers");
+            assert!(Instant::now() < deadline, "the ranks never started their workers");
             std::thread::sleep(Duration::from_millis(20));
         };
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(rank1 as i32), nix::sys::signal::Signal::SIGKILL).unwrap();

@@ -135,9 +135,13 @@ pub(crate) fn workers_of(pid: u32) -> Vec<u32> {
 /// arrays. A worker maps the segment's control block before it says hello;
 /// it maps `a`, `b` and its part of `c` once assigned, and touches none of
 /// their pages before its first step (the fill), which the coordinator
-/// rings only after the worker said it was ready. A process that already
-/// shows the pid of a worker, even its command line, may not have said
-/// hello yet: stopped or killed there, it is a worker that could not start.
+/// rings only after the worker said it was ready (a replacement rebuilds
+/// its chunk just before it says so: after its hello all the same). A
+/// process that already shows the pid of a worker, even its command line,
+/// may not have said hello yet: stopped or killed there, it is a worker
+/// that could not start. An idle worker (an empty chunk: more workers than
+/// elements) touches nothing and is never at work; wait only for workers
+/// that have elements.
 pub(crate) fn at_work(pid: u32) -> bool {
     let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else { return false };
     // (offset, pages resident) of each shared mapping of the segment.
@@ -310,12 +314,17 @@ impl Background {
             if workers.len() >= n {
                 return workers;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let stderr = self.readers.take().map(|(_, err)| err.join().unwrap_or_default()).unwrap_or_default();
-                panic!("coordinator exited early: {status:?}; stderr:\n{stderr}");
-            }
+            self.not_ended_early();
             assert!(Instant::now() < deadline, "{n} workers did not start");
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Panics, with its stderr, if the coordinator has already exited.
+    fn not_ended_early(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let stderr = self.readers.take().map(|(_, err)| err.join().unwrap_or_default()).unwrap_or_default();
+            panic!("coordinator exited early: {status:?}; stderr:\n{stderr}");
         }
     }
 
@@ -342,6 +351,7 @@ impl Background {
             if workers.len() >= n && at_work(pid) {
                 return workers;
             }
+            self.not_ended_early();
             assert!(Instant::now() < deadline, "{n} worker threads did not start work");
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -399,6 +399,40 @@ mod tests {
     }
 
     #[test]
+    fn the_fill_and_the_check_are_the_same_on_every_cpu() {
+        // With AVX-512, fill and verify run builds of their own; without
+        // it, the generic ones. They must agree bit for bit, or digests
+        // (and the README's samples) would depend on the host. (Where the
+        // CPU has no AVX-512 both sides are the generic build; the guest
+        // test a_cpu_without_avx512_… runs whole runs there.)
+        for (start, n) in [(0u64, 1usize), (5, 7), (1000, 4097)] {
+            for array in [Array::A, Array::B, Array::C] {
+                let (mut x, mut y) = (vec![0.0f64; n], vec![0.0f64; n]);
+                fill(11, array, start, &mut x);
+                fill_body(11, array, start, &mut y);
+                assert_eq!(
+                    x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+                let (mut x, mut y) = (vec![0.0f32; n], vec![0.0f32; n]);
+                fill(11, array, start, &mut x);
+                fill_body(11, array, start, &mut y);
+                assert_eq!(
+                    x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+            }
+            let e = exp(&[(Op::Triad, 2), (Op::Nstream, 3)]);
+            let [a, b, mut c] = correct_chunk(&e, start, n);
+            assert_eq!(verify(&e, start, &a, &b, &c), verify_body(&e, start, &a, &b, &c));
+            c[n / 2] += 0.5;
+            let bad = verify(&e, start, &a, &b, &c);
+            assert!(bad.mismatch.is_some());
+            assert_eq!(bad, verify_body(&e, start, &a, &b, &c));
+        }
+    }
+
+    #[test]
     fn digests_combine_over_any_split() {
         let e = exp(&[(Op::Add, 1)]);
         let [a, b, c] = correct_chunk(&e, 0, 5000);

@@ -430,7 +430,53 @@ mod with_mpi {
             "{}",
             out.stderr
         );
-        assert!(out.stderr.contains("(the limit, from --timeout, is 11 s)"), "{}", out.stderr);
+        // 2 × 3 s, a worker's start-up allowance (30 s), and 5 s.
+        assert!(
+            out.stderr.contains("(the limit, from --timeout and the time a worker may take to start, is 41 s)"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    #[test]
+    fn a_rank_whose_workers_are_slow_to_start_is_outwaited() {
+        let Some(_one_job) = have_mpirun("a_rank_whose_workers_are_slow_to_start_is_outwaited") else {
+            return;
+        };
+        // Rank 1's worker takes 10 s to start (a wrapper sleeps, then execs
+        // it): within the 30 s any worker is given to start, so rank 1 goes
+        // on, and rank 0, waiting for it with --timeout 1, must not call the
+        // job stuck (it did, after 2 × 1 s + 5 s, before the watchdog
+        // counted start-ups).
+        let s = seed(16);
+        let dir = TempDir::new("slow-rank");
+        let slow = script(
+            &dir,
+            "vecpar-worker-slow",
+            &format!("[ \"$OMPI_COMM_WORLD_RANK\" = 1 ] && sleep 10\nexec \"{}\" \"$@\"", worker_bin()),
+        );
+        let out = job(
+            mpirun(
+                2,
+                &[],
+                &[
+                    "--len",
+                    "100003",
+                    "--procs",
+                    "1",
+                    "--timeout",
+                    "1",
+                    "--seed",
+                    &s,
+                    "--worker-bin",
+                    slow.to_str().unwrap(),
+                ],
+            ),
+            &s,
+        );
+        out.expect_code(0);
+        assert!(out.stdout.contains("Solution validates"), "{}", out.stdout);
+        assert!(!out.stderr.contains("waited"), "{}", out.stderr);
     }
 
     #[test]

@@ -38,9 +38,10 @@ pub(super) struct MpiLockstep<'a> {
     /// Every rank, by world rank.
     pub(super) peers: &'a [Peer],
     /// How long a collective may wait before the job is stuck: (retries +
-    /// 2) × `--timeout` + 5 s, so that a rank whose own worker hangs
-    /// (declared after `--timeout`, and replaced as often as retry allows)
-    /// is outwaited by the others.
+    /// 2) × `--timeout` + (retries + 1) × the start-up patience + 5 s, so
+    /// that a rank whose own worker hangs (declared after `--timeout`, and
+    /// replaced as often as retry allows), or whose workers are slow to
+    /// start, is outwaited by the others.
     pub(super) timeout: Duration,
     /// This rank's own faults.
     pub(super) faults: Vec<FaultSpec>,
@@ -134,8 +135,8 @@ impl<'a> MpiLockstep<'a> {
             if waited >= self.timeout {
                 self.end_job(
                     &format!(
-                        "waited {:.0} s for the other ranks {what} (the limit, from --timeout, is {:.0} s): a rank is \
-                         stuck or gone",
+                        "waited {:.0} s for the other ranks {what} (the limit, from --timeout and the time a worker may take to \
+                         start, is {:.0} s): a rank is stuck or gone",
                         waited.as_secs_f64(),
                         self.timeout.as_secs_f64()
                     ),

@@ -199,12 +199,14 @@ fn job(
     let faults = cfg.faults().iter().filter(|f| f.rank == Some(rank)).copied().collect();
     let about = Provenance::new("run", arguments, HostInfo::of(&machine));
     // A rank's own hung worker is declared after --timeout, and each retry
-    // may take as long again: the others outwait that.
+    // may take as long again; its workers' start, at first and for each
+    // replacement, may take the start-up patience (never under 30 s,
+    // whatever --timeout says): the others outwait all of that.
     let retries = match cfg.on_fault() {
         OnFault::Retry(n) => n,
         OnFault::Fail => 0,
     };
-    let patience = cfg.timeout() * (retries + 2) + Duration::from_secs(5);
+    let patience = cfg.timeout() * (retries + 2) + cfg.start_up_patience() * (retries + 1) + Duration::from_secs(5);
     // Where each rank's share begins, by rank: a mismatch is its owner's.
     let starts: Vec<(u64, usize)> =
         order.iter().enumerate().map(|(pos, &r)| (slices.chunk(pos).start as u64, r)).collect();

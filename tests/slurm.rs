@@ -430,8 +430,9 @@ mod with_mpi {
         let Some(c) = Cluster::up(2, "a_rank_killed_on_one_node_ends_the_job_and_leaves_nothing") else { return };
         let seed = marker(12);
         let name = format!("vecpar-{seed}");
-        // --kill-on-bad-exit: the step ends when a task dies; --timeout 5:
-        // if it did not, rank 0's watchdog would say so within 15 s.
+        // --kill-on-bad-exit: the step ends when a task dies; if it did not,
+        // rank 0's watchdog would say so (--timeout 5: within 2 × 5 s + 30 s
+        // + 5 s).
         let all = [
             "--mpi=pmix",
             "--kill-on-bad-exit=1",

@@ -634,8 +634,12 @@ impl<'m> ArraysView<'m> {
         // memory mapped readable for 'm (the constructor's contract); `out`
         // is a distinct, exclusive buffer of the same length. The bytes are
         // copied as plain data — any bit pattern is a valid f64 or f32 —
-        // without forming a reference into memory another process may be
-        // writing.
+        // and no reference into the arrays is formed. No thread of this
+        // process writes them meanwhile: a team's threads write only inside
+        // its steps, and the checks that copy run between steps (in
+        // `--mode ranks`, after the ranks met). Another process writing
+        // (a worker that ignores the protocol) is outside this program's
+        // memory: it can change which bytes are copied, nothing else.
         unsafe {
             std::ptr::copy_nonoverlapping(self.base.add(offset).cast::<T>(), out.as_mut_ptr(), out.len());
         }

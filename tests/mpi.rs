@@ -336,38 +336,84 @@ mod with_mpi {
         }
     }
 
-    fn kill_rank_1(signal: nix::sys::signal::Signal, s: &str) {
-        let s = s.to_string();
-        let cmd = mpirun(2, &[], &["--len", "100003", "--procs", "2", "--runs", "1000000", "--seed", &s, "-q"]);
-        let before = mpi_debris();
-        let started = SystemTime::now();
-        let job = Background::spawn(cmd);
-        // Both ranks, once each has its two workers at work (the job is in
-        // its rounds: a rank is never killed while it starts).
+    /// The pids of rank 0 and rank 1 of the job marked `s`, once each has
+    /// its two workers at work (the job is in its rounds: a rank is never
+    /// signalled while it starts).
+    fn two_ranks_at_work(s: &str) -> [u32; 2] {
         let deadline = Instant::now() + LIMIT;
         let rank = |r: u32| {
             let tag = format!("OMPI_COMM_WORLD_RANK={r}");
             processes().into_iter().find(|(p, c)| {
-                c.contains(&s)
+                c.contains(s)
                     && c.starts_with(coord_bin())
                     && std::fs::read(format!("/proc/{p}/environ"))
                         .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == tag.as_bytes()))
                     && workers_of(*p).into_iter().filter(|&w| at_work(w)).count() >= 2
             })
         };
-        let rank1 = loop {
-            if let (Some(_), Some((p, _))) = (rank(0), rank(1)) {
-                break p;
+        loop {
+            if let (Some((r0, _)), Some((r1, _))) = (rank(0), rank(1)) {
+                return [r0, r1];
             }
             assert!(Instant::now() < deadline, "the ranks never started their workers");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_rank_stopped_by_mpirun_s_sigterm_names_the_rank_that_was_lost() {
+        let Some(_one_job) = have_mpirun("a_rank_stopped_by_mpirun_s_sigterm_names_the_rank_that_was_lost") else {
+            return;
         };
+        // mpirun sends SIGTERM to the others once a rank dies; a rank that
+        // gets it names the loss (the cause), not the signal (its sequel).
+        // Rank 1 is stopped before rank 0 is killed, so it cannot see the
+        // loss on its own first: when it runs again, the SIGTERM is there.
+        let s = seed(17);
+        let job = Background::spawn(mpirun(
+            2,
+            &[],
+            &["--len", "100003", "--procs", "2", "--runs", "1000000", "--seed", &s, "-q"],
+        ));
+        let [rank0, rank1] = two_ranks_at_work(&s);
+        let pid = |p: u32| nix::unistd::Pid::from_raw(p as i32);
+        use nix::sys::signal::{Signal, kill};
+        kill(pid(rank1), Signal::SIGSTOP).unwrap();
+        kill(pid(rank0), Signal::SIGKILL).unwrap();
+        let deadline = Instant::now() + LIMIT;
+        while is_alive(rank0) {
+            assert!(Instant::now() < deadline, "rank 0 did not die");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // (mpirun may have sent its SIGCONT and SIGTERM already.)
+        let _ = kill(pid(rank1), Signal::SIGTERM);
+        let _ = kill(pid(rank1), Signal::SIGCONT);
+        let out = job.finish(LIMIT);
+        assert_ne!(out.code, Some(0));
+        assert!(
+            out.stderr.contains(&format!("(rank 1): error: the job lost rank 0 (pid {rank0}"))
+                && out.stderr.contains("as SIGTERM arrived)"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("(rank 1): error: SIGTERM arrived"), "{}", out.stderr);
+    }
+
+    fn kill_rank_1(signal: nix::sys::signal::Signal, s: &str) {
+        let s = s.to_string();
+        let cmd = mpirun(2, &[], &["--len", "100003", "--procs", "2", "--runs", "1000000", "--seed", &s, "-q"]);
+        let before = mpi_debris();
+        let started = SystemTime::now();
+        let job = Background::spawn(cmd);
+        let [_, rank1] = two_ranks_at_work(&s);
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(rank1 as i32), signal).unwrap();
         let out = job.finish(LIMIT);
         assert_ne!(out.code, Some(0));
         if signal == nix::sys::signal::Signal::SIGKILL {
-            // Rank 0 names the rank it lost, unless mpirun's SIGTERM (sent
-            // when it saw rank 1 die) reached it first.
+            // Rank 0 names the rank it lost: when it looks in a collective,
+            // or when mpirun's SIGTERM (sent when it saw rank 1 die) stops
+            // it and it sees rank 1 gone ("SIGTERM arrived" alone only if it
+            // could not see that yet).
             assert!(
                 out.stderr.contains(&format!("the job lost rank 1 (pid {rank1}"))
                     || out.stderr.contains("(rank 0): error: SIGTERM arrived"),
@@ -375,11 +421,15 @@ mod with_mpi {
                 out.stderr
             );
         } else {
-            // Rank 1 stops in order; rank 0 learns of it from the lost rank
-            // or from mpirun's SIGTERM, whichever comes first.
+            // Rank 1 stops in order and aborts the job; rank 0 learns of it
+            // from the lost rank or from mpirun's SIGTERM, whichever comes
+            // first, or is killed by Open MPI's abort before it can say so
+            // (its banner says it kills every process).
             assert!(out.stderr.contains("(rank 1): interrupted by SIGSEGV"), "{}", out.stderr);
             assert!(
-                out.stderr.contains("the job lost rank 1") || out.stderr.contains("(rank 0): error: SIGTERM arrived"),
+                out.stderr.contains("(rank 0): error: the job lost rank 1")
+                    || out.stderr.contains("(rank 0): error: SIGTERM arrived")
+                    || out.stderr.contains("MPI_ABORT was invoked on rank 1"),
                 "{}",
                 out.stderr
             );

@@ -116,6 +116,7 @@ impl<'a> MpiLockstep<'a> {
                 Duration::from_micros(200)
             });
             if let Some(i) = crate::signals::interrupted() {
+                self.end_if_lost(i.0, &format!("seen waiting for the other ranks {what}"));
                 self.end_job(
                     &format!("{} while waiting for the other ranks {what}", signal_reason(i.0)),
                     Ending::Signalled { signal: i.0 as i32 },
@@ -154,6 +155,20 @@ impl<'a> MpiLockstep<'a> {
             let same_node = p.leader == me.leader && r != self.rank && self.visible[r];
             (same_node && !alive(p.pid)).then(|| (r, format!("rank {r} (pid {} on {})", p.pid, p.host)))
         })
+    }
+
+    /// Ends the job naming a lost rank, if this rank can see one, when
+    /// `signal` interrupted it: mpirun sends SIGTERM once a rank is gone, so
+    /// the loss is the cause to name and the signal its sequel. (`seen`:
+    /// where this rank was.)
+    pub(super) fn end_if_lost(&self, signal: Signal, seen: &str) {
+        if let Some((rank, lost)) = self.lost_peer() {
+            self.end_job(
+                &format!("the job lost {lost} ({seen}, as {} arrived)", signal.as_str()),
+                Ending::RankLost { rank },
+                EXIT_RUNTIME,
+            );
+        }
     }
 
     /// Ends this rank — and so, through mpirun, the job — after saying why

@@ -266,6 +266,9 @@ fn job(
     let report = match outcome {
         Ok(r) => r,
         Err(e) => {
+            if let Error::Interrupted(i) = &e {
+                lockstep.end_if_lost(i.0, "seen as this rank's run stopped");
+            }
             // The others wait in a collective for this rank: end the job.
             let code = e.exit_code();
             crate::output::present::report_error(e);

@@ -154,6 +154,11 @@ pub(crate) fn install(handlers: impl FnOnce(&[i32]) -> std::io::Result<()>) -> s
     handlers(&TERMINATING.map(|s| s as i32))?;
     std::thread::Builder::new().name("vecpar-signals".into()).spawn(move || {
         let Some(first) = next(&set) else { return };
+        // What must be seen as the signal arrives is seen before anyone
+        // learns of it.
+        if let Some(note) = ON_ARRIVAL.get() {
+            note();
+        }
         INTERRUPTED.store(first as i32, Ordering::SeqCst);
         // The ordinary path now has GRACE to finish; a second signal or the
         // end of the grace forces it.
@@ -197,6 +202,18 @@ pub(crate) fn check() -> Result<(), Interrupted> {
 /// What a signal means where this process runs (the launcher's reasons
 /// for sending it), for the forced stop's line; set by [`explain_with`].
 static EXPLAIN: std::sync::OnceLock<fn(Signal) -> Option<&'static str>> = std::sync::OnceLock::new();
+
+/// Run by the signal thread as the first terminating signal arrives,
+/// before [`interrupted`] says so; set by [`on_arrival`].
+static ON_ARRIVAL: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+/// Has `note` run as the first terminating signal arrives (once per
+/// process; a second call is ignored): for what that moment's state says
+/// about why the signal came, such as an MPI rank already gone.
+#[cfg(feature = "mpi")]
+pub(crate) fn on_arrival(note: Box<dyn Fn() + Send + Sync>) {
+    let _ = ON_ARRIVAL.set(note);
+}
 
 /// Says what a signal means where this process runs, in the line of a
 /// forced stop.

@@ -397,6 +397,19 @@ mod with_mpi {
             out.stderr
         );
         assert!(!out.stderr.contains("(rank 1): error: SIGTERM arrived"), "{}", out.stderr);
+        // Ctrl-C: mpirun sends SIGTERM to every rank, and a rank that ends
+        // first is gone by the time a slower one looks: not a loss.
+        let s = seed(18);
+        let job = Background::spawn(mpirun(
+            2,
+            &[],
+            &["--len", "100003", "--procs", "2", "--runs", "1000000", "--seed", &s, "-q"],
+        ));
+        two_ranks_at_work(&s);
+        job.signal(Signal::SIGINT);
+        let out = job.finish(LIMIT);
+        assert_ne!(out.code, Some(0));
+        assert!(!out.stderr.contains("the job lost"), "an interrupted job lost no rank:\n{}", out.stderr);
     }
 
     fn kill_rank_1(signal: nix::sys::signal::Signal, s: &str) {

@@ -150,19 +150,26 @@ impl<'a> MpiLockstep<'a> {
 
     /// A rank on this node whose process is gone, described.
     fn lost_peer(&self) -> Option<(usize, String)> {
-        let me = &self.peers[self.rank];
-        self.peers.iter().enumerate().find_map(|(r, p)| {
-            let same_node = p.leader == me.leader && r != self.rank && self.visible[r];
-            (same_node && !alive(p.pid)).then(|| (r, format!("rank {r} (pid {} on {})", p.pid, p.host)))
-        })
+        lost_among(self.peers, self.rank, &self.visible)
     }
 
-    /// Ends the job naming a lost rank, if this rank can see one, when
-    /// `signal` interrupted it: mpirun sends SIGTERM once a rank is gone, so
-    /// the loss is the cause to name and the signal its sequel. (`seen`:
-    /// where this rank was.)
+    /// From now on, the first terminating signal notes which rank of this
+    /// node was already gone as it arrived (see [`Self::end_if_lost`]).
+    pub(super) fn note_losses_at_signals(&self) {
+        let (peers, rank, visible) = (self.peers.to_vec(), self.rank, self.visible.clone());
+        crate::signals::on_arrival(Box::new(move || {
+            let _ = GONE_AT_SIGNAL.set(lost_among(&peers, rank, &visible));
+        }));
+    }
+
+    /// Ends the job naming a lost rank, when `signal` interrupted this one
+    /// and a rank of its node was already gone as the signal arrived:
+    /// mpirun sends SIGTERM once a rank is gone, so the loss is the cause
+    /// to name and the signal its sequel. A rank that ended after the
+    /// signal (one SIGTERM to every rank: the job was interrupted) is not
+    /// counted. (`seen`: where this rank was.)
     pub(super) fn end_if_lost(&self, signal: Signal, seen: &str) {
-        if let Some((rank, lost)) = self.lost_peer() {
+        if let Some(Some((rank, lost))) = GONE_AT_SIGNAL.get().cloned() {
             self.end_job(
                 &format!("the job lost {lost} ({seen}, as {} arrived)", signal.as_str()),
                 Ending::RankLost { rank },
@@ -273,6 +280,20 @@ pub(super) fn all_gather_json<T: serde::Serialize + serde::de::DeserializeOwned>
 }
 
 /// Whether process `pid` still runs (a zombie does not).
+/// The rank of `rank`'s node (among those it saw at the start) that is
+/// gone, if one is.
+fn lost_among(peers: &[Peer], rank: usize, visible: &[bool]) -> Option<(usize, String)> {
+    let me = &peers[rank];
+    peers.iter().enumerate().find_map(|(r, p)| {
+        let same_node = p.leader == me.leader && r != rank && visible[r];
+        (same_node && !alive(p.pid)).then(|| (r, format!("rank {r} (pid {} on {})", p.pid, p.host)))
+    })
+}
+
+/// The rank of this node found gone as the first terminating signal
+/// arrived, if one was (`None` inside: none was).
+static GONE_AT_SIGNAL: std::sync::OnceLock<Option<(usize, String)>> = std::sync::OnceLock::new();
+
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat

@@ -212,6 +212,7 @@ fn job(
         order.iter().enumerate().map(|(pos, &r)| (slices.chunk(pos).start as u64, r)).collect();
     let mut lockstep = MpiLockstep::new(world, global_len as u64, &peers, patience, faults, starts);
 
+    lockstep.note_losses_at_signals();
     lockstep.window = window.as_ref();
     // From here a watched collective may end the job: it removes the
     // unfinished exports as it does.

@@ -157,7 +157,8 @@ pub(crate) fn install(handlers: impl FnOnce(&[i32]) -> std::io::Result<()>) -> s
         // What must be seen as the signal arrives is seen before anyone
         // learns of it.
         if let Some(note) = ON_ARRIVAL.get() {
-            note();
+            // Never at the cost of the signal: a note that panics is lost.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(note));
         }
         INTERRUPTED.store(first as i32, Ordering::SeqCst);
         // The ordinary path now has GRACE to finish; a second signal or the

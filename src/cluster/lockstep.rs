@@ -116,7 +116,7 @@ impl<'a> MpiLockstep<'a> {
                 Duration::from_micros(200)
             });
             if let Some(i) = crate::signals::interrupted() {
-                self.end_if_lost(i.0, &format!("seen waiting for the other ranks {what}"));
+                self.end_if_lost(i.0, &format!("this rank was waiting for the other ranks {what}"), false);
                 self.end_job(
                     &format!("{} while waiting for the other ranks {what}", signal_reason(i.0)),
                     Ending::Signalled { signal: i.0 as i32 },
@@ -168,19 +168,29 @@ impl<'a> MpiLockstep<'a> {
     /// to name and the signal its sequel. A rank that ended after the
     /// signal (one SIGTERM to every rank: the job was interrupted) is not
     /// counted. (`seen`: where this rank was.)
-    pub(super) fn end_if_lost(&self, signal: Signal, seen: &str) {
+    /// `abort`: end the job through `MPI_Abort` (the others may still wait
+    /// for this rank), else as a rank that lost a peer does.
+    pub(super) fn end_if_lost(&self, signal: Signal, seen: &str, abort: bool) {
         if let Some(Some((rank, lost))) = GONE_AT_SIGNAL.get().cloned() {
-            self.end_job(
-                &format!("the job lost {lost} ({seen}, as {} arrived)", signal.as_str()),
+            self.wind_up(
+                &format!("the job lost {lost}, gone when {} arrived ({seen})", signal.as_str()),
                 Ending::RankLost { rank },
-                EXIT_RUNTIME,
             );
+            let code = i32::from(EXIT_RUNTIME);
+            if abort { crate::shm::window::abort_job(code) } else { crate::shm::window::exit_now(code) }
         }
     }
 
     /// Ends this rank — and so, through mpirun, the job — after saying why
     /// (and, typed, `ending`).
     fn end_job(&self, why: &str, ending: Ending, code: u8) -> ! {
+        self.wind_up(why, ending);
+        crate::shm::window::exit_now(i32::from(code))
+    }
+
+    /// Says why the job ends, stops this rank's workers and removes its
+    /// unfinished exports.
+    fn wind_up(&self, why: &str, ending: Ending) {
         crate::diag::error(format!(
             "{why}; MPI cannot go on without a rank (no ULFM), so the job ends: this rank's workers are \
              stopped and its shared memory released"
@@ -188,7 +198,6 @@ impl<'a> MpiLockstep<'a> {
         ending.announce();
         crate::signals::stop_children();
         self.exports.borrow_mut().clear(); // removes the unfinished files
-        crate::shm::window::exit_now(i32::from(code))
     }
 
     fn all_reduce<T: Equivalence + Copy>(&self, x: T, op: SystemOperation, what: &str) -> T {
@@ -279,7 +288,6 @@ pub(super) fn all_gather_json<T: serde::Serialize + serde::de::DeserializeOwned>
         .collect()
 }
 
-/// Whether process `pid` still runs (a zombie does not).
 /// The rank of `rank`'s node (among those it saw at the start) that is
 /// gone, if one is.
 fn lost_among(peers: &[Peer], rank: usize, visible: &[bool]) -> Option<(usize, String)> {
@@ -294,6 +302,7 @@ fn lost_among(peers: &[Peer], rank: usize, visible: &[bool]) -> Option<(usize, S
 /// arrived, if one was (`None` inside: none was).
 static GONE_AT_SIGNAL: std::sync::OnceLock<Option<(usize, String)>> = std::sync::OnceLock::new();
 
+/// Whether process `pid` still runs (a zombie does not).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat

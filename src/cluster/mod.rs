@@ -268,7 +268,7 @@ fn job(
         Ok(r) => r,
         Err(e) => {
             if let Error::Interrupted(i) = &e {
-                lockstep.end_if_lost(i.0, "seen as this rank's run stopped");
+                lockstep.end_if_lost(i.0, "this rank was running its own step", true);
             }
             // The others wait in a collective for this rank: end the job.
             let code = e.exit_code();

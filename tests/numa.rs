@@ -91,7 +91,8 @@ fn in_guest(test: &str, nodes: usize, mem_mb: usize, script: &str) -> Option<Str
 /// about 2 s), catches the numa_maps of COUNT processes named COMM once
 /// each has PAGES pages of the segment present (its whole chunk: filled,
 /// not half-way), and prints its exit code and its JSON, each framed by
-/// markers. `mrun` does the same for `mpirun -n 2 vecpar-coord ARGS…`,
+/// markers (`section NAME COMMAND…` frames any command's output and exit
+/// code). `mrun` does the same for `mpirun -n 2 vecpar-coord ARGS…`,
 /// the stall in rank 0's own process.
 const GUEST_FUNCTIONS: &str = r#"
 run() {
@@ -108,6 +109,7 @@ run() {
     cat /tmp/$name.json
     echo "@@end $name"
 }
+section() { name=$1; shift; echo "@@$name"; "$@" 2>&1; echo "rc=$?"; echo "@@$name-end"; }
 mpi_env() {
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=/bin/false HOME=/root
     hostname guest; ip link set lo up
@@ -150,6 +152,15 @@ fn section<'o>(output: &'o str, name: &str) -> &'o str {
         .nth(1)
         .and_then(|o| o.split(&format!("@@{name}-end")).next())
         .unwrap_or_else(|| panic!("no @@{name} section in:\n{output}"))
+}
+
+/// The JSON that the guest's `section NAME COMMAND…` printed, which must
+/// have exited 0.
+fn section_json(output: &str, name: &str) -> Value {
+    let text = section(output, name);
+    assert!(text.trim_end().ends_with("rc=0"), "{name}: {text}");
+    let body = text.trim_end().trim_end_matches("rc=0");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"))
 }
 
 /// One run's results from the guest's output.
@@ -478,7 +489,6 @@ fn huge_pages_back_the_arrays_when_the_pool_has_room() {
     // test's run meets a pool this test filled (the host's vm.nr_hugepages
     // is shared by every run on it).
     let script = r#"
-section() { name=$1; shift; echo "@@$name"; "$@" 2>&1; echo "rc=$?"; echo "@@$name-end"; }
 echo 0 > /proc/sys/vm/nr_hugepages
 section no-pool vecpar-coord --huge-pages always --len 1e6 --procs 2 --mode threads
 echo 32 > /proc/sys/vm/nr_hugepages
@@ -492,12 +502,7 @@ section unbalanced vecpar-coord --len 1e6 --procs 8 --mode threads --export-json
     let Some(output) = in_guest("huge_pages_back_the_arrays_when_the_pool_has_room", 2, 256, script) else {
         return;
     };
-    let json = |name: &str| -> Value {
-        let text = section(&output, name);
-        assert!(text.trim_end().ends_with("rc=0"), "{name}: {text}");
-        let body = text.trim_end().trim_end_matches("rc=0");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"))
-    };
+    let json = |name: &str| section_json(&output, name);
     // Without a pool, `always` says how to get one.
     let none = section(&output, "no-pool");
     assert!(none.trim_end().ends_with("rc=1"), "{none}");
@@ -529,7 +534,6 @@ fn a_cpu_without_avx512_runs_every_kernel_at_its_own_levels() {
     // and the check take their generic paths, not the AVX-512 builds), and
     // asking for avx512 is one line naming what the CPU has.
     let script = r#"
-section() { name=$1; shift; echo "@@$name"; "$@" 2>&1; echo "rc=$?"; echo "@@$name-end"; }
 section topology vecpar-coord topology --export-json -
 section refused vecpar-coord --simd avx512 --len 1e3 -q
 for mode in procs threads serial; do
@@ -546,12 +550,7 @@ section nontemporal vecpar-coord --procs 2 --stores nontemporal --op all --len 1
     let Some(output) = in_guest("a_cpu_without_avx512_runs_every_kernel_at_its_own_levels", 2, 256, script) else {
         return;
     };
-    let json = |name: &str| -> Value {
-        let text = section(&output, name);
-        assert!(text.trim_end().ends_with("rc=0"), "{name}: {text}");
-        let body = text.trim_end().trim_end_matches("rc=0");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"))
-    };
+    let json = |name: &str| section_json(&output, name);
     let levels = json("topology")["simd"].clone();
     assert_eq!(levels, serde_json::json!(["scalar", "sse2", "avx2"]), "the guest's CPU has no AVX-512");
     let refused = section(&output, "refused");

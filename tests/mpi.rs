@@ -348,7 +348,7 @@ mod with_mpi {
                     && c.starts_with(coord_bin())
                     && std::fs::read(format!("/proc/{p}/environ"))
                         .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == tag.as_bytes()))
-                    && workers_of(*p).into_iter().filter(|&w| at_work(w)).count() >= 2
+                    && workers_at_work(*p).len() >= 2
             })
         };
         loop {

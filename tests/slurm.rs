@@ -298,11 +298,10 @@ mod default_build {
             // process of the step, and a worker that has not yet said hello
             // would be one that could not start.
             let deadline = Instant::now() + LIMIT;
-            while !processes().iter().any(|(p, cmd)| {
-                cmd.starts_with(coord_bin())
-                    && cmd.contains(&seed)
-                    && workers_of(*p).into_iter().filter(|&w| at_work(w)).count() >= 2
-            }) {
+            while !processes()
+                .iter()
+                .any(|(p, cmd)| cmd.starts_with(coord_bin()) && cmd.contains(&seed) && workers_at_work(*p).len() >= 2)
+            {
                 assert!(Instant::now() < deadline, "no worker started");
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -467,7 +466,7 @@ mod with_mpi {
                     && cmd.starts_with(coord_bin())
                     && std::fs::read(format!("/proc/{p}/environ"))
                         .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == tag.as_bytes()))
-                    && workers_of(*p).into_iter().any(at_work)
+                    && !workers_at_work(*p).is_empty()
             })
         };
         let rank1 = loop {

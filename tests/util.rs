@@ -131,6 +131,11 @@ pub(crate) fn workers_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The workers of coordinator `pid` that are at work (see [`at_work`]).
+pub(crate) fn workers_at_work(pid: u32) -> Vec<u32> {
+    workers_of(pid).into_iter().filter(|&w| at_work(w)).collect()
+}
+
 /// Whether worker `pid` is past its start-up: it has touched a page of the
 /// arrays. A worker maps the segment's control block before it says hello;
 /// it maps `a`, `b` and its part of `c` once assigned, and touches none of
@@ -310,7 +315,7 @@ impl Background {
     pub(crate) fn wait_for_workers(&mut self, n: usize) -> Vec<u32> {
         let deadline = Instant::now() + LIMIT;
         loop {
-            let workers: Vec<u32> = workers_of(self.pid()).into_iter().filter(|&w| at_work(w)).collect();
+            let workers = workers_at_work(self.pid());
             if workers.len() >= n {
                 return workers;
             }
